@@ -1,0 +1,56 @@
+//! The charm's own memory on the unit, kept in `/var/lib/etcd-charm/state.json`.
+//!
+//! Juju keeps no state for a machine charm between hooks; this file records
+//! what the charm installed and what it last applied to etcd, so a hook can
+//! tell whether a restart is needed. It is written atomically.
+
+use std::fs;
+use std::io;
+
+use serde::{Deserialize, Serialize};
+
+use crate::etcd::paths::{Root, STATE_FILE};
+use crate::etcd::Binaries;
+use crate::fsutil;
+
+/// What the charm last applied to the running etcd.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub client_url: String,
+    pub peer_url: String,
+    pub client_port: u16,
+    /// sha256 of the rendered config and unit file, to detect changes that
+    /// need a restart even when the files were written by an earlier hook.
+    pub fingerprint: String,
+}
+
+/// The unit-local state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalState {
+    /// The installed etcd, once installed.
+    pub binaries: Option<Binaries>,
+    /// Why the last install failed, shown until an install succeeds.
+    pub install_error: Option<String>,
+    /// The start hook has run and stop has not: etcd should be running.
+    pub started: bool,
+    /// What the running etcd was started with.
+    pub applied: Option<Applied>,
+}
+
+impl LocalState {
+    pub fn load(root: &Root) -> io::Result<Self> {
+        match fs::read(root.at(STATE_FILE)) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("{STATE_FILE}: {e}"))
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(LocalState::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn save(&self, root: &Root) -> io::Result<()> {
+        let body = serde_json::to_vec_pretty(self)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        fsutil::write_atomic(&root.at(STATE_FILE), &body, 0o600).map(drop)
+    }
+}

@@ -1,0 +1,230 @@
+//! A blocking facade over `etcd-client`: status, membership, health and the
+//! maintenance calls the charm's actions need.
+//!
+//! The charm is a short-lived, sequential program, so each [`EtcdClient`]
+//! owns a current-thread tokio runtime and blocks on every call. Every call
+//! has a timeout, so a dead member costs seconds, not minutes.
+
+use std::time::{Duration, Instant};
+
+use etcd_client::{AlarmAction, AlarmType, Client, CompactionOptions, ConnectOptions, GetOptions};
+
+/// A call to etcd that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot reach etcd at {endpoint}: {source}")]
+    Connect {
+        endpoint: String,
+        #[source]
+        source: etcd_client::Error,
+    },
+    #[error("etcd {call} failed: {source}")]
+    Call {
+        call: &'static str,
+        #[source]
+        source: etcd_client::Error,
+    },
+    #[error("etcd {call} timed out after {secs} s")]
+    Timeout { call: &'static str, secs: u64 },
+    #[error("etcd did not become healthy within {secs} s: {last}")]
+    NotHealthy { secs: u64, last: String },
+    #[error("etcd answered without a response header to {0}")]
+    NoHeader(&'static str),
+}
+
+/// What `Maintenance.Status` says about the member we talk to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberStatus {
+    pub version: String,
+    pub cluster_id: u64,
+    pub member_id: u64,
+    pub leader: u64,
+    pub revision: i64,
+    pub db_size: i64,
+    pub raft_index: u64,
+}
+
+/// One member of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: u64,
+    pub name: String,
+    pub peer_urls: Vec<String>,
+    pub client_urls: Vec<String>,
+    pub is_learner: bool,
+}
+
+/// The health of the member we talk to and the cluster it sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub status: MemberStatus,
+    pub members: Vec<Member>,
+    /// Active alarms, e.g. `NOSPACE`; empty when healthy.
+    pub alarms: Vec<String>,
+}
+
+impl Health {
+    pub fn is_healthy(&self) -> bool {
+        self.alarms.is_empty() && self.status.leader != 0
+    }
+}
+
+/// A connection to one etcd endpoint.
+pub struct EtcdClient {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    timeout: Duration,
+}
+
+impl EtcdClient {
+    /// Connects to `endpoint` (e.g. `http://127.1.2.3:2379`).
+    pub fn connect(endpoint: &str, timeout: Duration) -> Result<Self, ClientError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ClientError::Runtime)?;
+        let opts = ConnectOptions::new()
+            .with_connect_timeout(timeout)
+            .with_timeout(timeout);
+        let client = rt
+            .block_on(async {
+                tokio::time::timeout(timeout, Client::connect([endpoint], Some(opts))).await
+            })
+            .map_err(|_| ClientError::Timeout {
+                call: "connect",
+                secs: timeout.as_secs(),
+            })?
+            .map_err(|source| ClientError::Connect {
+                endpoint: endpoint.to_string(),
+                source,
+            })?;
+        Ok(EtcdClient {
+            rt,
+            client,
+            timeout,
+        })
+    }
+
+    fn call<T, F>(&mut self, call: &'static str, f: F) -> Result<T, ClientError>
+    where
+        F: FnOnce(
+            Client,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, etcd_client::Error>>>,
+        >,
+    {
+        let timeout = self.timeout;
+        let fut = f(self.client.clone());
+        self.rt
+            .block_on(async { tokio::time::timeout(timeout, fut).await })
+            .map_err(|_| ClientError::Timeout {
+                call,
+                secs: timeout.as_secs(),
+            })?
+            .map_err(|source| ClientError::Call { call, source })
+    }
+
+    /// `Maintenance.Status` of the member we are connected to.
+    pub fn status(&mut self) -> Result<MemberStatus, ClientError> {
+        let r = self.call("status", |mut c| Box::pin(async move { c.status().await }))?;
+        let h = r.header().ok_or(ClientError::NoHeader("status"))?;
+        Ok(MemberStatus {
+            version: r.version().to_string(),
+            cluster_id: h.cluster_id(),
+            member_id: h.member_id(),
+            leader: r.leader(),
+            revision: h.revision(),
+            db_size: r.db_size(),
+            raft_index: r.raft_index(),
+        })
+    }
+
+    /// The cluster's members.
+    pub fn members(&mut self) -> Result<Vec<Member>, ClientError> {
+        let r = self.call("member list", |mut c| {
+            Box::pin(async move { c.member_list().await })
+        })?;
+        Ok(r.members()
+            .iter()
+            .map(|m| Member {
+                id: m.id(),
+                name: m.name().to_string(),
+                peer_urls: m.peer_urls().to_vec(),
+                client_urls: m.client_urls().to_vec(),
+                is_learner: m.is_learner(),
+            })
+            .collect())
+    }
+
+    /// Changes a member's peer URLs (used when `management_port` changes).
+    pub fn member_update(&mut self, id: u64, peer_urls: Vec<String>) -> Result<(), ClientError> {
+        self.call("member update", move |mut c| {
+            Box::pin(async move { c.member_update(id, peer_urls).await })
+        })
+        .map(drop)
+    }
+
+    /// Health as `etcdctl endpoint health` judges it: a linearizable read
+    /// goes through raft, and no alarm is raised.
+    pub fn health(&mut self) -> Result<Health, ClientError> {
+        let status = self.status()?;
+        self.call("linearizable get", |mut c| {
+            Box::pin(async move {
+                c.get("health", Some(GetOptions::new().with_count_only()))
+                    .await
+            })
+        })?;
+        let alarms = self.call("alarm list", |mut c| {
+            Box::pin(async move { c.alarm(AlarmAction::Get, AlarmType::None, None).await })
+        })?;
+        let members = self.members()?;
+        Ok(Health {
+            status,
+            members,
+            alarms: alarms
+                .alarms()
+                .iter()
+                .map(|a| a.alarm().as_str_name().to_string())
+                .collect(),
+        })
+    }
+
+    /// Compacts history up to `revision`.
+    pub fn compact(&mut self, revision: i64, physical: bool) -> Result<(), ClientError> {
+        let opts = physical.then(|| CompactionOptions::new().with_physical());
+        self.call("compact", move |mut c| {
+            Box::pin(async move { c.compact(revision, opts).await })
+        })
+        .map(drop)
+    }
+
+    /// Defragments the member we are connected to.
+    pub fn defragment(&mut self) -> Result<(), ClientError> {
+        self.call("defragment", |mut c| {
+            Box::pin(async move { c.defragment().await })
+        })
+        .map(drop)
+    }
+}
+
+/// Polls `endpoint` until it is healthy or `within` has passed.
+pub fn wait_healthy(endpoint: &str, within: Duration) -> Result<Health, ClientError> {
+    let deadline = Instant::now() + within;
+    let per_try = Duration::from_secs(2);
+    loop {
+        let last = match EtcdClient::connect(endpoint, per_try).and_then(|mut c| c.health()) {
+            Ok(h) if h.is_healthy() => return Ok(h),
+            Ok(h) => format!("alarms {:?}, leader {}", h.alarms, h.status.leader),
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= deadline {
+            return Err(ClientError::NotHealthy {
+                secs: within.as_secs(),
+                last,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

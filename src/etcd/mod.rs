@@ -1,0 +1,20 @@
+//! The workload: etcd's binaries, its config, its systemd unit and the
+//! connection to the running server.
+//!
+//! Invariant: nothing here knows about Juju. This is the only module that
+//! runs etcd, etcdctl/etcdutl, apt-get or systemctl, and its errors keep the
+//! child's stderr so the operator sees what the tool said.
+
+pub mod client;
+pub mod config;
+pub mod install;
+pub mod paths;
+pub mod process;
+pub mod service;
+
+pub use client::{ClientError, EtcdClient, Health, Member, MemberStatus};
+pub use config::{ClusterState, ConfigError, MemberConfig};
+pub use install::{Binaries, BinarySource, InstallError};
+pub use paths::Root;
+pub use process::CommandError;
+pub use service::Service;

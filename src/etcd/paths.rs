@@ -1,0 +1,108 @@
+//! The unit root: every absolute path the charm owns goes through [`Root`].
+//!
+//! In production the root is `/`. The simulator sets `ETCD_CHARM_ROOT` per
+//! unit so that several units share one machine. Paths rendered into files
+//! (the systemd unit's `ExecStart`, etcd's `data-dir`) are resolved before
+//! rendering, so whatever reads those files needs no knowledge of the root.
+
+use std::path::{Component, Path, PathBuf};
+
+/// The environment variable that moves the root (set by the simulator).
+pub const ROOT_ENV: &str = "ETCD_CHARM_ROOT";
+
+/// Unit paths the charm owns.
+pub const CONFIG_FILE: &str = "/etc/etcd-charm/etcd.conf.yml";
+pub const DATA_DIR: &str = "/var/lib/etcd-charm/data";
+pub const BIN_DIR: &str = "/var/lib/etcd-charm/bin";
+pub const STATE_FILE: &str = "/var/lib/etcd-charm/state.json";
+pub const LOCK_FILE: &str = "/var/lib/etcd-charm/charm.lock";
+pub const UNIT_FILE: &str = "/etc/systemd/system/etcd.service";
+
+/// A path that cannot be a unit path.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "{path:?} is not an absolute path without '..': refusing to resolve it under the unit root"
+)]
+pub struct PathError {
+    pub path: PathBuf,
+}
+
+/// The filesystem root the charm's paths live under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    base: PathBuf,
+}
+
+impl Root {
+    /// `/`, or `$ETCD_CHARM_ROOT` when set.
+    pub fn from_env() -> Self {
+        match std::env::var_os(ROOT_ENV) {
+            Some(v) if !v.is_empty() => Root::new(v),
+            _ => Root::new("/"),
+        }
+    }
+
+    pub fn new(base: impl Into<PathBuf>) -> Self {
+        Root { base: base.into() }
+    }
+
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+
+    /// Resolves a unit path (absolute, no `..`) to a host path.
+    pub fn resolve(&self, unit_path: impl AsRef<Path>) -> Result<PathBuf, PathError> {
+        let p = unit_path.as_ref();
+        let mut out = self.base.clone();
+        let mut comps = p.components();
+        if comps.next() != Some(Component::RootDir) {
+            return Err(PathError { path: p.into() });
+        }
+        for c in comps {
+            match c {
+                Component::Normal(n) => out.push(n),
+                Component::CurDir => {}
+                _ => return Err(PathError { path: p.into() }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Resolves one of the charm's own constant paths (always valid).
+    pub fn at(&self, constant: &'static str) -> PathBuf {
+        let rel = constant.trim_start_matches('/');
+        self.base.join(rel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_root_is_identity() {
+        let r = Root::new("/");
+        assert_eq!(r.at(CONFIG_FILE), PathBuf::from(CONFIG_FILE));
+        assert_eq!(r.resolve("/a/b").unwrap(), PathBuf::from("/a/b"));
+    }
+
+    #[test]
+    fn moved_root() {
+        let r = Root::new("/tmp/u0/root");
+        assert_eq!(
+            r.at(DATA_DIR),
+            PathBuf::from("/tmp/u0/root/var/lib/etcd-charm/data")
+        );
+        assert_eq!(
+            r.resolve("/home/ubuntu/./x").unwrap(),
+            PathBuf::from("/tmp/u0/root/home/ubuntu/x")
+        );
+    }
+
+    #[test]
+    fn refuses_escapes() {
+        let r = Root::new("/tmp/u0/root");
+        assert!(r.resolve("/a/../../etc/passwd").is_err());
+        assert!(r.resolve("relative").is_err());
+    }
+}
