@@ -66,6 +66,13 @@ impl Default for Service {
 }
 
 impl Service {
+    /// A `Service` that runs the given `systemctl` (the default finds it on PATH).
+    pub fn with_systemctl(systemctl: impl Into<PathBuf>) -> Self {
+        Service {
+            systemctl: systemctl.into(),
+        }
+    }
+
     fn run(&self, args: &[&str]) -> Result<(), CommandError> {
         process::run(Command::new(&self.systemctl).args(args)).map(drop)
     }

@@ -56,19 +56,21 @@ impl<S: Subscriber> Layer<S> for JujuLogLayer {
     }
 }
 
-/// Installs the subscriber. `to_juju` is false outside Juju (no hook tools).
+/// Installs the subscriber. Under Juju (`to_juju`), INFO and above go to
+/// `juju-log` only: Juju also logs a hook's stderr, so writing both would
+/// show every line twice. Outside Juju, everything goes to stderr.
 pub fn init(to_juju: bool) {
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time();
-    let registry = tracing_subscriber::registry().with(fmt);
+    let registry = tracing_subscriber::registry();
     let result = if to_juju {
         tracing::subscriber::set_global_default(registry.with(JujuLogLayer {
             tools: CliHookTools,
         }))
     } else {
-        tracing::subscriber::set_global_default(registry)
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .without_time();
+        tracing::subscriber::set_global_default(registry.with(fmt))
     };
     if let Err(e) = result {
         eprintln!("cannot install the log subscriber: {e}");

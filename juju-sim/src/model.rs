@@ -1,0 +1,340 @@
+//! The model's state and its on-disk store. Everything Juju's controller
+//! would remember (applications, units, leadership, config, resources,
+//! relations and their data bags, leader settings, secrets, action records,
+//! statuses, ports, the pending hook queue) lives in one
+//! `$JUJU_SIM_HOME/model.json`, changed only under an exclusive flock on
+//! `model.lock` and written atomically (temp file + rename). The lock is held
+//! for one read-modify-write, never while a hook runs, because the hook
+//! tools the hook calls need it.
+
+use fs2::FileExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Errors from reading or writing the model store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot parse {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// A workload or application status as set by `status-set`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Status {
+    pub current: String,
+    pub message: String,
+    pub since: String,
+}
+
+/// One deployed application.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Application {
+    /// The charm's `name` from metadata.yaml.
+    pub charm: String,
+    /// The stored, unpacked charm (`$JUJU_SIM_HOME/charms/<app>`).
+    pub charm_dir: PathBuf,
+    pub revision: u64,
+    pub next_unit: u32,
+    pub leader: Option<String>,
+    /// Values set by the operator (not defaults).
+    pub config: BTreeMap<String, Value>,
+    /// Resource name → stored file path.
+    pub resources: BTreeMap<String, PathBuf>,
+    pub leader_settings: BTreeMap<String, String>,
+    /// Set by the leader's `status-set --application`.
+    pub status: Option<Status>,
+    pub version: String,
+    pub dying: bool,
+}
+
+/// One unit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Unit {
+    pub app: String,
+    pub number: u32,
+    pub machine: String,
+    pub address: String,
+    pub workload: Status,
+    /// `idle` or `executing`; `error` is derived from `failed`.
+    pub agent: String,
+    /// The hook that failed all its retries; the unit waits for `resolved`.
+    pub failed: Option<Op>,
+    /// Hooks that arrived while the unit was in error.
+    pub deferred: Vec<Op>,
+    pub ports: BTreeSet<String>,
+    pub dying: bool,
+}
+
+/// A relation (only peer relations are simulated).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Relation {
+    pub endpoint: String,
+    pub app: String,
+    /// Per unit, the remote units it has seen join (what relation-list shows).
+    pub views: BTreeMap<String, BTreeSet<String>>,
+    pub unit_data: BTreeMap<String, BTreeMap<String, String>>,
+    pub app_data: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// An action record (Juju 2.9's "action", Juju 3's "task").
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Action {
+    pub id: u64,
+    pub unit: String,
+    pub name: String,
+    pub params: Value,
+    /// pending, running, completed or failed.
+    pub status: String,
+    pub message: Option<String>,
+    pub failed_by_charm: bool,
+    pub results: serde_json::Map<String, Value>,
+    /// (unix seconds, message)
+    pub log: Vec<(u64, String)>,
+    pub enqueued: u64,
+    pub started: Option<u64>,
+    pub completed: Option<u64>,
+    pub code: Option<i32>,
+}
+
+/// One secret and its revisions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Secret {
+    pub id: String,
+    /// `application` or `unit`.
+    pub owner_kind: String,
+    /// The owning application or unit name.
+    pub owner: String,
+    pub label: Option<String>,
+    pub description: Option<String>,
+    pub revisions: Vec<BTreeMap<String, String>>,
+}
+
+/// What the agent does next for a unit: a hook, or the final removal step.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Op {
+    pub unit: String,
+    /// A hook name, or `@finalize-remove` for the last step of remove-unit.
+    pub hook: String,
+    pub relation: Option<String>,
+    pub remote_unit: Option<String>,
+    pub remote_app: Option<String>,
+    pub departing: Option<String>,
+}
+
+pub const FINALIZE_REMOVE: &str = "@finalize-remove";
+
+impl Op {
+    pub fn hook(unit: &str, hook: &str) -> Op {
+        Op {
+            unit: unit.to_string(),
+            hook: hook.to_string(),
+            ..Op::default()
+        }
+    }
+
+    pub fn relation(unit: &str, hook: &str, rel: &str, app: &str, remote: Option<&str>) -> Op {
+        Op {
+            unit: unit.to_string(),
+            hook: hook.to_string(),
+            relation: Some(rel.to_string()),
+            remote_unit: remote.map(str::to_string),
+            remote_app: Some(app.to_string()),
+            departing: None,
+        }
+    }
+}
+
+/// The whole model.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Model {
+    pub uuid: String,
+    pub next_action: u64,
+    pub next_machine: u64,
+    pub next_relation: u64,
+    pub applications: BTreeMap<String, Application>,
+    pub units: BTreeMap<String, Unit>,
+    pub relations: BTreeMap<String, Relation>,
+    pub actions: BTreeMap<u64, Action>,
+    pub secrets: BTreeMap<String, Secret>,
+    pub queue: VecDeque<Op>,
+}
+
+impl Model {
+    /// Units of `app`, ordered by number.
+    pub fn app_units(&self, app: &str) -> Vec<String> {
+        let mut v: Vec<(u32, String)> = self
+            .units
+            .iter()
+            .filter(|(_, u)| u.app == app)
+            .map(|(n, u)| (u.number, n.clone()))
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, n)| n).collect()
+    }
+
+    /// Live (not dying) units of `app`, ordered by number.
+    pub fn live_units(&self, app: &str) -> Vec<String> {
+        self.app_units(app)
+            .into_iter()
+            .filter(|u| self.units.get(u).is_some_and(|x| !x.dying))
+            .collect()
+    }
+
+    /// Relation ids of `app`, ordered.
+    pub fn app_relations(&self, app: &str) -> Vec<String> {
+        let mut v: Vec<(u64, String)> = self
+            .relations
+            .iter()
+            .filter(|(_, r)| r.app == app)
+            .map(|(id, _)| {
+                let n = id
+                    .rsplit_once(':')
+                    .and_then(|(_, n)| n.parse().ok())
+                    .unwrap_or(0);
+                (n, id.clone())
+            })
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, id)| id).collect()
+    }
+
+    pub fn is_leader(&self, unit: &str) -> bool {
+        self.units
+            .get(unit)
+            .and_then(|u| self.applications.get(&u.app))
+            .and_then(|a| a.leader.as_deref())
+            == Some(unit)
+    }
+}
+
+/// The on-disk store rooted at `$JUJU_SIM_HOME`.
+#[derive(Debug, Clone)]
+pub struct Store {
+    home: PathBuf,
+}
+
+impl Store {
+    pub fn new(home: PathBuf) -> Store {
+        Store { home }
+    }
+
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    pub fn unit_dir(&self, unit: &str) -> PathBuf {
+        self.home.join("units").join(crate::util::unit_slug(unit))
+    }
+
+    pub fn tools_dir(&self) -> PathBuf {
+        self.home.join("tools")
+    }
+
+    fn model_path(&self) -> PathBuf {
+        self.home.join("model.json")
+    }
+
+    fn lock(&self, exclusive: bool) -> Result<File, StoreError> {
+        fs::create_dir_all(&self.home).map_err(io_err("create", &self.home))?;
+        let path = self.home.join("model.lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err("open", &path))?;
+        if exclusive {
+            FileExt::lock_exclusive(&f).map_err(io_err("lock", &path))?;
+        } else {
+            FileExt::lock_shared(&f).map_err(io_err("lock", &path))?;
+        }
+        Ok(f)
+    }
+
+    fn load(&self) -> Result<Model, StoreError> {
+        let path = self.model_path();
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| StoreError::Parse {
+                path: path.clone(),
+                source,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Model::default()),
+            Err(e) => Err(io_err("read", &path)(e)),
+        }
+    }
+
+    fn save(&self, model: &Model) -> Result<(), StoreError> {
+        let path = self.model_path();
+        let tmp = self
+            .home
+            .join(format!("model.json.tmp.{}", std::process::id()));
+        let bytes = serde_json::to_vec_pretty(model).map_err(|source| StoreError::Parse {
+            path: path.clone(),
+            source,
+        })?;
+        let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        f.write_all(&bytes).map_err(io_err("write", &tmp))?;
+        f.sync_all().map_err(io_err("sync", &tmp))?;
+        fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
+        Ok(())
+    }
+
+    /// Whether a model exists here.
+    pub fn exists(&self) -> bool {
+        self.model_path().exists()
+    }
+
+    /// Reads the model (an empty one when none exists yet).
+    pub fn read(&self) -> Result<Model, StoreError> {
+        if !self.home.exists() {
+            return Ok(Model::default());
+        }
+        let _lock = self.lock(false)?;
+        self.load()
+    }
+
+    /// Read-modify-write under the exclusive lock; saved only when `f`
+    /// succeeds.
+    pub fn update<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut Model) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let _lock = self.lock(true)?;
+        let mut model = self.load()?;
+        let out = f(&mut model)?;
+        self.save(&model)?;
+        Ok(out)
+    }
+}

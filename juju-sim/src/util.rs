@@ -1,0 +1,109 @@
+//! Small helpers shared by every role of the binary: UTC timestamps in Juju's
+//! formats (no date crate needed), unit-name parsing, recursive copies and
+//! the `key=value` argument splitter. Kept here so the CLI, the agent and the
+//! hook tools format things identically.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seconds since the Unix epoch, now.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// (year, month, day, hour, minute, second) in UTC for `secs`.
+fn civil(secs: u64) -> (i64, u32, u32, u64, u64, u64) {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = if m <= 2 { y + 1 } else { y };
+    (y, m, d, rem / 3600, (rem / 60) % 60, rem % 60)
+}
+
+/// `2026-11-21 21:10:54 +0000 UTC`, as Juju 2.9 prints action timings.
+pub fn juju_time(secs: u64) -> String {
+    let (y, mo, d, h, mi, s) = civil(secs);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} +0000 UTC")
+}
+
+/// `2026-11-21T21:10:54Z`, RFC 3339, for status `since` and log lines.
+pub fn rfc3339(secs: u64) -> String {
+    let (y, mo, d, h, mi, s) = civil(secs);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// Splits `etcd/0` into (`etcd`, 0); `None` when it is not a unit name.
+pub fn parse_unit(name: &str) -> Option<(String, u32)> {
+    let (app, n) = name.rsplit_once('/')?;
+    if app.is_empty() {
+        return None;
+    }
+    Some((app.to_string(), n.parse().ok()?))
+}
+
+/// `etcd/0` → `etcd-0` (the unit's directory name).
+pub fn unit_slug(unit: &str) -> String {
+    unit.replace('/', "-")
+}
+
+/// Splits `key=value`; `None` when there is no `=`.
+pub fn split_kv(arg: &str) -> Option<(&str, &str)> {
+    arg.split_once('=')
+}
+
+/// Copies a directory tree, keeping file modes; symlinks are followed.
+pub fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
+    fs::create_dir_all(dst)?;
+    for entry in fs::read_dir(src)? {
+        let entry = entry?;
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        if fs::metadata(&from)?.is_dir() {
+            copy_tree(&from, &to)?;
+        } else {
+            fs::copy(&from, &to)?;
+        }
+    }
+    Ok(())
+}
+
+/// A cheap stable hash (FNV-1a) used to spread address searches and make ids.
+pub fn fnv(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_epoch_dates() {
+        assert_eq!(juju_time(0), "1970-01-01 00:00:00 +0000 UTC");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn parses_units() {
+        assert_eq!(parse_unit("etcd/12"), Some(("etcd".into(), 12)));
+        assert_eq!(parse_unit("etcd"), None);
+    }
+}

@@ -1,0 +1,585 @@
+//! End-to-end tests of the simulator itself: each test builds a tiny fixture
+//! charm (a shell `dispatch` that records every hook and calls hook tools),
+//! deploys it into its own temporary JUJU_SIM_HOME and JUJU_SIM_ADDR_DIR,
+//! and asserts on exit codes, parsed JSON/YAML and files.
+
+use serde_json::Value;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const DISPATCH: &str = r#"#!/bin/sh
+echo "$JUJU_DISPATCH_PATH $JUJU_REMOTE_UNIT" >> "$ETCD_CHARM_ROOT/hooks.log"
+case "$JUJU_DISPATCH_PATH" in
+  hooks/install) status-set maintenance installing ;;
+  hooks/start) status-set active ready; open-port 2379/tcp; application-version-set 1.2.3 ;;
+  hooks/cluster-relation-joined) relation-set -r "$JUJU_RELATION_ID" joined-by="$JUJU_UNIT_NAME" ;;
+  hooks/config-changed) [ -f "$ETCD_CHARM_ROOT/fail-config" ] && exit 3 ; true ;;
+  actions/check)
+    action-log "starting"
+    action-set snapshot.path=/x copy.cmd="juju scp a b" || exit 1
+    [ "$(action-get fail)" = "True" ] && action-fail "asked to fail"
+    ;;
+  actions/keys)
+    for k in "$@"; do :; done
+    ;;
+  actions/boom) exit 7 ;;
+esac
+exit 0
+"#;
+
+struct Sim {
+    _dir: tempfile::TempDir,
+    home: PathBuf,
+    addrs: PathBuf,
+    charm: PathBuf,
+}
+
+impl Sim {
+    fn new() -> Sim {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("model");
+        let addrs = dir.path().join("addrs");
+        let charm = dir.path().join("charm");
+        fs::create_dir_all(&charm).unwrap();
+        fs::write(
+            charm.join("metadata.yaml"),
+            "name: fix\npeers:\n  cluster:\n    interface: fix\nprovides:\n  db:\n    interface: fix\nresources:\n  blob:\n    type: file\n    filename: blob.bin\n",
+        )
+        .unwrap();
+        fs::write(
+            charm.join("config.yaml"),
+            "options:\n  port:\n    type: int\n    default: 2379\n    description: p\n  name:\n    type: string\n    description: n\n  on:\n    type: boolean\n    default: false\n    description: o\n",
+        )
+        .unwrap();
+        fs::write(
+            charm.join("actions.yaml"),
+            "check:\n  description: c\n  params:\n    fail:\n      type: boolean\n      default: false\n    count:\n      type: integer\n      default: 3\n    name:\n      type: string\n  additionalProperties: false\nboom:\n  description: b\nkeys:\n  description: k\n",
+        )
+        .unwrap();
+        fs::write(charm.join("dispatch"), DISPATCH).unwrap();
+        fs::set_permissions(charm.join("dispatch"), fs::Permissions::from_mode(0o755)).unwrap();
+        Sim {
+            _dir: dir,
+            home,
+            addrs,
+            charm,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_juju-sim"))
+            .args(args)
+            .env("JUJU_SIM_HOME", &self.home)
+            .env("JUJU_SIM_ADDR_DIR", &self.addrs)
+            .env("JUJU_SIM_STOP_TIMEOUT", "5")
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.cmd(args);
+        assert!(
+            o.status.success(),
+            "{args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    }
+
+    fn deploy(&self, n: &str) {
+        let charm = self.charm.to_string_lossy().to_string();
+        self.ok(&["deploy", &charm, "-n", n]);
+    }
+
+    fn root(&self, unit: &str) -> PathBuf {
+        self.home
+            .join("units")
+            .join(unit.replace('/', "-"))
+            .join("root")
+    }
+
+    fn hooks(&self, unit: &str) -> Vec<String> {
+        fs::read_to_string(self.root(unit).join("hooks.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.trim_end().to_string())
+            .collect()
+    }
+
+    fn exec(&self, unit: &str, cmd: &str) -> Output {
+        self.cmd(&["exec", "--unit", unit, "--", cmd])
+    }
+
+    fn status(&self) -> Value {
+        serde_json::from_str(&self.ok(&["status", "--format=json"])).unwrap()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if self.home.exists() {
+            let _ = self.cmd(&["destroy-model", "-y"]);
+        }
+    }
+}
+
+#[test]
+fn deploy_and_remove_hook_order() {
+    let sim = Sim::new();
+    sim.deploy("2");
+    let h0 = sim.hooks("fix/0");
+    assert_eq!(
+        &h0[..5],
+        &[
+            "hooks/install",
+            "hooks/cluster-relation-created",
+            "hooks/leader-elected",
+            "hooks/config-changed",
+            "hooks/start"
+        ]
+    );
+    assert!(h0.contains(&"hooks/cluster-relation-joined fix/1".to_string()));
+    assert!(h0.contains(&"hooks/cluster-relation-changed fix/1".to_string()));
+    assert!(h0.contains(&"hooks/update-status".to_string()));
+    let h1 = sim.hooks("fix/1");
+    assert_eq!(h1[2], "hooks/leader-settings-changed");
+    let j = h1
+        .iter()
+        .position(|l| l == "hooks/cluster-relation-joined fix/0")
+        .unwrap();
+    assert_eq!(h1[j + 1], "hooks/cluster-relation-changed fix/0");
+    let st = sim.status();
+    let units = &st["applications"]["fix"]["units"];
+    assert_eq!(units["fix/0"]["leader"], true);
+    assert_eq!(units["fix/0"]["workload-status"]["current"], "active");
+    assert_eq!(units["fix/0"]["open-ports"][0], "2379/tcp");
+    assert_eq!(st["applications"]["fix"]["version"], "1.2.3");
+    // The data fix/0 set in joined reached fix/1.
+    let o = sim.exec("fix/1", "relation-get --format=json -r cluster:0 - fix/0");
+    let bag: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(bag["joined-by"], "fix/0");
+
+    // Removing the leader: fix/1 sees it depart and becomes leader.
+    let root0 = sim.root("fix/0");
+    let log0 = fs::read_to_string(root0.join("hooks.log")).unwrap();
+    sim.ok(&["remove-unit", "fix/0"]);
+    assert!(!root0.exists());
+    let _ = log0;
+    let h1 = sim.hooks("fix/1");
+    let dep = h1
+        .iter()
+        .position(|l| l == "hooks/cluster-relation-departed fix/0")
+        .unwrap();
+    let le = h1.iter().position(|l| l == "hooks/leader-elected").unwrap();
+    assert!(dep < le);
+    let st = sim.status();
+    assert_eq!(st["applications"]["fix"]["units"]["fix/1"]["leader"], true);
+    assert!(st["applications"]["fix"]["units"].get("fix/0").is_none());
+}
+
+#[test]
+fn removed_unit_runs_departure_hooks() {
+    let sim = Sim::new();
+    sim.deploy("2");
+    // Record fix/1's own hooks by copying its log aside from a hook.
+    let keep = sim._dir.path().join("keep.log");
+    fs::write(
+        sim.charm.join("dispatch"),
+        format!(
+            "{}\ncat \"$ETCD_CHARM_ROOT/hooks.log\" > {} 2>/dev/null; exit 0\n",
+            DISPATCH.trim_end().trim_end_matches("exit 0"),
+            keep.display()
+        ),
+    )
+    .unwrap();
+    // The unit runs its own copy of the charm; update it.
+    fs::copy(
+        sim.charm.join("dispatch"),
+        sim.home.join("units/fix-1/charm/dispatch"),
+    )
+    .unwrap();
+    sim.ok(&["remove-unit", "fix/1"]);
+    let log = fs::read_to_string(&keep).unwrap();
+    let tail: Vec<&str> = log.lines().map(str::trim_end).collect();
+    let n = tail.len();
+    assert_eq!(
+        &tail[n - 4..],
+        &[
+            "hooks/cluster-relation-departed fix/0",
+            "hooks/cluster-relation-broken",
+            "hooks/stop",
+            "hooks/remove"
+        ]
+    );
+}
+
+#[test]
+fn action_set_validation_and_outputs() {
+    let sim = Sim::new();
+    sim.deploy("1");
+    let out = sim.ok(&["run-action", "fix/0", "check", "--wait"]);
+    let doc: Value = serde_yaml::from_str(&out).unwrap();
+    assert_eq!(doc["status"], "completed");
+    assert_eq!(doc["results"]["snapshot"]["path"], "/x");
+    assert_eq!(doc["results"]["copy"]["cmd"], "juju scp a b");
+    assert_eq!(doc["results"]["Code"], "0");
+    assert!(doc["log"][0].as_str().unwrap().ends_with("starting"));
+
+    let queued = sim.ok(&["run-action", "fix/0", "check"]);
+    assert_eq!(queued.trim(), "Action queued with id: \"2\"");
+    let doc: Value = serde_yaml::from_str(&sim.ok(&["show-action-output", "\"2\""])).unwrap();
+    assert_eq!(doc["id"], "2");
+    assert_eq!(doc["UnitId"], "fix/0");
+
+    // run --format=json with action-fail exits 1.
+    let o = sim.cmd(&["run", "fix/0", "check", "fail=true", "--format=json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["fix/0"]["status"], "failed");
+    assert_eq!(j["fix/0"]["message"], "asked to fail");
+    assert_eq!(j["fix/0"]["results"]["return-code"], 0);
+    assert_eq!(j["fix/0"]["id"], "3");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ERROR the following task failed"));
+
+    // Non-zero exit without action-fail.
+    let doc: Value =
+        serde_yaml::from_str(&sim.ok(&["run-action", "fix/0", "boom", "--wait"])).unwrap();
+    assert_eq!(doc["status"], "failed");
+    assert_eq!(doc["message"], "exit status 7");
+
+    // action-set key validation, from inside an action context.
+    fs::write(
+        sim.home.join("units/fix-0/charm/dispatch"),
+        "#!/bin/sh\nfor a in good.nested-key=1 Foo=1 a..b=1 -a=1 stdout=1 nokey; do\n  if action-set -- \"$a\" 2>>\"$ETCD_CHARM_ROOT/err\"; then echo \"$a ok\"; else echo \"$a $?\"; fi >> \"$ETCD_CHARM_ROOT/res\"\ndone\n",
+    )
+    .unwrap();
+    sim.ok(&["run-action", "fix/0", "keys"]);
+    let res = fs::read_to_string(sim.root("fix/0").join("res")).unwrap();
+    let lines: Vec<&str> = res.lines().collect();
+    assert_eq!(lines[0], "good.nested-key=1 ok");
+    for l in &lines[1..] {
+        assert!(l.ends_with(" 1"), "{l} should have been refused");
+    }
+    let err = fs::read_to_string(sim.root("fix/0").join("err")).unwrap();
+    assert!(err.contains("ERROR cannot set reserved action key \"stdout\""));
+    assert!(err.contains("ERROR argument \"nokey\" must be of the form key...=value"));
+    // Outside an action.
+    let o = sim.exec("fix/0", "action-get");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ERROR not running an action"));
+}
+
+#[test]
+fn action_params_typing() {
+    let sim = Sim::new();
+    sim.deploy("1");
+    fs::write(
+        sim.home.join("units/fix-0/charm/dispatch"),
+        "#!/bin/sh\naction-get --format=json > \"$ETCD_CHARM_ROOT/params.json\"\n",
+    )
+    .unwrap();
+    sim.ok(&[
+        "run-action",
+        "fix/0",
+        "check",
+        "count=5",
+        "name=007",
+        "--wait",
+    ]);
+    let p: Value =
+        serde_json::from_str(&fs::read_to_string(sim.root("fix/0").join("params.json")).unwrap())
+            .unwrap();
+    assert_eq!(p["count"], 5);
+    assert_eq!(p["name"], "007");
+    assert_eq!(p["fail"], false);
+    let o = sim.cmd(&["run-action", "fix/0", "check", "foo=1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("additional property \"foo\" is not allowed")
+    );
+    let o = sim.cmd(&["run-action", "fix/0", "check", "fail=yes"]);
+    assert_eq!(o.status.code(), Some(1));
+    let o = sim.cmd(&["run-action", "fix/0", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("ERROR action \"nope\" not defined on unit \"fix/0\""));
+    // No action record was created by the refusals.
+    let o = sim.cmd(&["show-action-output", "2"]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn hook_tools() {
+    let sim = Sim::new();
+    sim.deploy("2");
+    let o = sim.exec("fix/1", "leader-set a=b");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not the leader"));
+    assert_eq!(
+        String::from_utf8_lossy(&sim.exec("fix/1", "is-leader --format=json").stdout).trim(),
+        "false"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&sim.exec("fix/0", "is-leader --format json").stdout).trim(),
+        "true"
+    );
+
+    let cfg: Value =
+        serde_json::from_slice(&sim.exec("fix/0", "config-get --format=json").stdout).unwrap();
+    assert_eq!(cfg["port"], 2379);
+    assert_eq!(cfg["on"], false);
+    assert!(cfg.get("name").is_none());
+    let cfg: Value =
+        serde_json::from_slice(&sim.exec("fix/0", "config-get --format=json --all").stdout)
+            .unwrap();
+    assert!(cfg["name"].is_null() && cfg.as_object().unwrap().contains_key("name"));
+
+    // relation-set from fix/0 fires relation-changed on fix/1.
+    let before = sim.hooks("fix/1").len();
+    let o = sim.exec("fix/0", "relation-set -r cluster:0 k=v");
+    assert!(o.status.success());
+    // exec drains the queue too; run a hook anyway.
+    sim.ok(&["run-hook", "fix/0", "update-status"]);
+    let after = sim.hooks("fix/1");
+    assert!(
+        after[before..].contains(&"hooks/cluster-relation-changed fix/0".to_string()),
+        "{after:?}"
+    );
+    let v = sim.exec("fix/1", "relation-get -r cluster:0 k fix/0");
+    assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), "v");
+    let ids: Value = serde_json::from_slice(
+        &sim.exec("fix/0", "relation-ids --format=json cluster")
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(ids, serde_json::json!(["cluster:0"]));
+    let l: Value = serde_json::from_slice(
+        &sim.exec("fix/0", "relation-list --format=json -r cluster:0")
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(l, serde_json::json!(["fix/1"]));
+
+    let ng: Value = serde_json::from_slice(
+        &sim.exec("fix/0", "network-get --format=json cluster")
+            .stdout,
+    )
+    .unwrap();
+    let addr = ng["ingress-addresses"][0].as_str().unwrap().to_string();
+    assert!(addr.starts_with("127.") && !addr.starts_with("127.0.0."));
+    assert_eq!(
+        ng["bind-addresses"][0]["addresses"][0]["value"],
+        addr.as_str()
+    );
+    assert_eq!(
+        sim.status()["applications"]["fix"]["units"]["fix/0"]["public-address"],
+        addr.as_str()
+    );
+    let o = sim.exec("fix/0", "network-get nope");
+    assert_eq!(o.status.code(), Some(1));
+
+    let o = sim.exec("fix/0", "resource-get blob");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("resource#fix/blob not found"));
+    let blob = sim._dir.path().join("b");
+    fs::write(&blob, "data").unwrap();
+    let before = sim.hooks("fix/0").len();
+    sim.ok(&[
+        "attach-resource",
+        "fix",
+        &format!("blob={}", blob.display()),
+    ]);
+    let h = sim.hooks("fix/0");
+    assert_eq!(
+        &h[before..before + 2],
+        &["hooks/upgrade-charm", "hooks/config-changed"]
+    );
+    let o = sim.exec("fix/0", "resource-get blob");
+    let p = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert_eq!(p, "/var/lib/juju/agents/unit-fix-0/resources/blob/blob.bin");
+    assert_eq!(
+        fs::read_to_string(sim.root("fix/0").join(p.trim_start_matches('/'))).unwrap(),
+        "data"
+    );
+
+    // Secrets round trip.
+    let o = sim.exec("fix/0", "secret-add --label l pass-word=s3cret");
+    let uri = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(uri.starts_with("secret:") && uri.len() == 27, "{uri}");
+    let got: Value = serde_json::from_slice(
+        &sim.exec("fix/1", &format!("secret-get --format=json {uri}"))
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(got["pass-word"], "s3cret");
+
+    // config: set, no change → no hook; failing hook → error + resolved.
+    let before = sim.hooks("fix/0").len();
+    sim.ok(&["config", "fix", "port=2379"]);
+    assert_eq!(sim.hooks("fix/0").len(), before);
+    assert_eq!(sim.ok(&["config", "fix", "port"]).trim(), "2379");
+    assert_eq!(
+        sim.cmd(&["config", "fix", "port=abc"]).status.code(),
+        Some(1)
+    );
+    fs::write(sim.root("fix/0").join("fail-config"), "").unwrap();
+    sim.ok(&["config", "fix", "port=2400"]);
+    let st = sim.status();
+    assert_eq!(
+        st["applications"]["fix"]["units"]["fix/0"]["workload-status"]["current"],
+        "error"
+    );
+    assert_eq!(
+        st["applications"]["fix"]["units"]["fix/0"]["workload-status"]["message"],
+        "hook failed: \"config-changed\""
+    );
+    fs::remove_file(sim.root("fix/0").join("fail-config")).unwrap();
+    sim.ok(&["resolved", "fix/0"]);
+    let st = sim.status();
+    assert_eq!(
+        st["applications"]["fix"]["units"]["fix/0"]["workload-status"]["current"],
+        "active"
+    );
+}
+
+const SLEEP_UNIT: &str = "[Unit]\nDescription=s\n[Service]\nExecStart=/bin/sleep \\\n  300\n";
+
+fn pid_alive(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            let st = s
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .next()
+                .unwrap_or("");
+            st != "Z"
+        })
+        .unwrap_or(false)
+}
+
+fn write_unit(root: &Path, name: &str, text: &str) {
+    let d = root.join("etc/systemd/system");
+    fs::create_dir_all(&d).unwrap();
+    fs::write(d.join(name), text).unwrap();
+}
+
+fn tracked_pid(sim: &Sim, unit: &str, svc: &str) -> i32 {
+    let s = fs::read_to_string(
+        sim.home
+            .join("units")
+            .join(unit.replace('/', "-"))
+            .join("systemd")
+            .join(format!("{svc}.json")),
+    )
+    .unwrap();
+    let v: Value = serde_json::from_str(&s).unwrap();
+    v["pid"].as_i64().unwrap() as i32
+}
+
+#[test]
+fn systemctl_stand_in() {
+    let sim = Sim::new();
+    sim.deploy("1");
+    let root = sim.root("fix/0");
+    write_unit(&root, "sl.service", SLEEP_UNIT);
+    write_unit(&root, "bad.service", "[Service]\nExecStart=/bin/false\n");
+    assert_eq!(
+        sim.exec("fix/0", "systemctl is-active sl").status.code(),
+        Some(3)
+    );
+    assert!(sim
+        .exec("fix/0", "systemctl enable --now sl.service")
+        .status
+        .success());
+    assert_eq!(
+        sim.exec("fix/0", "systemctl is-active --quiet sl")
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&sim.exec("fix/0", "systemctl is-enabled sl").stdout).trim(),
+        "enabled"
+    );
+    let pid = tracked_pid(&sim, "fix/0", "sl.service");
+    assert!(pid_alive(pid));
+    assert!(sim.exec("fix/0", "systemctl start sl").status.success());
+    assert_eq!(tracked_pid(&sim, "fix/0", "sl.service"), pid);
+    assert!(sim.exec("fix/0", "systemctl stop sl").status.success());
+    assert_eq!(
+        sim.exec("fix/0", "systemctl is-active sl").status.code(),
+        Some(3)
+    );
+    assert!(!pid_alive(pid));
+    let o = sim.exec("fix/0", "systemctl start bad");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Job for bad.service failed"));
+    let o = sim.exec("fix/0", "systemctl start missing");
+    assert_eq!(o.status.code(), Some(5));
+    assert!(sim.exec("fix/0", "systemctl mask sl").status.success());
+    assert_eq!(
+        sim.exec("fix/0", "systemctl start sl").status.code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn destroy_model_kills_everything() {
+    let sim = Sim::new();
+    sim.deploy("1");
+    write_unit(&sim.root("fix/0"), "sl.service", SLEEP_UNIT);
+    assert!(sim.exec("fix/0", "systemctl start sl").status.success());
+    let pid = tracked_pid(&sim, "fix/0", "sl.service");
+    assert!(pid_alive(pid));
+    let addr = sim.status()["applications"]["fix"]["units"]["fix/0"]["public-address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(sim.addrs.join(&addr).exists());
+    sim.ok(&["destroy-model", "-y"]);
+    assert!(!pid_alive(pid));
+    assert!(!sim.home.exists());
+    assert!(!sim.addrs.join(&addr).exists());
+}
+
+#[test]
+fn parallel_models_get_distinct_addresses() {
+    let a = Sim::new();
+    let mut b = Sim::new();
+    b.addrs = a.addrs.clone();
+    let (ca, cb) = (
+        a.charm.to_string_lossy().to_string(),
+        b.charm.to_string_lossy().to_string(),
+    );
+    let ta = std::thread::spawn({
+        let home = a.home.clone();
+        let addrs = a.addrs.clone();
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_juju-sim"))
+                .args(["deploy", &ca, "-n", "2"])
+                .env("JUJU_SIM_HOME", home)
+                .env("JUJU_SIM_ADDR_DIR", addrs)
+                .status()
+                .unwrap()
+        }
+    });
+    b.ok(&["deploy", &cb, "-n", "2"]);
+    assert!(ta.join().unwrap().success());
+    let mut all = Vec::new();
+    for s in [&a, &b] {
+        let st = s.status();
+        for (_, u) in st["applications"]["fix"]["units"].as_object().unwrap() {
+            all.push(u["public-address"].as_str().unwrap().to_string());
+        }
+    }
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "addresses clash: {all:?}");
+    assert_eq!(n, 4);
+}

