@@ -163,7 +163,7 @@ fn remove_unit_stops_etcd_and_destroy_model_leaves_nothing() {
     assert!(!listening(&format!("{addr}:2379")));
     // The charm stopped it; the simulator did not have to.
     assert!(
-        !m.debug_log().contains("left"),
+        !m.debug_log().contains("processes running; killed"),
         "the unit left processes behind:\n{}",
         m.debug_log()
     );
@@ -306,4 +306,48 @@ fn actions_are_typed_and_compact_works() {
         "{}",
         shown.stdout
     );
+}
+
+#[test]
+fn update_status_restarts_a_dead_etcd_and_logs_reach_juju() {
+    let m = Model::new();
+    m.sim(&["deploy", &charm()]).ok();
+    assert_active(&m, "etcd/0");
+    let addr = m.address("etcd/0");
+    let root = m.unit_root("etcd/0").display().to_string();
+    for pid in pids_mentioning(&root) {
+        // SIGKILL: a crash, not a clean stop.
+        unsafe_kill(pid);
+    }
+    assert!(eventually(10, || !listening(&format!("{addr}:2379"))));
+    m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
+    assert_active(&m, "etcd/0");
+    assert!(listening(&format!("{addr}:2379")));
+    let log = m.debug_log();
+    // tracing output reaches juju-log.
+    assert!(
+        log.contains("juju-log") && log.contains("installed etcd 3.4.23"),
+        "{log}"
+    );
+    assert!(log.contains("not running; starting it"), "{log}");
+}
+
+#[test]
+fn extra_units_do_not_start_a_second_cluster() {
+    let m = Model::new();
+    m.sim(&["deploy", &charm(), "-n", "2"]).ok();
+    assert_active(&m, "etcd/0");
+    let (cur, msg) = m.workload("etcd/1");
+    assert_eq!(cur, "blocked");
+    assert!(msg.contains("juju remove-unit etcd/1"), "{msg}");
+    assert!(pids_mentioning(&m.unit_root("etcd/1").display().to_string()).is_empty());
+    assert!(!listening(&format!("{}:2379", m.address("etcd/1"))));
+}
+
+fn unsafe_kill(pid: u32) {
+    let st = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
 }

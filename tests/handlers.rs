@@ -236,3 +236,18 @@ fn unknown_hook_is_a_no_op_and_actions_fail_with_a_next_step() {
     let failed = tools.state.borrow().action_failed.clone().unwrap();
     assert!(failed.contains("no action \"nope\""), "{failed}");
 }
+
+#[test]
+fn an_unexpected_failure_fails_the_hook_so_juju_retries() {
+    let w = world();
+    let tools = FakeHookTools::new(state(true));
+    let state_file = w.root.at(etcd_charm::etcd::paths::STATE_FILE);
+    fs::create_dir_all(state_file.parent().unwrap()).unwrap();
+    fs::write(&state_file, b"{not json").unwrap();
+    let err = run(&w, &tools, &hook("config-changed")).unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("config-changed") && text.contains("retry"),
+        "{text}"
+    );
+}
