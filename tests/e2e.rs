@@ -17,6 +17,17 @@ fn charm() -> String {
     util::charm_dir().display().to_string()
 }
 
+/// `juju deploy ./charm --resource etcd=PATH`
+fn deploy_with_etcd_resource(m: &Model, resource: &Path) {
+    m.sim(&[
+        "deploy",
+        &charm(),
+        "--resource",
+        &format!("etcd={}", resource.display()),
+    ])
+    .ok();
+}
+
 fn assert_active(m: &Model, unit: &str) {
     let (cur, msg) = m.workload(unit);
     assert_eq!(
@@ -67,13 +78,7 @@ fn deploy_etcd_34_from_the_ubuntu_archive() {
 fn deploy_etcd_35_from_the_etcd_resource() {
     let m = Model::new();
     let res = etcd35_resource(m.scratch.path());
-    m.sim(&[
-        "deploy",
-        &charm(),
-        "--resource",
-        &format!("etcd={}", res.display()),
-    ])
-    .ok();
+    deploy_with_etcd_resource(&m, &res);
     assert_active(&m, "etcd/0");
     assert_eq!(m.status()["applications"]["etcd"]["version"], "3.5.1");
     let addr = m.address("etcd/0");
@@ -184,13 +189,7 @@ fn a_corrupt_etcd_resource_blocks_without_a_crash_loop() {
     let m = Model::new();
     let bad = m.scratch.path().join("etcd.tar.gz");
     fs::write(&bad, b"\x1f\x8b this is not really gzip").unwrap();
-    m.sim(&[
-        "deploy",
-        &charm(),
-        "--resource",
-        &format!("etcd={}", bad.display()),
-    ])
-    .ok();
+    deploy_with_etcd_resource(&m, &bad);
     let (cur, msg) = m.workload("etcd/0");
     assert_eq!(cur, "blocked", "{msg}");
     assert!(
@@ -230,13 +229,7 @@ fn a_wrong_etcd_resource_says_what_is_wrong() {
     b.append_data(&mut h, "kubernetes/server/bin/kube-apiserver", &b"x"[..])
         .unwrap();
     b.into_inner().unwrap().finish().unwrap();
-    m.sim(&[
-        "deploy",
-        &charm(),
-        "--resource",
-        &format!("etcd={}", wrong.display()),
-    ])
-    .ok();
+    deploy_with_etcd_resource(&m, &wrong);
     let (cur, msg) = m.workload("etcd/0");
     assert_eq!(cur, "blocked");
     assert!(msg.contains("no etcd binary"), "{msg}");

@@ -168,7 +168,7 @@ impl Charm<'_> {
         };
         match result {
             Ok(b) => {
-                tracing::info!("installed etcd {} ({:?})", b.version, b.source);
+                tracing::info!("installed etcd {} from {}", b.version, b.source);
                 state.binaries = Some(b);
                 state.install_error = None;
             }

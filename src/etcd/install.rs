@@ -42,6 +42,21 @@ pub enum BinarySource {
     Archive,
 }
 
+impl std::fmt::Display for BinarySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BinarySource::Resource { sha256 } => {
+                write!(
+                    f,
+                    "the etcd resource (sha256 {})",
+                    &sha256[..sha256.len().min(12)]
+                )
+            }
+            BinarySource::Archive => f.write_str("the Ubuntu archive"),
+        }
+    }
+}
+
 /// The installed etcd.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Binaries {
