@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         }
     };
     log::init(true);
-    let tools = CliHookTools;
+    let tools = CliHookTools::default();
     let charm = Charm::new(&ctx, &tools, Root::from_env());
     match charm::dispatch(&charm) {
         Ok(()) => ExitCode::SUCCESS,

@@ -162,9 +162,23 @@ impl Agent {
             .stdout(log.try_clone().context("cannot dup agent.log")?)
             .stderr(log)
             .process_group(0);
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("cannot run {}", program.display()))?;
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                // Like Juju: a charm file that cannot be executed fails the
+                // hook (the unit goes to error) instead of the agent.
+                log_line(
+                    &self.store,
+                    unit,
+                    "ERROR",
+                    &format!("cannot run {}: {e}", program.display()),
+                );
+                return Ok(1);
+            }
+        };
+        let running = self.store.unit_dir(unit).join("running");
+        let marker = running.join(child.id().to_string());
+        let _ = fs::create_dir_all(&running).and_then(|()| fs::write(&marker, dispatch_path));
         let deadline = Instant::now() + hook_timeout();
         let code = loop {
             if let Some(st) = child.try_wait().context("cannot wait for dispatch")? {
@@ -187,6 +201,7 @@ impl Agent {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
+        let _ = fs::remove_file(&marker);
         if self.verbose {
             if let Ok(mut f) = fs::File::open(&log_path) {
                 let mut s = String::new();
@@ -211,6 +226,32 @@ impl Agent {
             .with_context(|| format!("cannot open {}", path.display()))?;
         FileExt::lock_exclusive(&f).with_context(|| format!("cannot lock {}", path.display()))?;
         Ok(f)
+    }
+
+    /// Whether the unit's uniter lock can be taken within `wait` (it is
+    /// released again at once); false while another process runs a hook.
+    pub fn uniter_free(&self, unit: &str, wait: Duration) -> bool {
+        use fs2::FileExt;
+        let path = self.store.unit_dir(unit).join("uniter.lock");
+        let Ok(f) = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+        else {
+            return false;
+        };
+        let deadline = Instant::now() + wait;
+        loop {
+            if FileExt::try_lock_exclusive(&f).is_ok() {
+                let _ = FileExt::unlock(&f);
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Runs one hook with Juju's retries and status bookkeeping.
@@ -399,10 +440,10 @@ impl Agent {
         Ok(())
     }
 
-    /// Runs an action to completion (without the uniter lock) and records
-    /// its outcome; returns the action id.
-    pub fn run_action(&self, unit: &str, name: &str, params: serde_json::Value) -> Result<u64> {
-        let id = self.store.update(|m| -> Result<u64> {
+    /// Records a pending action; returns its id (unique under the model
+    /// lock, so concurrent `run-action`s never share one).
+    pub fn enqueue_action(&self, unit: &str, name: &str, params: serde_json::Value) -> Result<u64> {
+        self.store.update(|m| -> Result<u64> {
             if !m.units.contains_key(unit) {
                 bail!("unit \"{unit}\" not found");
             }
@@ -416,14 +457,31 @@ impl Agent {
                     unit: unit.to_string(),
                     name: name.to_string(),
                     params,
-                    status: "running".into(),
+                    status: "pending".into(),
                     enqueued: now,
-                    started: Some(now),
                     ..Default::default()
                 },
             );
             Ok(id)
+        })
+    }
+
+    /// Runs a queued action to completion (without the uniter lock) and
+    /// records its outcome.
+    pub fn execute_action(&self, id: u64) -> Result<()> {
+        let (unit, name) = self.store.update(|m| -> Result<(String, String)> {
+            let a = m
+                .actions
+                .get_mut(&id)
+                .ok_or_else(|| anyhow!("task {id} not found"))?;
+            if a.status != "pending" {
+                bail!("task {id} is already {}", a.status);
+            }
+            a.status = "running".into();
+            a.started = Some(now_secs());
+            Ok((a.unit.clone(), a.name.clone()))
         })?;
+        let (unit, name) = (unit.as_str(), name.as_str());
         log_line(
             &self.store,
             unit,
@@ -455,8 +513,7 @@ impl Agent {
             }
             Ok(())
         })?;
-        self.drain()?;
-        Ok(id)
+        self.drain()
     }
 
     /// Runs a command in `unit`'s hook context (like `juju exec`).
@@ -506,6 +563,26 @@ fn with_timeout_env<T>(t: Duration, f: impl FnOnce() -> T) -> T {
         None => std::env::remove_var("JUJU_SIM_HOOK_TIMEOUT"),
     }
     out
+}
+
+/// SIGKILLs the process group of every hook or action still running in the
+/// unit directory `udir` (each is recorded in `udir/running/<pgid>`).
+pub fn kill_running(udir: &Path) -> usize {
+    let mut n = 0;
+    if let Ok(rd) = fs::read_dir(udir.join("running")) {
+        for e in rd.flatten() {
+            if let Ok(pid) = e.file_name().to_string_lossy().parse::<libc::pid_t>() {
+                if pid > 1 {
+                    // SAFETY: kill(2) on a process group the agent created.
+                    if unsafe { libc::kill(-pid, libc::SIGKILL) } == 0 {
+                        n += 1;
+                    }
+                }
+            }
+            let _ = fs::remove_file(e.path());
+        }
+    }
+    n
 }
 
 pub fn status(current: &str, message: &str) -> Status {

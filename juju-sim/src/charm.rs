@@ -121,9 +121,10 @@ impl Charm {
         Ok(match ty {
             "int" => Value::from(raw.trim().parse::<i64>().map_err(|_| bad())?),
             "float" => Value::from(raw.trim().parse::<f64>().map_err(|_| bad())?),
+            // Go's strconv.ParseBool, which Juju uses for `juju config`.
             "boolean" => match raw.trim() {
-                "true" | "True" | "TRUE" | "yes" | "y" | "on" => Value::Bool(true),
-                "false" | "False" | "FALSE" | "no" | "n" | "off" => Value::Bool(false),
+                "1" | "t" | "T" | "true" | "True" | "TRUE" => Value::Bool(true),
+                "0" | "f" | "F" | "false" | "False" | "FALSE" => Value::Bool(false),
                 _ => return Err(bad()),
             },
             _ => Value::String(raw.to_string()),
@@ -148,12 +149,18 @@ impl Charm {
     }
 
     /// Validates `key=value` action parameters against actions.yaml and
-    /// returns the full parameter map with defaults filled in.
+    /// returns the full parameter map with defaults filled in. As in Juju,
+    /// `file` (from `--params`) is the base and the CLI arguments override
+    /// it; each CLI value is parsed as YAML (YAML 1.1 booleans such as
+    /// `True`, `yes` and `on` included) unless `string_args` is set, and
+    /// dotted keys make nested maps.
     pub fn action_params(
         &self,
         unit: &str,
         action: &str,
         args: &[String],
+        file: Option<Map<String, Value>>,
+        string_args: bool,
     ) -> Result<Value, CharmError> {
         let spec = self.actions.get(action).ok_or_else(|| {
             CharmError::Invalid(format!(
@@ -161,26 +168,28 @@ impl Charm {
             ))
         })?;
         let props = spec["params"].as_object().cloned().unwrap_or_default();
-        let mut given = Map::new();
+        let mut given = file.unwrap_or_default();
         for arg in args {
             let (k, raw) = arg.split_once('=').ok_or_else(|| {
-                CharmError::Invalid(format!("argument {arg:?} must be of the form key...=value"))
+                CharmError::Invalid(format!(
+                    "argument \"{arg}\" must be of the form key.key.key...=value"
+                ))
             })?;
-            let value = match props.get(k).and_then(|p| p["type"].as_str()) {
-                Some("boolean") => match raw {
-                    "true" => Value::Bool(true),
-                    "false" => Value::Bool(false),
-                    _ => Value::String(raw.to_string()),
-                },
-                Some("integer") => raw
-                    .parse::<i64>()
-                    .map(Value::from)
-                    .unwrap_or_else(|_| Value::String(raw.to_string())),
-                Some("number") => raw
-                    .parse::<f64>()
-                    .map(Value::from)
-                    .unwrap_or_else(|_| Value::String(raw.to_string())),
-                _ => Value::String(raw.to_string()),
+            for seg in k.split('.') {
+                if !valid_name(seg) {
+                    return Err(CharmError::Invalid(format!(
+                        "key \"{seg}\" must start and end with lowercase alphanumeric, and contain only lowercase alphanumeric and hyphens"
+                    )));
+                }
+            }
+            let value = if string_args {
+                Value::String(raw.to_string())
+            } else {
+                // As in Juju, `revision=1234` is an integer even for a
+                // string-typed parameter: `--string-args` keeps the text.
+                parse_cli_value(raw).map_err(|e| {
+                    CharmError::Invalid(format!("cannot parse the value of \"{k}\": {e}"))
+                })?
             };
             insert_dotted(&mut given, k, value);
         }
@@ -207,8 +216,11 @@ impl Charm {
                     let got = match v {
                         Value::String(_) => "string",
                         Value::Bool(_) => "boolean",
+                        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
                         Value::Number(_) => "number",
-                        _ => "object",
+                        Value::Null => "null",
+                        Value::Array(_) => "array",
+                        Value::Object(_) => "object",
                     };
                     return Err(CharmError::Invalid(format!(
                         "validation failed: (root).{k} : invalid type. Expected: {ty}, given: {got}, given {given_json}"
@@ -237,6 +249,32 @@ impl Charm {
     }
 }
 
+/// Juju's action and key name rule, `^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$`.
+pub fn valid_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    b.first().is_some_and(alnum)
+        && b.last().is_some_and(alnum)
+        && b.iter().all(|c| alnum(c) || *c == b'-')
+}
+
+/// Parses one CLI parameter value as Juju does (go-yaml v2, YAML 1.1): an
+/// empty value stays the empty string, YAML 1.1 booleans are booleans.
+pub fn parse_cli_value(raw: &str) -> Result<Value, String> {
+    match raw {
+        "" => return Ok(Value::String(String::new())),
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => {
+            return Ok(Value::Bool(true))
+        }
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False" | "FALSE" => {
+            return Ok(Value::Bool(false))
+        }
+        _ => {}
+    }
+    let v: Value = serde_yaml::from_str(raw).map_err(|e| e.to_string())?;
+    Ok(v)
+}
+
 /// Inserts `a.b.c=value` into nested maps; a later scalar replaces a map.
 pub fn insert_dotted(map: &mut Map<String, Value>, key: &str, value: Value) {
     let mut parts: Vec<&str> = key.split('.').collect();
@@ -258,7 +296,7 @@ pub fn insert_dotted(map: &mut Map<String, Value>, key: &str, value: Value) {
 }
 
 /// Unpacks a `.charm` zip or copies a charm directory into `dest`, and makes
-/// `dispatch` executable (0755).
+/// `dispatch`, `hooks/*` and `actions/*` executable (0755).
 pub fn unpack(src: &Path, dest: &Path) -> Result<(), CharmError> {
     let ioe = |path: &Path| {
         let path = path.to_path_buf();
@@ -299,11 +337,17 @@ pub fn unpack(src: &Path, dest: &Path) -> Result<(), CharmError> {
             }
         }
     }
-    let dispatch = dest.join("dispatch");
-    if dispatch.exists() {
+    // Zips made by other tools may drop the mode bits: `dispatch` and the
+    // legacy `hooks/*` and `actions/*` files must still run.
+    let mut runnable = vec![dest.join("dispatch")];
+    for sub in ["hooks", "actions"] {
+        if let Ok(rd) = fs::read_dir(dest.join(sub)) {
+            runnable.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_file()));
+        }
+    }
+    for file in runnable.iter().filter(|p| p.is_file()) {
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&dispatch, fs::Permissions::from_mode(0o755))
-            .map_err(ioe(&dispatch))?;
+        fs::set_permissions(file, fs::Permissions::from_mode(0o755)).map_err(ioe(file))?;
     }
     if !dest.join("metadata.yaml").exists() {
         return Err(CharmError::Invalid(format!(

@@ -11,6 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Map, Value};
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -90,20 +91,54 @@ enum Cmd {
         params: Vec<String>,
         #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "")]
         wait: Option<String>,
+        /// A YAML file of parameters; KEY=VALUE arguments override it.
+        #[arg(long = "params")]
+        params_file: Option<PathBuf>,
+        /// Keep KEY=VALUE values as strings instead of parsing them as YAML.
+        #[arg(long)]
+        string_args: bool,
+        #[arg(long)]
+        format: Option<String>,
     },
-    /// Juju 2.9: show an action's outcome.
+    /// Juju 2.9: show an action's outcome (waits until it has finished).
     #[command(alias = "show-task", alias = "show-operation")]
-    ShowActionOutput { id: String },
+    ShowActionOutput {
+        id: String,
+        #[arg(long)]
+        format: Option<String>,
+        #[arg(long)]
+        wait: Option<String>,
+        #[arg(long)]
+        utc: bool,
+        #[arg(long)]
+        watch: bool,
+    },
     /// Juju 3: run an action and print its results.
     Run {
         unit: String,
         action: String,
         params: Vec<String>,
-        #[arg(long, default_value = "yaml")]
+        #[arg(long, default_value = "plain")]
         format: String,
         #[arg(long)]
         wait: Option<String>,
+        /// Queue the task and return at once, printing its id.
+        #[arg(long)]
+        background: bool,
+        #[arg(long = "params")]
+        params_file: Option<PathBuf>,
+        #[arg(long)]
+        string_args: bool,
+        #[arg(long)]
+        utc: bool,
+        #[arg(long)]
+        no_color: bool,
+        #[arg(long)]
+        color: bool,
     },
+    /// (internal) Run a queued task; `run --background` starts it.
+    #[command(hide = true)]
+    RunTask { id: u64 },
     /// Show the model's status.
     Status {
         #[arg(long)]
@@ -219,31 +254,40 @@ fn run(cli: Cli) -> Result<i32> {
             action,
             params,
             wait,
+            params_file,
+            string_args,
+            format,
         } => {
-            let id = start_action(&agent, &unit, &action, &params)?;
+            check_format(format.as_deref(), &["yaml", "json"])?;
+            let req = ActionRequest {
+                unit: &unit,
+                action: &action,
+                args: &params,
+                file: params_file.as_deref(),
+                string_args,
+            };
+            let id = agent.run_action_now(&req)?;
             if wait.is_some() {
                 let m = agent.store.read()?;
                 let a = m
                     .actions
                     .get(&id)
                     .ok_or_else(|| anyhow!("action {id} not found"))?;
-                print!("{}", serde_yaml::to_string(&action_yaml(a))?);
+                print_doc(&action_yaml(a), format.as_deref())?;
             } else {
                 println!("Action queued with id: \"{id}\"");
             }
             Ok(0)
         }
-        Cmd::ShowActionOutput { id } => {
+        Cmd::ShowActionOutput { id, format, .. } => {
+            check_format(format.as_deref(), &["yaml", "json", "plain"])?;
             let id: u64 = id
+                .trim()
                 .trim_matches(|c| c == '"' || c == '\'')
                 .parse()
                 .map_err(|_| anyhow!("id \"{id}\" not found"))?;
-            let m = agent.store.read()?;
-            let a = m
-                .actions
-                .get(&id)
-                .ok_or_else(|| anyhow!("id \"{id}\" not found"))?;
-            print!("{}", serde_yaml::to_string(&action_yaml(a))?);
+            let a = wait_for_action(&agent, id)?;
+            print_doc(&action_yaml(&a), format.as_deref())?;
             Ok(0)
         }
         Cmd::Run {
@@ -251,8 +295,25 @@ fn run(cli: Cli) -> Result<i32> {
             action,
             params,
             format,
+            background,
+            params_file,
+            string_args,
             ..
-        } => run3(&agent, &unit, &action, &params, &format),
+        } => {
+            check_format(Some(&format), &["plain", "yaml", "json"])?;
+            let req = ActionRequest {
+                unit: &unit,
+                action: &action,
+                args: &params,
+                file: params_file.as_deref(),
+                string_args,
+            };
+            run3(&agent, &req, &format, background)
+        }
+        Cmd::RunTask { id } => {
+            agent.execute_action(id)?;
+            Ok(0)
+        }
         Cmd::Status { format } => status_cmd(&agent, format.as_deref()),
         Cmd::Scp { src, dst } => scp(&agent, &src, &dst),
         Cmd::DebugLog {
@@ -700,11 +761,19 @@ fn config(
                 "description".into(),
                 opt.get("description").cloned().unwrap_or(Value::from("")),
             );
-            let user = a.config.contains_key(&k);
-            s.insert(
-                "source".into(),
-                Value::from(if user { "user" } else { "default" }),
-            );
+            // Juju's describe(): a user value equal to the default shows as
+            // the default; an option with neither is "unset".
+            let default = opt.get("default").filter(|d| !d.is_null());
+            let user = a
+                .config
+                .get(&k)
+                .filter(|v| !v.is_null() && Some(*v) != default);
+            let source = match (user, default) {
+                (Some(_), _) => "user",
+                (None, Some(_)) => "default",
+                (None, None) => "unset",
+            };
+            s.insert("source".into(), Value::from(source));
             s.insert(
                 "type".into(),
                 opt.get("type").cloned().unwrap_or(Value::from("string")),
@@ -714,7 +783,18 @@ fn config(
             }
             settings.insert(k, Value::Object(s));
         }
-        let out = json!({"application": app, "charm": a.charm, "settings": settings});
+        let out = json!({
+            "application": app,
+            "application-config": {"trust": {
+                "default": false,
+                "description": "Does this application have access to trusted credentials",
+                "source": "default",
+                "type": "bool",
+                "value": false,
+            }},
+            "charm": a.charm,
+            "settings": settings,
+        });
         if format == Some("json") {
             println!("{out}");
         } else {
@@ -805,14 +885,85 @@ fn attach(agent: &Agent, app: &str, resources: &[String]) -> Result<i32> {
     Ok(0)
 }
 
-fn start_action(agent: &Agent, unit: &str, action: &str, params: &[String]) -> Result<u64> {
-    let (app, _) = parse_unit(unit).ok_or_else(|| anyhow!("invalid unit name \"{unit}\""))?;
-    if !agent.store.read()?.units.contains_key(unit) {
-        bail!("unit \"{unit}\" not found");
+/// What the operator asked to run.
+struct ActionRequest<'a> {
+    unit: &'a str,
+    action: &'a str,
+    args: &'a [String],
+    file: Option<&'a Path>,
+    string_args: bool,
+}
+
+impl Agent {
+    /// Validates the parameters and queues the action; returns its id.
+    fn enqueue(&self, req: &ActionRequest) -> Result<u64> {
+        let unit = req.unit;
+        let (app, _) = parse_unit(unit).ok_or_else(|| anyhow!("invalid unit name \"{unit}\""))?;
+        if !self.store.read()?.units.contains_key(unit) {
+            bail!("unit \"{unit}\" not found");
+        }
+        let file = match req.file {
+            None => None,
+            Some(p) => {
+                let text = fs::read_to_string(p)
+                    .with_context(|| format!("cannot read params file {}", p.display()))?;
+                let v: Value = serde_yaml::from_str(&text)
+                    .with_context(|| format!("cannot parse params file {}", p.display()))?;
+                match v {
+                    Value::Object(m) => Some(m),
+                    Value::Null => Some(Map::new()),
+                    _ => bail!("params must contain a YAML map with string keys"),
+                }
+            }
+        };
+        let charm = app_charm(&self.store, &app)?;
+        let params = charm.action_params(unit, req.action, req.args, file, req.string_args)?;
+        self.enqueue_action(unit, req.action, params)
     }
-    let charm = app_charm(&agent.store, &app)?;
-    let params = charm.action_params(unit, action, params)?;
-    agent.run_action(unit, action, params)
+
+    /// Queues and runs the action in this process; returns its id.
+    fn run_action_now(&self, req: &ActionRequest) -> Result<u64> {
+        let id = self.enqueue(req)?;
+        self.execute_action(id)?;
+        Ok(id)
+    }
+}
+
+fn check_format(format: Option<&str>, allowed: &[&str]) -> Result<()> {
+    match format {
+        Some(f) if !allowed.contains(&f) => {
+            bail!("invalid value \"{f}\" for option --format: unknown format \"{f}\"")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Prints a document as YAML (the default) or JSON.
+fn print_doc(v: &Value, format: Option<&str>) -> Result<()> {
+    if format == Some("json") {
+        println!("{v}");
+    } else {
+        print!("{}", serde_yaml::to_string(v)?);
+    }
+    Ok(())
+}
+
+/// Waits (like Juju's default `--wait`) until the action has finished.
+fn wait_for_action(agent: &Agent, id: u64) -> Result<Action> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(700);
+    loop {
+        let m = agent.store.read()?;
+        let a = m
+            .actions
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| anyhow!("id \"{id}\" not found"))?;
+        let done = a.status != "pending" && a.status != "running";
+        if done || std::time::Instant::now() > deadline {
+            return Ok(a);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn timing(a: &Action) -> Value {
@@ -855,25 +1006,82 @@ fn action_yaml(a: &Action) -> Value {
     Value::Object(m)
 }
 
-fn run3(agent: &Agent, unit: &str, action: &str, params: &[String], format: &str) -> Result<i32> {
-    let id = start_action(agent, unit, action, params)?;
+/// Juju 3's `run`: waits for the task and prints it in `format` (`plain`
+/// prints the results map as YAML, `yaml`/`json` the whole task keyed by
+/// unit); `--background` prints the ids on stderr and returns at once.
+fn run3(agent: &Agent, req: &ActionRequest, format: &str, background: bool) -> Result<i32> {
+    let unit = req.unit;
+    if background {
+        let id = agent.enqueue(req)?;
+        let exe = std::env::current_exe().context("cannot find juju-sim's own executable")?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg("run-task")
+            .arg(id.to_string())
+            .env("JUJU_SIM_HOME", agent.store.home())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0);
+        cmd.spawn().context("cannot start the task")?;
+        eprintln!("Scheduled operation {id} with task {id}");
+        eprintln!("Check operation status with 'juju show-operation {id}'");
+        eprintln!("Check task status with 'juju show-task {id}'");
+        return Ok(0);
+    }
+    let id = agent.run_action_now(req)?;
     let m = agent.store.read()?;
     let a = m
         .actions
         .get(&id)
         .ok_or_else(|| anyhow!("task {id} not found"))?;
+    eprintln!(
+        "Running operation {id} with 1 task\n  - task {id} on unit-{}\n",
+        crate::util::unit_slug(unit)
+    );
+    eprintln!("Waiting for task {id}...");
     for (t, msg) in &a.log {
         eprintln!("{} {msg}", juju_time(*t));
     }
-    let mut results = a.results.clone();
-    if format == "json" {
+    if format == "plain" {
+        let shown: Map<String, Value> = a
+            .results
+            .iter()
+            .filter(|(k, _)| {
+                ![
+                    "return-code",
+                    "stdout",
+                    "stderr",
+                    "stdout-encoding",
+                    "stderr-encoding",
+                ]
+                .contains(&k.to_lowercase().as_str())
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if a.status == "failed" {
+            println!(
+                "Action id {id} failed: {}",
+                a.message.clone().unwrap_or_default()
+            );
+        }
+        if !shown.is_empty() {
+            print!("{}", serde_yaml::to_string(&Value::Object(shown))?);
+        }
+    } else {
+        let mut results = a.results.clone();
         results.insert("return-code".into(), Value::from(a.code.unwrap_or(0)));
         let mut task = Map::new();
         task.insert("id".into(), Value::from(id.to_string()));
-        if a.status == "failed" {
-            if let Some(msg) = &a.message {
-                task.insert("message".into(), Value::from(msg.clone()));
-            }
+        if !a.log.is_empty() {
+            let log: Vec<Value> = a
+                .log
+                .iter()
+                .map(|(t, msg)| Value::from(format!("{} {msg}", juju_time(*t))))
+                .collect();
+            task.insert("log".into(), Value::Array(log));
+        }
+        if let Some(msg) = &a.message {
+            task.insert("message".into(), Value::from(msg.clone()));
         }
         task.insert("results".into(), Value::Object(results));
         task.insert("status".into(), Value::from(a.status.clone()));
@@ -881,15 +1089,12 @@ fn run3(agent: &Agent, unit: &str, action: &str, params: &[String], format: &str
         task.insert("unit".into(), Value::from(unit));
         let mut out = Map::new();
         out.insert(unit.to_string(), Value::Object(task));
-        println!("{}", Value::Object(out));
-    } else if !results.is_empty() {
-        print!("{}", serde_yaml::to_string(&Value::Object(results))?);
+        print_doc(&Value::Object(out), Some(format))?;
     }
     if a.status == "failed" {
         eprintln!(
-            "ERROR the following task failed:\n id \"{id}\" with return code {}\n\n{}\nuse 'juju-sim show-task {id}' to inspect the failure",
-            a.code.unwrap_or(0),
-            a.message.clone().unwrap_or_default()
+            "ERROR the following task failed:\n - id \"{id}\" with return code {}\n\nuse 'juju show-task' to inspect the failure",
+            a.code.unwrap_or(0)
         );
         return Ok(1);
     }
@@ -1140,6 +1345,14 @@ fn unit_path(agent: &Agent, spec: &str) -> Result<Option<PathBuf>> {
 fn scp(agent: &Agent, src: &str, dst: &str) -> Result<i32> {
     let from = unit_path(agent, src)?.unwrap_or_else(|| PathBuf::from(src));
     let mut to = unit_path(agent, dst)?.unwrap_or_else(|| PathBuf::from(dst));
+    if !from.exists() {
+        bail!("cannot copy {src}: no such file or directory");
+    }
+    // `DIR/` names a directory: copy into it (created when missing), keeping
+    // the file name, as `juju scp` does into an existing directory.
+    if dst.ends_with('/') && !to.is_dir() {
+        fs::create_dir_all(&to).with_context(|| format!("cannot create {dst}"))?;
+    }
     if to.is_dir() {
         let name = from
             .file_name()
@@ -1205,14 +1418,28 @@ fn destroy(agent: &Agent) -> Result<i32> {
         bail!("model at {} not found", home.display());
     }
     let m = agent.store.read().unwrap_or_default();
-    let short = Some(Duration::from_secs(30));
+    // Bounded: each stop/remove hook gets at most 30 s, all of them together
+    // at most 60 s; a unit whose hook is still running elsewhere (its
+    // uniter lock is held) or that is in error gets none.
+    let budget = std::time::Instant::now() + Duration::from_secs(60);
     for (name, u) in &m.units {
-        if u.failed.is_none() {
-            for hook in ["stop", "remove"] {
-                if let Err(e) = agent.run_hook(&Op::hook(name, hook), 0, short) {
-                    eprintln!("WARNING {name}: {hook} hook: {e:#}");
-                }
+        if u.failed.is_some() || !agent.uniter_free(name, Duration::from_secs(2)) {
+            continue;
+        }
+        for hook in ["stop", "remove"] {
+            let left = budget.saturating_duration_since(std::time::Instant::now());
+            if left.as_secs() < 1 {
+                break;
             }
+            let t = Some(left.min(Duration::from_secs(30)));
+            if let Err(e) = agent.run_hook(&Op::hook(name, hook), 0, t) {
+                eprintln!("WARNING {name}: {hook} hook: {e:#}");
+            }
+        }
+    }
+    if let Ok(rd) = fs::read_dir(home.join("units")) {
+        for e in rd.flatten() {
+            crate::agent::kill_running(&e.path());
         }
     }
     if let Ok(rd) = fs::read_dir(home.join("units")) {
@@ -1230,7 +1457,20 @@ fn destroy(agent: &Agent) -> Result<i32> {
             crate::addr::release(&home, &name);
         }
     }
-    fs::remove_dir_all(&home).with_context(|| format!("cannot remove {}", home.display()))?;
+    // A CLI process whose hook was just killed may still write a last line
+    // into the home while it winds down; retry briefly instead of failing.
+    let mut tries = 0;
+    loop {
+        match fs::remove_dir_all(&home) {
+            Ok(()) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(_) if tries < 25 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", home.display())),
+        }
+    }
     eprintln!("Destroying model\nModel destroyed.");
     Ok(0)
 }

@@ -9,8 +9,12 @@
 //! Juju verbs: `deploy CHARM [APP] [-n N] [--resource N=P]... [--config K=V]...`,
 //! `add-unit APP [-n N]`, `remove-unit UNIT...`, `remove-application APP`,
 //! `config APP [KEY | K=V... | --reset K]`, `attach-resource APP NAME=PATH`,
-//! `run-action UNIT ACTION [K=V...] [--wait]` (2.9), `show-action-output ID`
-//! (alias `show-task`), `run UNIT ACTION [K=V...] [--format yaml|json]` (3.x),
+//! `run-action UNIT ACTION [K=V...] [--params F] [--string-args] [--wait]`
+//! (2.9), `show-action-output ID` (aliases `show-task`, `show-operation`;
+//! waits for the task), `run UNIT ACTION [K=V...] [--params F]
+//! [--string-args] [--background] [--format plain|yaml|json]` (3.x; values
+//! are parsed as YAML like Juju's, except that a string-typed parameter keeps
+//! its text),
 //! `status [--format json|yaml]`, `scp`, `debug-log [--replay] [--include U]
 //! [--lines N]`, `destroy-model [-y] [--destroy-storage]`.
 //!

@@ -267,7 +267,19 @@ impl Store {
     }
 
     fn lock(&self, exclusive: bool) -> Result<File, StoreError> {
-        fs::create_dir_all(&self.home).map_err(io_err("create", &self.home))?;
+        // The home is created by deploy (which unpacks the charm into it)
+        // and never re-created here: a process still running when
+        // destroy-model removed the home must not bring the model back.
+        if !self.home.is_dir() {
+            return Err(StoreError::Io {
+                action: "use model",
+                path: self.home.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no model here (destroyed?); deploy a charm first",
+                ),
+            });
+        }
         let path = self.home.join("model.lock");
         let f = OpenOptions::new()
             .create(true)

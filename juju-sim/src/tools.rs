@@ -10,7 +10,7 @@
 use crate::charm::{insert_dotted, Charm};
 use crate::model::{Model, Op, Status, Store, StoreError};
 use crate::util::{now_secs, rfc3339, split_kv};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -170,11 +170,17 @@ impl Ctx {
                 "JUJU_SIM_HOME is not set: hook tools run only inside a juju-sim hook".into(),
             )
         })?;
-        let unit = std::env::var("JUJU_UNIT_NAME").map_err(|_| {
-            ToolError::Failed(
-                "JUJU_UNIT_NAME is not set: hook tools run only inside a juju-sim hook".into(),
-            )
-        })?;
+        let unit = std::env::var("JUJU_UNIT_NAME")
+            .ok()
+            .filter(|u| crate::util::parse_unit(u).is_some())
+            .ok_or_else(|| {
+                ToolError::Failed(
+                    "JUJU_UNIT_NAME is not set: hook tools run only inside a juju-sim hook".into(),
+                )
+            })?;
+        if home.is_empty() {
+            return failed("JUJU_SIM_HOME is not set: hook tools run only inside a juju-sim hook");
+        }
         let app = unit.split('/').next().unwrap_or("").to_string();
         Ok(Ctx {
             store: Store::new(PathBuf::from(home)),
@@ -406,39 +412,13 @@ fn action_set(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
             .actions
             .get_mut(&id)
             .ok_or_else(|| ToolError::Failed("not running an action".into()))?;
-        let mut results = act.results.clone();
+        // Like Juju's addValueToMap: the later key wins, a value replaces a
+        // map and a map replaces a value.
         for (k, v) in pairs {
-            check_shape(&results, &k)?;
-            insert_dotted(&mut results, &k, Value::String(v));
+            insert_dotted(&mut act.results, &k, Value::String(v));
         }
-        act.results = results;
         Ok(())
     })
-}
-
-/// Refuses a key that would turn a value into a map or a map into a value.
-fn check_shape(results: &Map<String, Value>, key: &str) -> Result<(), ToolError> {
-    let segs: Vec<&str> = key.split('.').collect();
-    let mut cur = results;
-    for (i, s) in segs.iter().enumerate() {
-        let last = i + 1 == segs.len();
-        match cur.get(*s) {
-            None => return Ok(()),
-            Some(Value::Object(inner)) => {
-                if last {
-                    return failed(format!("key \"{key}\" cannot be both a value and a map"));
-                }
-                cur = inner;
-            }
-            Some(_) => {
-                if !last {
-                    return failed(format!("key \"{key}\" cannot be both a value and a map"));
-                }
-                return Ok(());
-            }
-        }
-    }
-    Ok(())
 }
 
 fn action_fail(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
@@ -581,7 +561,7 @@ fn leader_get(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
     match a.pos.first().map(String::as_str) {
         None | Some("-") => emit(&json!(settings), a),
         Some(k) => emit(
-            &Value::from(settings.get(k).cloned().unwrap_or_default()),
+            &settings.get(k).cloned().map_or(Value::Null, Value::from),
             a,
         ),
     }
@@ -722,7 +702,8 @@ fn relation_get(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
     if key == "-" {
         emit(&json!(bag), a);
     } else {
-        emit(&Value::from(bag.get(&key).cloned().unwrap_or_default()), a);
+        // A missing key is nil in Juju: `null` in JSON, nothing otherwise.
+        emit(&bag.get(&key).cloned().map_or(Value::Null, Value::from), a);
     }
     Ok(())
 }

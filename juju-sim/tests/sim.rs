@@ -300,7 +300,9 @@ fn action_params_typing() {
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("additional property \"foo\" is not allowed")
     );
-    let o = sim.cmd(&["run-action", "fix/0", "check", "fail=yes"]);
+    // `yes` is a YAML 1.1 boolean (Juju parses values with go-yaml v2);
+    // `maybe` is a string, refused for a boolean parameter.
+    let o = sim.cmd(&["run-action", "fix/0", "check", "fail=maybe"]);
     assert_eq!(o.status.code(), Some(1));
     let o = sim.cmd(&["run-action", "fix/0", "nope"]);
     assert_eq!(o.status.code(), Some(1));

@@ -93,14 +93,10 @@ impl Charm<'_> {
             .context("cannot read etcd's revision")?
             .revision;
         let revision = match params.get("revision") {
-            Some(Value::String(s)) if !s.trim().is_empty() => s
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| anyhow!("revision {s:?} is not a number; give a revision like revision=1234, or leave it out"))?,
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .ok_or_else(|| anyhow!("revision {n} is not a whole number"))?,
-            _ => current,
+            None | Some(Value::Null) => current,
+            Some(v) => v.as_i64().filter(|r| *r > 0).ok_or_else(|| {
+                anyhow!("revision {v} is not a positive whole number; give one like revision=1234, or leave it out")
+            })?,
         };
         if revision > current {
             bail!("revision {revision} is in the future (the current revision is {current}); give a revision up to {current}");

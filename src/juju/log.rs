@@ -63,7 +63,7 @@ pub fn init(to_juju: bool) {
     let registry = tracing_subscriber::registry();
     let result = if to_juju {
         tracing::subscriber::set_global_default(registry.with(JujuLogLayer {
-            tools: CliHookTools,
+            tools: CliHookTools::default(),
         }))
     } else {
         let fmt = tracing_subscriber::fmt::layer()

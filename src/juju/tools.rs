@@ -228,9 +228,18 @@ pub trait HookTools {
 
 /// The real hook tools, found on `PATH` as Juju arranges.
 #[derive(Debug, Default, Clone)]
-pub struct CliHookTools;
+pub struct CliHookTools {
+    /// Extra environment for every tool (empty under Juju, where the hook's
+    /// own environment is right). Tests use it to aim at a unit's context.
+    env: Vec<(String, String)>,
+}
 
 impl CliHookTools {
+    /// Tools that run with `env` on top of this process's environment.
+    pub fn with_env(env: Vec<(String, String)>) -> Self {
+        CliHookTools { env }
+    }
+
     /// Runs one hook tool and returns its stdout. Every call goes through
     /// here, so every exit status is checked.
     pub fn run(
@@ -242,6 +251,7 @@ impl CliHookTools {
         let command = format!("{tool} {}", args.join(" "));
         let mut child = Command::new(tool)
             .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {

@@ -22,10 +22,11 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+static SIM_BIN: OnceLock<PathBuf> = OnceLock::new();
+
 /// Builds `juju-sim` once per test binary and returns its path.
 pub fn sim_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
+    SIM_BIN.get_or_init(|| {
         let status = Command::new(env!("CARGO"))
             .args(["build", "--quiet", "-p", "juju-sim", "--bin", "juju-sim"])
             .current_dir(repo())
@@ -202,7 +203,13 @@ impl Model {
 
 impl Drop for Model {
     fn drop(&mut self) {
-        let _ = self.sim(&["destroy-model", "--no-prompt"]);
+        // Never panic here: a drop during a panic would abort the test run.
+        if let Some(bin) = SIM_BIN.get() {
+            let _ = Command::new(bin)
+                .env("JUJU_SIM_HOME", self.home.path())
+                .args(["destroy-model", "--no-prompt"])
+                .output();
+        }
     }
 }
 
