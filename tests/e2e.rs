@@ -344,3 +344,36 @@ fn unsafe_kill(pid: u32) {
         .unwrap();
     assert!(st.success());
 }
+
+#[test]
+fn deploy_by_charm_name_as_the_seed_does() {
+    let m = Model::new();
+    // No such charm anywhere: Juju's words, and a hint.
+    let r = m.sim(&["deploy", "etcd"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("charm or bundle not found"),
+        "{}",
+        r.stderr
+    );
+    // From a charm repository on JUJU_SIM_CHARM_PATH ...
+    let repo = m.scratch.path().join("charms");
+    fs::create_dir_all(&repo).unwrap();
+    std::os::unix::fs::symlink(util::charm_dir(), repo.join("etcd")).unwrap();
+    let out = m
+        .cmd()
+        .env("JUJU_SIM_CHARM_PATH", &repo)
+        .args(["deploy", "etcd"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_active(&m, "etcd/0");
+    // ... and, as in the seed's step 3, the charm already in the model.
+    m.sim(&["deploy", "etcd", "new-etcd"]).ok();
+    assert_active(&m, "new-etcd/0");
+    assert_ne!(m.address("etcd/0"), m.address("new-etcd/0"));
+}

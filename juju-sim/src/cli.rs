@@ -388,6 +388,55 @@ fn app_charm(store: &Store, app: &str) -> Result<Charm> {
     Ok(Charm::load(&store.home().join("charms").join(app))?)
 }
 
+/// Finds the charm `deploy` names. A path is used as it is. A bare name
+/// (`etcd`, `ch:etcd`), as an operator types for Charmhub, resolves to
+/// `<dir>/<name>.charm` or `<dir>/<name>/` in `$JUJU_SIM_CHARM_PATH`
+/// (colon-separated), else to a charm of that name already deployed in this
+/// model — the simulator has no Charmhub.
+fn resolve_charm(home: &Path, src: &Path) -> Result<PathBuf> {
+    if src.exists() {
+        return Ok(src.to_path_buf());
+    }
+    let text = src.to_string_lossy();
+    let name = text.strip_prefix("ch:").unwrap_or(&text);
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        bail!(
+            "cannot read charm {}: no such file or directory",
+            src.display()
+        );
+    }
+    if let Some(path) = std::env::var_os("JUJU_SIM_CHARM_PATH") {
+        for dir in std::env::split_paths(&path) {
+            for cand in [dir.join(format!("{name}.charm")), dir.join(name)] {
+                if cand.is_file() || cand.join("metadata.yaml").is_file() {
+                    return Ok(cand);
+                }
+            }
+        }
+    }
+    if let Ok(rd) = fs::read_dir(home.join("charms")) {
+        let mut dirs: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        dirs.sort();
+        for dir in dirs {
+            let hidden = dir
+                .file_name()
+                .is_some_and(|f| f.to_string_lossy().starts_with('.'));
+            if !hidden && Charm::load(&dir).is_ok_and(|c| c.name() == name) {
+                return Ok(dir);
+            }
+        }
+    }
+    bail!(
+        "cannot resolve charm or bundle \"{name}\": charm or bundle not found \
+         (juju-sim has no Charmhub: deploy a .charm file or charm directory, \
+         deploy it once in this model, or put {name}.charm in $JUJU_SIM_CHARM_PATH)"
+    )
+}
+
 fn deploy(
     agent: &Agent,
     src: &Path,
@@ -397,8 +446,9 @@ fn deploy(
     config: &[String],
 ) -> Result<i32> {
     let store = &agent.store;
+    let src = resolve_charm(store.home(), src)?;
     let src =
-        fs::canonicalize(src).with_context(|| format!("cannot read charm {}", src.display()))?;
+        fs::canonicalize(&src).with_context(|| format!("cannot read charm {}", src.display()))?;
     let staging = store
         .home()
         .join("charms")
