@@ -377,3 +377,13 @@ fn deploy_by_charm_name_as_the_seed_does() {
     assert_active(&m, "new-etcd/0");
     assert_ne!(m.address("etcd/0"), m.address("new-etcd/0"));
 }
+
+#[test]
+fn an_empty_etcd_resource_is_a_placeholder_and_the_archive_is_used() {
+    let m = Model::new();
+    let empty = m.scratch.path().join("etcd.tar.gz");
+    fs::write(&empty, b"").unwrap();
+    deploy_with_etcd_resource(&m, &empty);
+    assert_active(&m, "etcd/0");
+    assert_eq!(m.status()["applications"]["etcd"]["version"], "3.4.23");
+}
