@@ -3,10 +3,13 @@
 //! The layers, each in its own folder (see `ARCHITECTURE.md`):
 //! - [`juju`]: the single door to Juju's hook tools and environment;
 //! - [`etcd`]: the workload (install, config, systemd unit, etcd-client);
-//! - [`charm`]: the handlers that compose the two, the only place where Juju
-//!   meets etcd.
+//! - [`snapshot`]: the snapshot archive format (pack, inspect, verify); pure,
+//!   and not yet used by an action;
+//! - [`charm`]: the handlers that compose the others, the only place where
+//!   Juju meets etcd.
 
 pub mod charm;
 pub mod etcd;
 pub mod fsutil;
 pub mod juju;
+pub mod snapshot;

@@ -1,0 +1,773 @@
+//! Inspecting an input before a restore touches anything: one pass that
+//! classifies it, verifies it in full and extracts its db.
+//!
+//! Three kinds of input are accepted (see [`Kind`]): our archives, the
+//! original charm's archives (a tar.gz of `./db`, a raw bbolt file with no
+//! hash) and plain `etcdctl snapshot save` files. Everything is read once
+//! through a fixed buffer: the input is hashed as it is read, the gzip
+//! stream is decoded to its very last byte (so a flipped byte or a
+//! truncation anywhere is caught by gzip's CRC and length), tar headers are
+//! read raw and only whitelisted names are accepted, compared as bytes and
+//! never joined onto a path. The db is streamed into the caller's writer in
+//! the same pass.
+//!
+//! Like rustic's `check`, problems become [`Finding`]s with a level and a
+//! repair hint, and the scan carries on where that makes sense; any
+//! [`Level::Error`] finding means the input must be refused. Only failures
+//! of the caller's own IO are `Err`.
+
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Chain, Cursor, Read, Write};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::db::{DbDigest, DbScanner, Trailer, BBOLT_MAGIC, HASH_ALIGN, MAGIC_OFFSET};
+use super::manifest::Manifest;
+use super::pack::read_some;
+use super::{Progress, BUF_SIZE};
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const HEAD_LEN: usize = MAGIC_OFFSET + BBOLT_MAGIC.len();
+/// Decompressed bytes tolerated after the tar's end-of-archive blocks.
+/// GNU tar pads to 10 KiB records; our archives have none.
+const MAX_TAR_PADDING: u64 = 1 << 20;
+
+const HINT_RECOPY: &str = "Copy the archive again from where it was made, check that its sha256 matches the one the snapshot action reported, and attach it again.";
+const HINT_FOREIGN: &str = "Attach an archive made by the snapshot action or by the original etcd charm, or a file written by `etcdctl snapshot save`; do not repack or edit them.";
+const HINT_NOT_ETCD: &str = "Attach a snapshot of an etcd v3 database: an archive made by the snapshot action or by the original etcd charm, or a file written by `etcdctl snapshot save`.";
+const HINT_TOO_LARGE: &str =
+    "Check that the right file is attached; etcd databases are at most a few GiB.";
+
+/// What an input turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// An archive made by this charm: gzip'd tar with `db` and
+    /// `manifest.json`.
+    Charm,
+    /// An archive made by the original Python charm: gzip'd tar holding
+    /// `./db` (or `db`), a raw copy of `member/snap/db`.
+    LegacyCharm,
+    /// A plain `etcdctl snapshot save` file (or the Maintenance stream).
+    EtcdctlSnapshot,
+    /// None of the above; always comes with an error finding.
+    Unknown,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Charm => "charm",
+            Kind::LegacyCharm => "legacy-charm",
+            Kind::EtcdctlSnapshot => "etcdctl-snapshot",
+            Kind::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How serious a finding is. Any `Error` means "refuse".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Level {
+    Info,
+    Warning,
+    Error,
+}
+
+/// One thing the inspection noticed, with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub level: Level,
+    pub message: String,
+    /// What the operator should do; always present for errors.
+    pub hint: Option<String>,
+}
+
+impl Finding {
+    fn error(message: impl Into<String>, hint: &str) -> Finding {
+        Finding {
+            level: Level::Error,
+            message: message.into(),
+            hint: Some(hint.to_owned()),
+        }
+    }
+
+    fn warning(message: impl Into<String>) -> Finding {
+        Finding {
+            level: Level::Warning,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    fn info(message: impl Into<String>) -> Finding {
+        Finding {
+            level: Level::Info,
+            message: message.into(),
+            hint: None,
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.level {
+            Level::Info => "info",
+            Level::Warning => "warning",
+            Level::Error => "error",
+        };
+        write!(f, "{level}: {}", self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, " ({h})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Bounds on what an input may claim, so a hostile archive cannot make the
+/// restore decompress or allocate without end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest db accepted (an entry's size, or a plain file's).
+    pub max_db_size: u64,
+    /// The largest `manifest.json` accepted; it is held in memory.
+    pub max_manifest_size: u64,
+}
+
+impl Default for Limits {
+    /// 16 GiB of db (etcd's own quota tops out at 8 GiB) and 64 KiB of
+    /// manifest.
+    fn default() -> Self {
+        Limits {
+            max_db_size: 16 << 30,
+            max_manifest_size: 64 << 10,
+        }
+    }
+}
+
+/// The outcome of [`inspect`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspection {
+    pub kind: Kind,
+    /// The manifest, for [`Kind::Charm`] when it could be read.
+    pub manifest: Option<Manifest>,
+    /// sha256 of the db actually read, lowercase hex; empty when no whole
+    /// db was read.
+    pub db_sha256: String,
+    /// Size of the db actually read; 0 when no whole db was read.
+    pub db_size: u64,
+    /// sha256 of the whole input as read, lowercase hex (what `sha256sum`
+    /// prints for the file).
+    pub input_sha256: String,
+    pub input_size: u64,
+    /// The db ends in etcd's sha256 and it matches.
+    pub has_etcd_hash: bool,
+    /// The db carries no hash: restore with `--skip-hash-check`.
+    pub needs_skip_hash_check: bool,
+    pub findings: Vec<Finding>,
+}
+
+impl Inspection {
+    /// The error findings.
+    pub fn errors(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.level == Level::Error)
+    }
+
+    /// `None` when the input may be restored; otherwise one paragraph for
+    /// the operator: what is wrong and what to do.
+    pub fn refused(&self) -> Option<String> {
+        let errors: Vec<&Finding> = self.errors().collect();
+        if errors.is_empty() {
+            return None;
+        }
+        let what: Vec<&str> = errors.iter().map(|f| f.message.as_str()).collect();
+        let mut hints: Vec<&str> = Vec::new();
+        for h in errors.iter().filter_map(|f| f.hint.as_deref()) {
+            if !hints.contains(&h) {
+                hints.push(h);
+            }
+        }
+        let mut msg = format!(
+            "The snapshot ({} bytes, sha256 {}) cannot be restored: {}.",
+            self.input_size,
+            self.input_sha256,
+            what.join("; ")
+        );
+        for h in hints {
+            msg.push(' ');
+            msg.push_str(h);
+        }
+        Some(msg)
+    }
+}
+
+/// Why an inspection could not be carried out at all: the caller's own IO
+/// failed. (A damaged input is not an error; it is a refused inspection.)
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error("cannot read the snapshot: {0}; check that the attached resource is readable and run the action again")]
+    Read(#[source] io::Error),
+    #[error("cannot write the extracted database: {0}; check that the disk has room for the database and run the action again")]
+    WriteDb(#[source] io::Error),
+}
+
+/// Hashes and counts the raw input, reports progress, and remembers whether
+/// the underlying reader failed (so that its errors are not mistaken for a
+/// damaged archive once they come out of the gzip decoder).
+struct Tap<'p, R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+    progress: &'p mut dyn Progress,
+    failed: Option<io::Error>,
+}
+
+impl<R: Read> Read for Tap<'_, R> {
+    /// Retries `Interrupted` here, so the layers above (gzip, tar) never
+    /// see it.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match read_some(&mut self.inner, buf) {
+            Ok(n) => {
+                self.hasher.update(&buf[..n]);
+                self.count += n as u64;
+                if n > 0 {
+                    self.progress.advance(self.count, None);
+                }
+                Ok(n)
+            }
+            Err(e) => {
+                self.failed = Some(io::Error::new(e.kind(), e.to_string()));
+                Err(e)
+            }
+        }
+    }
+}
+
+type Source<'p, R> = Chain<Cursor<Vec<u8>>, Tap<'p, R>>;
+
+/// What the pass found, before it becomes an [`Inspection`].
+struct Report {
+    kind: Kind,
+    manifest: Option<Manifest>,
+    db: Option<DbDigest>,
+    has_etcd_hash: bool,
+    needs_skip_hash_check: bool,
+    findings: Vec<Finding>,
+}
+
+/// Reads `input` once, classifies and verifies it, and streams its db into
+/// `db_out` when one is given.
+///
+/// When the inspection is refused ([`Inspection::refused`]), whatever was
+/// written to `db_out` must be discarded. `input_sha256` and `input_size`
+/// always cover the whole input. Progress counts input bytes; the total is
+/// not known.
+pub fn inspect<R: Read>(
+    input: R,
+    mut db_out: Option<&mut dyn Write>,
+    limits: Limits,
+    progress: &mut dyn Progress,
+) -> Result<Inspection, InspectError> {
+    let mut tap = Tap {
+        inner: input,
+        hasher: Sha256::new(),
+        count: 0,
+        progress,
+        failed: None,
+    };
+    let mut head = [0u8; HEAD_LEN];
+    let mut head_len = 0;
+    while head_len < HEAD_LEN {
+        let n = read_some(&mut tap, &mut head[head_len..]).map_err(InspectError::Read)?;
+        if n == 0 {
+            break;
+        }
+        head_len += n;
+    }
+    let head = &head[..head_len];
+    let mut report = Report {
+        kind: Kind::Unknown,
+        manifest: None,
+        db: None,
+        has_etcd_hash: false,
+        needs_skip_hash_check: false,
+        findings: Vec::new(),
+    };
+    let src: Source<'_, R> = Cursor::new(head.to_vec()).chain(tap);
+    let mut src = if head.starts_with(&GZIP_MAGIC) {
+        tar_gz(src, &mut db_out, limits, &mut report)?
+    } else if head.len() == HEAD_LEN && head[MAGIC_OFFSET..] == BBOLT_MAGIC {
+        plain(src, &mut db_out, limits, &mut report)?
+    } else {
+        let message = if head.is_empty() {
+            "it is empty (0 bytes), a placeholder rather than a snapshot".to_owned()
+        } else {
+            "it is neither a gzip archive nor an etcd database (no bbolt magic number at offset 16)"
+                .to_owned()
+        };
+        report.findings.push(Finding::error(message, HINT_NOT_ETCD));
+        src
+    };
+    // Whatever was not needed is still hashed, so input_sha256 is the
+    // file's.
+    let mut buf = vec![0u8; BUF_SIZE];
+    while read_some(&mut src, &mut buf).map_err(InspectError::Read)? != 0 {}
+    let (_, mut tap) = src.into_inner();
+    if let Some(e) = tap.failed.take() {
+        return Err(InspectError::Read(e));
+    }
+    let (db_sha256, db_size) = match &report.db {
+        Some(d) => (d.sha256.clone(), d.size),
+        None => (String::new(), 0),
+    };
+    Ok(Inspection {
+        kind: report.kind,
+        manifest: report.manifest,
+        db_sha256,
+        db_size,
+        input_sha256: hex::encode(tap.hasher.finalize()),
+        input_size: tap.count,
+        has_etcd_hash: report.has_etcd_hash,
+        needs_skip_hash_check: report.needs_skip_hash_check,
+        findings: report.findings,
+    })
+}
+
+fn write_db(out: &mut Option<&mut dyn Write>, chunk: &[u8]) -> Result<(), InspectError> {
+    match out {
+        Some(w) => w.write_all(chunk).map_err(InspectError::WriteDb),
+        None => Ok(()),
+    }
+}
+
+fn too_large(what: &str, size: u64, limit: u64) -> Finding {
+    Finding::error(
+        format!("{what} is {size} bytes or more, larger than the {limit} bytes accepted"),
+        HINT_TOO_LARGE,
+    )
+}
+
+/// A plain `etcdctl snapshot save` file: the input is the db.
+fn plain<'p, R: Read>(
+    mut src: Source<'p, R>,
+    db_out: &mut Option<&mut dyn Write>,
+    limits: Limits,
+    report: &mut Report,
+) -> Result<Source<'p, R>, InspectError> {
+    report.kind = Kind::EtcdctlSnapshot;
+    let mut scanner = DbScanner::new();
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut size = 0u64;
+    loop {
+        let n = read_some(&mut src, &mut buf).map_err(InspectError::Read)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        if size > limits.max_db_size {
+            report
+                .findings
+                .push(too_large("the file", size, limits.max_db_size));
+            return Ok(src);
+        }
+        scanner.update(&buf[..n]);
+        write_db(db_out, &buf[..n])?;
+    }
+    report.findings.push(Finding::info(
+        "a plain etcdctl snapshot file: it has no manifest, so the revision and key count cannot be checked after the restore",
+    ));
+    check_db(report, scanner.finish());
+    Ok(src)
+}
+
+/// Which whitelisted entry a tar name is, judged on its bytes alone.
+enum Name {
+    Db,
+    Manifest,
+    /// `.` or `./`: the directory the original charm's `tar cvfz … .` adds.
+    Root,
+    Unsafe(&'static str),
+    Other,
+}
+
+fn classify(name: &[u8]) -> Name {
+    if name.first() == Some(&b'/') {
+        return Name::Unsafe("an absolute path");
+    }
+    if name.split(|b| *b == b'/').any(|c| c == b"..") {
+        return Name::Unsafe("a '..' component");
+    }
+    match name.strip_prefix(b"./").unwrap_or(name) {
+        b"db" => Name::Db,
+        b"manifest.json" => Name::Manifest,
+        b"" | b"." => Name::Root,
+        _ => Name::Other,
+    }
+}
+
+fn describe(t: tar::EntryType) -> &'static str {
+    use tar::EntryType as T;
+    match t {
+        T::Regular => "a regular file",
+        T::Directory => "a directory",
+        T::Symlink => "a symbolic link",
+        T::Link => "a hard link",
+        T::Char => "a character device",
+        T::Block => "a block device",
+        T::Fifo => "a FIFO",
+        T::GNULongName | T::GNULongLink => "a GNU long-name header",
+        T::XHeader | T::XGlobalHeader => "a pax extended header",
+        _ => "a special entry",
+    }
+}
+
+fn is_extension(t: tar::EntryType) -> bool {
+    t.is_gnu_longname()
+        || t.is_gnu_longlink()
+        || t.is_pax_local_extensions()
+        || t.is_pax_global_extensions()
+        || t == tar::EntryType::GNUSparse
+}
+
+/// Counts what follows the tar's end-of-archive blocks.
+#[derive(Default)]
+struct AfterEnd {
+    total: u64,
+    nonzero: u64,
+}
+
+impl Write for AfterEnd {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.total += buf.len() as u64;
+        self.nonzero += buf.iter().filter(|b| **b != 0).count() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Our archive or the original charm's: a gzip'd tar.
+fn tar_gz<'p, R: Read>(
+    src: Source<'p, R>,
+    db_out: &mut Option<&mut dyn Write>,
+    limits: Limits,
+    report: &mut Report,
+) -> Result<Source<'p, R>, InspectError> {
+    let buffered = BufReader::with_capacity(BUF_SIZE, src);
+    let mut archive = tar::Archive::new(flate2::bufread::GzDecoder::new(buffered));
+    let mut damaged: Option<io::Error> = None;
+    // Set when reading on would be pointless or unbounded.
+    let mut stopped = false;
+    let mut entries_seen = 0usize;
+    let mut db: Option<DbDigest> = None;
+    let mut db_entries = 0usize;
+    let mut manifest_entries = 0usize;
+    let mut buf = vec![0u8; BUF_SIZE];
+    let findings = &mut report.findings;
+
+    match archive.entries().map(|e| e.raw(true)) {
+        Err(e) => damaged = Some(e),
+        Ok(mut entries) => 'entries: loop {
+            let mut entry = match entries.next() {
+                None => break,
+                Some(Ok(e)) => e,
+                Some(Err(e)) => {
+                    damaged = Some(e);
+                    break;
+                }
+            };
+            entries_seen += 1;
+            let name = entry.path_bytes().into_owned();
+            let shown = format!("{:?}", String::from_utf8_lossy(&name));
+            let etype = entry.header().entry_type();
+            let size = entry.size();
+            if size > limits.max_db_size {
+                // Skipping it would mean decompressing all of it.
+                findings.push(too_large(
+                    &format!("entry {shown}"),
+                    size,
+                    limits.max_db_size,
+                ));
+                stopped = true;
+                break;
+            }
+            if is_extension(etype) {
+                findings.push(Finding::error(
+                    format!(
+                        "entry {shown} is {}, which snapshot archives never need",
+                        describe(etype)
+                    ),
+                    HINT_FOREIGN,
+                ));
+                continue;
+            }
+            let which = match classify(&name) {
+                Name::Unsafe(why) => {
+                    findings.push(Finding::error(
+                        format!("entry {shown} has {why}, which is never safe to extract"),
+                        HINT_FOREIGN,
+                    ));
+                    continue;
+                }
+                Name::Root if etype.is_dir() => continue,
+                Name::Root | Name::Other => {
+                    findings.push(Finding::error(
+                        format!(
+                            "unexpected entry {shown} ({}); a snapshot archive holds only db and manifest.json",
+                            describe(etype)
+                        ),
+                        HINT_FOREIGN,
+                    ));
+                    continue;
+                }
+                w @ (Name::Db | Name::Manifest) => w,
+            };
+            if !etype.is_file() {
+                findings.push(Finding::error(
+                    format!("entry {shown} is {}, not a regular file", describe(etype)),
+                    HINT_FOREIGN,
+                ));
+                continue;
+            }
+            let is_db = matches!(which, Name::Db);
+            let seen = if is_db {
+                &mut db_entries
+            } else {
+                &mut manifest_entries
+            };
+            *seen += 1;
+            if *seen > 1 {
+                findings.push(Finding::error(
+                    format!("the archive holds {shown} more than once; which copy is meant cannot be told"),
+                    HINT_FOREIGN,
+                ));
+                continue;
+            }
+            if !is_db && size > limits.max_manifest_size {
+                findings.push(too_large("manifest.json", size, limits.max_manifest_size));
+                continue;
+            }
+            let mut scanner = DbScanner::new();
+            let mut json = Vec::new();
+            let mut got = 0u64;
+            loop {
+                let n = match read_some(&mut entry, &mut buf) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        damaged = Some(e);
+                        break 'entries;
+                    }
+                };
+                if n == 0 {
+                    break;
+                }
+                got += n as u64;
+                if is_db {
+                    scanner.update(&buf[..n]);
+                    write_db(db_out, &buf[..n])?;
+                } else {
+                    json.extend_from_slice(&buf[..n]);
+                }
+            }
+            if got != size {
+                damaged = Some(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("entry {shown} ends after {got} of its {size} bytes"),
+                ));
+                break;
+            }
+            if is_db {
+                db = Some(scanner.finish());
+            } else {
+                match Manifest::from_json(&json) {
+                    Ok(m) => report.manifest = Some(m),
+                    Err(e) => findings.push(Finding::error(e.to_string(), HINT_FOREIGN)),
+                }
+            }
+        },
+    }
+
+    let mut decoder = archive.into_inner();
+    if damaged.is_none() && !stopped {
+        // Decode to the gzip stream's last byte: its CRC and length are
+        // only checked there.
+        let mut after = AfterEnd::default();
+        match io::copy(&mut (&mut decoder).take(MAX_TAR_PADDING + 1), &mut after) {
+            Err(e) => damaged = Some(e),
+            Ok(_) if after.total > MAX_TAR_PADDING => {
+                findings.push(Finding::error(
+                    format!("more than {MAX_TAR_PADDING} bytes follow the end of the tar archive"),
+                    HINT_FOREIGN,
+                ));
+                stopped = true;
+            }
+            Ok(_) if after.nonzero > 0 => findings.push(Finding::warning(format!(
+                "{} bytes of data after the end of the tar archive were ignored",
+                after.total
+            ))),
+            Ok(_) => {}
+        }
+    }
+    let mut buffered = decoder.into_inner();
+    if damaged.is_none() && !stopped {
+        let mut extra = 0u64;
+        loop {
+            let n = match buffered.fill_buf() {
+                Ok(b) => b.len(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    damaged = Some(e);
+                    break;
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            extra += n as u64;
+            buffered.consume(n);
+        }
+        if extra > 0 {
+            findings.push(Finding::error(
+                format!("{extra} bytes follow the end of the gzip stream"),
+                HINT_RECOPY,
+            ));
+        }
+    }
+    // Hand the raw input back; unread buffered bytes were already hashed.
+    let src = buffered.into_inner();
+    if src.get_ref().1.failed.is_some() {
+        return Ok(src); // `inspect` turns it into InspectError::Read.
+    }
+
+    report.kind = if manifest_entries > 0 {
+        Kind::Charm
+    } else if db_entries > 0 {
+        Kind::LegacyCharm
+    } else {
+        Kind::Unknown
+    };
+    if let Some(e) = damaged {
+        let mut hint = HINT_RECOPY.to_owned();
+        if entries_seen == 0 {
+            hint.push_str(" If it is a gzip-compressed snapshot file rather than a tar.gz, decompress it and attach the plain file.");
+        }
+        findings.push(Finding {
+            level: Level::Error,
+            message: format!("the archive is damaged or truncated ({e})"),
+            hint: Some(hint),
+        });
+        return Ok(src);
+    }
+    if stopped {
+        return Ok(src);
+    }
+    let Some(db) = db else {
+        if db_entries == 0 {
+            findings.push(Finding::error(
+                "the archive holds no db entry",
+                HINT_FOREIGN,
+            ));
+        }
+        return Ok(src);
+    };
+    if report.kind == Kind::Charm {
+        if let Some(m) = &report.manifest {
+            if m.db_sha256 != db.sha256 || m.db_size != db.size {
+                findings.push(Finding::error(
+                    format!(
+                        "the manifest describes a db of {} bytes with sha256 {}, but the archive's db is {} bytes with sha256 {}",
+                        m.db_size, m.db_sha256, db.size, db.sha256
+                    ),
+                    HINT_RECOPY,
+                ));
+            }
+            if m.created_unix().is_none() {
+                findings.push(Finding::warning(format!(
+                    "the manifest's creation time {:?} is not RFC 3339 UTC",
+                    m.created
+                )));
+            }
+            findings.push(Finding::info(format!(
+                "made by {} at {} from etcd {} (cluster {}, revision {}, {} keys)",
+                m.source_unit, m.created, m.etcd_version, m.cluster_id, m.revision, m.key_count
+            )));
+        }
+    }
+    check_db(report, db);
+    Ok(src)
+}
+
+/// The checks every kind of db gets once it has been read whole: bbolt's
+/// magic, and etcd's trailing hash where the kind requires one.
+fn check_db(report: &mut Report, db: DbDigest) {
+    let findings = &mut report.findings;
+    if !db.has_magic {
+        findings.push(Finding::error(
+            "the db is not an etcd database (no bbolt magic number at offset 16)",
+            HINT_NOT_ETCD,
+        ));
+    }
+    let trailer_ok = db.trailer == Trailer::Matches && db.hash_aligned();
+    match report.kind {
+        Kind::Charm | Kind::EtcdctlSnapshot => {
+            if trailer_ok {
+                report.has_etcd_hash = true;
+            } else {
+                let detail = match &db.trailer {
+                    Trailer::Mismatch { stored, computed } if db.hash_aligned() => {
+                        format!("it carries {stored}, the data hashes to {computed}")
+                    }
+                    Trailer::TooShort => "it is shorter than the hash itself".to_owned(),
+                    _ => format!("{} bytes is not where etcd puts its hash", db.size),
+                };
+                findings.push(Finding::error(
+                    format!("the db fails etcd's own sha256 check ({detail}); it is corrupt or truncated"),
+                    if report.kind == Kind::Charm {
+                        HINT_RECOPY
+                    } else {
+                        "Take the snapshot again with `etcdctl snapshot save` and attach the file it writes (a raw copy of member/snap/db is accepted only inside the original charm's tar.gz)."
+                    },
+                ));
+            }
+        }
+        Kind::LegacyCharm => {
+            if db.hash_aligned() {
+                if trailer_ok {
+                    report.has_etcd_hash = true;
+                    findings.push(Finding::info(
+                        "the original charm's archive, but its db carries etcd's sha256 and it matches",
+                    ));
+                } else {
+                    findings.push(Finding::error(
+                        "the db's size says it ends in etcd's sha256, but the hash does not match; it is corrupt or truncated",
+                        HINT_RECOPY,
+                    ));
+                }
+            } else if db.size % HASH_ALIGN == 0 {
+                report.needs_skip_hash_check = true;
+                findings.push(Finding::info(
+                    "the original charm's archive: a raw copy of the db with no sha256, so the restore will use --skip-hash-check",
+                ));
+            } else {
+                findings.push(Finding::error(
+                    format!(
+                        "the db is {} bytes, not a whole number of pages; it is truncated",
+                        db.size
+                    ),
+                    HINT_RECOPY,
+                ));
+            }
+        }
+        Kind::Unknown => {}
+    }
+    report.db = Some(db);
+}
