@@ -5,6 +5,8 @@
 //! - [`etcd`]: the workload (install, config, systemd unit, etcd-client);
 //! - [`snapshot`]: the snapshot archive format (pack, inspect, verify); pure,
 //!   and not yet used by an action;
+//! - [`pki`]: the CA and the certificates etcd and its clients use; pure, and
+//!   not yet used by a hook;
 //! - [`charm`]: the handlers that compose the others, the only place where
 //!   Juju meets etcd.
 
@@ -12,4 +14,6 @@ pub mod charm;
 pub mod etcd;
 pub mod fsutil;
 pub mod juju;
+pub mod pki;
 pub mod snapshot;
+pub mod timefmt;

@@ -1194,7 +1194,7 @@ fn status_json(agent: &Agent, m: &Model) -> Value {
         for un in m.app_units(app_name) {
             let Some(u) = m.units.get(&un) else { continue };
             let (w, j) = unit_statuses(u);
-            if worst.as_ref().map_or(true, |x| {
+            if worst.as_ref().is_none_or(|x| {
                 severity(w["current"].as_str().unwrap_or(""))
                     > severity(x["current"].as_str().unwrap_or(""))
             }) {

@@ -50,7 +50,7 @@ fn proc_start(pid: i32) -> Option<(char, u64)> {
 
 fn alive(pid: i32, start: Option<u64>) -> bool {
     match proc_start(pid) {
-        Some((state, t)) => state != 'Z' && state != 'X' && start.map_or(true, |s| s == t),
+        Some((state, t)) => state != 'Z' && state != 'X' && start.is_none_or(|s| s == t),
         None => false,
     }
 }

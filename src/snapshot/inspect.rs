@@ -752,7 +752,7 @@ fn check_db(report: &mut Report, db: DbDigest) {
                         HINT_RECOPY,
                     ));
                 }
-            } else if db.size % HASH_ALIGN == 0 {
+            } else if db.size.is_multiple_of(HASH_ALIGN) {
                 report.needs_skip_hash_check = true;
                 findings.push(Finding::info(
                     "the original charm's archive: a raw copy of the db with no sha256, so the restore will use --skip-hash-check",
