@@ -17,3 +17,6 @@ pub mod juju;
 pub mod pki;
 pub mod snapshot;
 pub mod timefmt;
+
+#[cfg(test)]
+mod testing;

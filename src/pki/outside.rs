@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use super::*;
+use crate::testing::{wall_clock, write_private};
 
 /// The openssl CLI. The test command installs it (scripts/setup), so a
 /// missing one is a broken setup, not a reason to pass quietly.
@@ -19,22 +20,6 @@ fn openssl() -> &'static str {
         .into_iter()
         .find(|p| Path::new(p).exists())
         .unwrap_or_else(|| panic!("openssl is not installed: run scripts/setup"))
-}
-
-fn now() -> i64 {
-    // openssl checks validity against the real clock, so these certificates
-    // must be valid now; this is test code, the module never reads the clock.
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    i64::try_from(secs).unwrap()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    crate::fsutil::write_private(&path, text.as_bytes()).unwrap();
-    path.to_str().unwrap().to_string()
 }
 
 fn run(openssl: &str, args: &[&str]) -> (bool, String) {
@@ -51,7 +36,7 @@ fn run(openssl: &str, args: &[&str]) -> (bool, String) {
 fn openssl_verifies_the_chain_for_the_right_purpose() {
     let openssl = openssl();
     let dir = tempfile::tempdir().unwrap();
-    let now = now();
+    let now = wall_clock();
     let ca = Ca::generate("etcd-test CA", now, CA_VALIDITY_DAYS).unwrap();
     let foreign = Ca::generate("etcd-test CA", now, CA_VALIDITY_DAYS).unwrap();
     let server = issue_server(
@@ -67,10 +52,10 @@ fn openssl_verifies_the_chain_for_the_right_purpose() {
     .unwrap();
     let client = issue_client(&ca, "client", now, LEAF_VALIDITY_DAYS).unwrap();
 
-    let ca_crt = write(dir.path(), "ca.crt", ca.cert_pem());
-    let foreign_crt = write(dir.path(), "foreign.crt", foreign.cert_pem());
-    let server_crt = write(dir.path(), "server.crt", &server.cert_pem);
-    let client_crt = write(dir.path(), "client.crt", &client.cert_pem);
+    let ca_crt = write_private(dir.path(), "ca.crt", ca.cert_pem());
+    let foreign_crt = write_private(dir.path(), "foreign.crt", foreign.cert_pem());
+    let server_crt = write_private(dir.path(), "server.crt", &server.cert_pem);
+    let client_crt = write_private(dir.path(), "client.crt", &client.cert_pem);
 
     let verify = |ca: &str, purpose: &str, cert: &str| {
         run(
@@ -131,7 +116,7 @@ fn openssl_verifies_the_chain_for_the_right_purpose() {
 fn openssl_agrees_each_key_matches_its_certificate() {
     let openssl = openssl();
     let dir = tempfile::tempdir().unwrap();
-    let now = now();
+    let now = wall_clock();
     let ca = Ca::generate("etcd-test CA", now, CA_VALIDITY_DAYS).unwrap();
     let server = issue_server(&ca, "etcd-0", &[], now, 30).unwrap();
     let client = issue_client(&ca, "client", now, 30).unwrap();
@@ -142,8 +127,8 @@ fn openssl_agrees_each_key_matches_its_certificate() {
     ];
     let mut pubkeys = Vec::new();
     for (name, cert, key) in &pairs {
-        let crt = write(dir.path(), &format!("{name}.crt"), cert);
-        let key_path = write(dir.path(), &format!("{name}.key"), key.expose());
+        let crt = write_private(dir.path(), &format!("{name}.crt"), cert);
+        let key_path = write_private(dir.path(), &format!("{name}.key"), key.expose());
         let (ok, from_cert) = run(openssl, &["x509", "-in", &crt, "-noout", "-pubkey"]);
         assert!(ok, "{from_cert}");
         let (ok, from_key) = run(openssl, &["pkey", "-in", &key_path, "-pubout"]);

@@ -10,52 +10,21 @@
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use super::*;
 
-const ETCD: &str = "/usr/bin/etcd";
-const ETCDCTL: &str = "/usr/bin/etcdctl";
+use crate::testing::{free_port, require_etcd, wall_clock, write_private, Reaped, ETCD, ETCDCTL};
 
 /// One etcd member, killed when dropped.
 struct Member {
-    child: Child,
+    _child: Reaped,
     client_url: String,
     log: PathBuf,
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn now() -> i64 {
-    // etcd checks validity against the real clock; the module never reads it.
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    i64::try_from(secs).unwrap()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    crate::fsutil::write_private(&path, text.as_bytes()).unwrap();
-    path.to_str().unwrap().to_string()
 }
 
 /// Client credentials as etcdctl flags; `None` parts are left out.
@@ -98,7 +67,7 @@ fn logs(members: &[Member]) -> String {
 
 /// Starts `n` members, each with its own server certificate from `ca`.
 fn start_cluster(dir: &Path, ca: &Ca, now: i64, n: usize) -> Vec<Member> {
-    let ca_file = write(dir, "ca.crt", ca.cert_pem());
+    let ca_file = write_private(dir, "ca.crt", ca.cert_pem());
     let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
     let initial_cluster = ports
         .iter()
@@ -119,8 +88,8 @@ fn start_cluster(dir: &Path, ca: &Ca, now: i64, n: usize) -> Vec<Member> {
             LEAF_VALIDITY_DAYS,
         )
         .unwrap();
-        let cert = write(&mdir, "server.crt", &server.cert_pem);
-        let key = write(&mdir, "server.key", server.key_pem.expose());
+        let cert = write_private(&mdir, "server.crt", &server.cert_pem);
+        let key = write_private(&mdir, "server.key", server.key_pem.expose());
         let client_url = format!("https://127.0.0.1:{client}");
         let peer_url = format!("https://127.0.0.1:{peer}");
         let log = mdir.join("etcd.log");
@@ -148,7 +117,7 @@ fn start_cluster(dir: &Path, ca: &Ca, now: i64, n: usize) -> Vec<Member> {
             .spawn()
             .unwrap();
         members.push(Member {
-            child,
+            _child: Reaped(child),
             client_url,
             log,
         });
@@ -171,14 +140,9 @@ fn plain_http(url: &str) -> String {
 
 #[test]
 fn real_etcd_runs_tls_for_clients_and_peers_on_these_certificates() {
-    // The test command installs etcd (scripts/setup); a missing binary is a
-    // broken setup, not a reason to pass quietly.
-    assert!(
-        Path::new(ETCD).exists() && Path::new(ETCDCTL).exists(),
-        "{ETCD} or {ETCDCTL} is not installed: run scripts/setup"
-    );
+    require_etcd();
     let dir = tempfile::tempdir().unwrap();
-    let now = now();
+    let now = wall_clock();
     let ca = Ca::generate("etcd-test CA", now, CA_VALIDITY_DAYS).unwrap();
     let members = start_cluster(dir.path(), &ca, now, 2);
     let endpoints = members
@@ -189,9 +153,13 @@ fn real_etcd_runs_tls_for_clients_and_peers_on_these_certificates() {
 
     let client = issue_client(&ca, "etcd-client", now, LEAF_VALIDITY_DAYS).unwrap();
     let good = Creds {
-        cacert: write(dir.path(), "ca-for-client.crt", ca.cert_pem()),
-        cert: Some(write(dir.path(), "client.crt", &client.cert_pem)),
-        key: Some(write(dir.path(), "client.key", client.key_pem.expose())),
+        cacert: write_private(dir.path(), "ca-for-client.crt", ca.cert_pem()),
+        cert: Some(write_private(dir.path(), "client.crt", &client.cert_pem)),
+        key: Some(write_private(
+            dir.path(),
+            "client.key",
+            client.key_pem.expose(),
+        )),
     };
 
     // Both members healthy means the peers accepted each other's
@@ -244,8 +212,12 @@ fn real_etcd_runs_tls_for_clients_and_peers_on_these_certificates() {
     let foreign = issue_client(&foreign_ca, "etcd-client", now, LEAF_VALIDITY_DAYS).unwrap();
     let stranger = Creds {
         cacert: good.cacert.clone(),
-        cert: Some(write(dir.path(), "foreign.crt", &foreign.cert_pem)),
-        key: Some(write(dir.path(), "foreign.key", foreign.key_pem.expose())),
+        cert: Some(write_private(dir.path(), "foreign.crt", &foreign.cert_pem)),
+        key: Some(write_private(
+            dir.path(),
+            "foreign.key",
+            foreign.key_pem.expose(),
+        )),
     };
     let out = etcdctl(&members[0].client_url, &stranger, &["get", "/pki/k"]);
     assert!(
@@ -256,7 +228,7 @@ fn real_etcd_runs_tls_for_clients_and_peers_on_these_certificates() {
 
     // A client that trusts only the foreign CA refuses our servers.
     let distrust = Creds {
-        cacert: write(dir.path(), "foreign-ca.crt", foreign_ca.cert_pem()),
+        cacert: write_private(dir.path(), "foreign-ca.crt", foreign_ca.cert_pem()),
         cert: good.cert.clone(),
         key: good.key.clone(),
     };

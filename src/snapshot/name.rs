@@ -7,16 +7,10 @@ pub use crate::timefmt::{parse_rfc3339, rfc3339};
 /// The archive's file name for a snapshot taken at `unix_secs`, or `None`
 /// for a time outside years 0–9999.
 pub fn archive_name(unix_secs: i64) -> Option<String> {
-    crate::timefmt::utc(unix_secs).map(|t| {
-        format!(
-            "etcd-snapshot-{:04}-{:02}-{:02}-{:02}.{:02}.{:02}.tar.gz",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        )
+    // 2016-11-09T02:41:47Z → 2016-11-09-02.41.47
+    rfc3339(unix_secs).map(|t| {
+        let stamp = t.trim_end_matches('Z').replace('T', "-").replace(':', ".");
+        format!("etcd-snapshot-{stamp}.tar.gz")
     })
 }
 

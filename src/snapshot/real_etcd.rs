@@ -1,13 +1,12 @@
 //! A check against the real thing, when `/usr/bin/etcd` and
 //! `/usr/bin/etcdctl` are installed: a throwaway etcd on loopback, an
 //! `etcdctl snapshot save`, then inspect and pack → inspect, and etcdctl
-//! must accept the db we extract. Skipped (with a note) when etcd is
-//! absent. The module itself stays pure; only this test runs processes.
+//! must accept the db we extract. etcd must be installed
+//! (scripts/setup does it). The module itself stays pure; only this test runs processes.
 
 use std::fs::{self, File};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -16,30 +15,14 @@ use sha2::{Digest, Sha256};
 use super::testutil::{fields, raw_entry, tar_gz};
 use super::*;
 
-const ETCD: &str = "/usr/bin/etcd";
-const ETCDCTL: &str = "/usr/bin/etcdctl";
+use crate::testing::{free_port, require_etcd, Reaped, ETCD, ETCDCTL};
 
 /// etcd, killed when dropped.
 struct Etcd {
-    child: Child,
+    _child: Reaped,
     endpoint: String,
     data: PathBuf,
     log: PathBuf,
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn etcdctl(endpoint: &str, args: &[&str]) -> std::process::Output {
@@ -72,7 +55,7 @@ fn start(dir: &Path) -> Etcd {
         .spawn()
         .unwrap();
     let etcd = Etcd {
-        child,
+        _child: Reaped(child),
         endpoint,
         data,
         log,
@@ -112,12 +95,7 @@ fn status_json(file: &Path) -> serde_json::Value {
 
 #[test]
 fn real_etcd_snapshot_round_trip() {
-    // The test command installs etcd (scripts/setup); a missing binary is a
-    // broken setup, not a reason to pass quietly.
-    assert!(
-        Path::new(ETCD).exists() && Path::new(ETCDCTL).exists(),
-        "{ETCD} or {ETCDCTL} is not installed: run scripts/setup"
-    );
+    require_etcd();
     let dir = tempfile::tempdir().unwrap();
     let etcd = start(dir.path());
     let big = "v".repeat(100_000);
