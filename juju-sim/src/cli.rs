@@ -1028,18 +1028,23 @@ fn timing(a: &Action) -> Value {
     Value::Object(t)
 }
 
+/// An action's `action-log` lines as Juju prints them, if it logged any.
+fn log_lines(a: &Action) -> Option<Value> {
+    (!a.log.is_empty()).then(|| {
+        a.log
+            .iter()
+            .map(|(t, msg)| Value::from(format!("{} {msg}", juju_time(*t))))
+            .collect()
+    })
+}
+
 /// The Juju 2.9 `show-action-output` document.
 fn action_yaml(a: &Action) -> Value {
     let mut m = Map::new();
     m.insert("UnitId".into(), Value::from(a.unit.clone()));
     m.insert("id".into(), Value::from(a.id.to_string()));
-    if !a.log.is_empty() {
-        let log: Vec<Value> = a
-            .log
-            .iter()
-            .map(|(t, msg)| Value::from(format!("{} {msg}", juju_time(*t))))
-            .collect();
-        m.insert("log".into(), Value::Array(log));
+    if let Some(log) = log_lines(a) {
+        m.insert("log".into(), log);
     }
     if a.status == "failed" {
         if let Some(msg) = &a.message {
@@ -1122,13 +1127,8 @@ fn run3(agent: &Agent, req: &ActionRequest, format: &str, background: bool) -> R
         results.insert("return-code".into(), Value::from(a.code.unwrap_or(0)));
         let mut task = Map::new();
         task.insert("id".into(), Value::from(id.to_string()));
-        if !a.log.is_empty() {
-            let log: Vec<Value> = a
-                .log
-                .iter()
-                .map(|(t, msg)| Value::from(format!("{} {msg}", juju_time(*t))))
-                .collect();
-            task.insert("log".into(), Value::Array(log));
+        if let Some(log) = log_lines(a) {
+            task.insert("log".into(), log);
         }
         if let Some(msg) = &a.message {
             task.insert("message".into(), Value::from(msg.clone()));
