@@ -141,17 +141,14 @@ impl Charm<'_> {
             None => None,
         };
         let result = match (&resource, &state.binaries) {
-            (Some(path), Some(b)) => {
-                let sha = sha256_file(path).context("cannot read the etcd resource")?;
-                if b.source == (BinarySource::Resource { sha256: sha }) {
-                    return Ok(());
+            (Some(path), installed) => {
+                // The same resource as the binaries we run: nothing to do.
+                if let Some(b) = installed {
+                    let sha = sha256_file(path).context("cannot read the etcd resource")?;
+                    if b.source == (BinarySource::Resource { sha256: sha }) {
+                        return Ok(());
+                    }
                 }
-                self.set_status(Status::maintenance(
-                    "Installing etcd from the etcd resource",
-                ))?;
-                install::install_from_resource(&self.root, path)
-            }
-            (Some(path), None) => {
                 self.set_status(Status::maintenance(
                     "Installing etcd from the etcd resource",
                 ))?;
@@ -159,7 +156,7 @@ impl Charm<'_> {
             }
             // Already installed, no (new) resource: keep what runs.
             (None, Some(_)) => return Ok(()),
-            (None, _) => {
+            (None, None) => {
                 self.set_status(Status::maintenance(
                     "Installing etcd-server and etcd-client from the Ubuntu archive",
                 ))?;
