@@ -283,14 +283,7 @@ fn actions_are_typed_and_compact_works() {
 
     // Juju 2.9 style: queued id, then show-action-output.
     let q = m.sim(&["run-action", "etcd/0", "defrag"]).ok();
-    let id = q
-        .stdout
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .trim_matches('"')
-        .to_string();
+    let id = q.action_id();
     let shown = m.sim(&["show-action-output", &id]).ok();
     let y: serde_yaml::Value = serde_yaml::from_str(&shown.stdout).unwrap();
     assert_eq!(y["status"], "completed", "{}", shown.stdout);

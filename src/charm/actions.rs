@@ -17,6 +17,8 @@ pub fn run(charm: &Charm<'_>, action: &str) -> Result<()> {
         "health" => charm.health_action(),
         "compact" => charm.compact_action(),
         "defrag" => charm.defrag_action(),
+        "snapshot" => charm.snapshot_action(),
+        "restore" => charm.restore_action(),
         other => bail!(
             "this charm has no action {other:?}; see the actions it offers with: juju actions {}",
             charm.ctx.app_name
@@ -25,8 +27,17 @@ pub fn run(charm: &Charm<'_>, action: &str) -> Result<()> {
 }
 
 impl Charm<'_> {
+    /// Sets the action's results from `(key, value)` pairs.
+    pub(crate) fn set_results(&self, pairs: Vec<(&str, String)>) -> Result<()> {
+        let r: BTreeMap<String, String> =
+            pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        self.tools
+            .action_set(&r)
+            .context("cannot set the action's results")
+    }
+
     /// Connects to this unit's etcd, or says why it cannot.
-    fn connect(&self) -> Result<EtcdClient> {
+    pub(crate) fn connect(&self) -> Result<EtcdClient> {
         let state = self.load_state()?;
         let applied = state.applied.ok_or_else(|| {
             anyhow!(

@@ -11,6 +11,7 @@ use anyhow::{Context as _, Result};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::lock::OpLock;
 use super::state::{Applied, LocalState};
 use super::Charm;
 use crate::etcd::client::{wait_healthy, EtcdClient};
@@ -24,13 +25,19 @@ use crate::juju::Status;
 /// The peer relation's endpoint name.
 pub const PEER: &str = "cluster";
 /// The leader setting holding the cluster token.
-const TOKEN_KEY: &str = "cluster-token";
+pub(crate) const TOKEN_KEY: &str = "cluster-token";
+/// How long a hook waits for a running snapshot or restore.
+const HOOK_LOCK_WAIT: Duration = Duration::from_secs(600);
 /// How long a start may take before the unit is marked blocked.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Routes a hook. Unknown hooks are a successful no-op.
 pub fn run(charm: &Charm<'_>, hook: &str) -> Result<()> {
     tracing::debug!("running hook {hook}");
+    // No hook restarts etcd under a snapshot or restore; a restore that
+    // was interrupted is rolled back before anything else.
+    let _lock = OpLock::acquire(&charm.root, &format!("the {hook} hook"), HOOK_LOCK_WAIT)?;
+    charm.recover_interrupted_restore()?;
     match hook {
         "install" => {
             let mut state = charm.load_state()?;
@@ -84,7 +91,7 @@ fn config_bool(config: &serde_json::Map<String, Value>, key: &str, default: bool
 }
 
 /// A random hex token from the kernel's generator.
-fn random_hex(bytes: usize) -> Result<String> {
+pub(crate) fn random_hex(bytes: usize) -> Result<String> {
     let mut buf = vec![0u8; bytes];
     fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut buf))
@@ -332,7 +339,21 @@ impl Charm<'_> {
             .context("cannot open the client port")?;
         state.applied = Some(wanted);
         self.save_state(state)?;
-        self.set_status(Status::active(healthy_message(health.members.len())))
+        self.set_status(Status::active(self.active_message(health.members.len())?))
+    }
+
+    /// The active status: healthy, and whether a snapshot waits to be
+    /// restored.
+    fn active_message(&self, members: usize) -> Result<String> {
+        let healthy = healthy_message(members);
+        Ok(match self.snapshot_waiting()? {
+            Some(size) => format!(
+                "{healthy}; snapshot resource attached ({}), ready to restore: juju run-action {} restore",
+                super::snapshot::human_size(size),
+                self.ctx.unit_name
+            ),
+            None => healthy,
+        })
     }
 
     /// Tells the cluster this member's new peer URL before restarting on it.
@@ -373,7 +394,7 @@ impl Charm<'_> {
             .and_then(|mut c| c.health());
         match result {
             Ok(h) if h.is_healthy() => {
-                self.set_status(Status::active(healthy_message(h.members.len())))
+                self.set_status(Status::active(self.active_message(h.members.len())?))
             }
             Ok(h) if !h.alarms.is_empty() => self.set_status(Status::blocked(format!(
                 "etcd raised alarms {}: free space, then run: juju run {} compact, then defrag",

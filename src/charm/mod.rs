@@ -9,7 +9,10 @@
 
 pub mod actions;
 pub mod hooks;
+pub mod lock;
 pub mod outcome;
+pub mod restore;
+pub mod snapshot;
 pub mod state;
 
 use anyhow::Result;

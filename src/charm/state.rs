@@ -24,6 +24,17 @@ pub struct Applied {
     pub fingerprint: String,
 }
 
+/// The snapshot resource a restore last consumed, so that status stops
+/// offering it once it has been restored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoredSnapshot {
+    /// Size and the sha256 of the first and last MiB (see the restore
+    /// action): cheap to recompute on every update-status.
+    pub fingerprint: String,
+    /// The whole input's sha256, for the record.
+    pub sha256: String,
+}
+
 /// The unit-local state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalState {
@@ -35,6 +46,9 @@ pub struct LocalState {
     pub started: bool,
     /// What the running etcd was started with.
     pub applied: Option<Applied>,
+    /// The snapshot resource last restored, if any.
+    #[serde(default)]
+    pub restored: Option<RestoredSnapshot>,
 }
 
 impl LocalState {

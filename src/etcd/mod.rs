@@ -10,6 +10,7 @@ pub mod config;
 pub mod install;
 pub mod paths;
 pub mod process;
+pub mod restore;
 pub mod service;
 
 pub use client::{ClientError, EtcdClient, Health, Member, MemberStatus};

@@ -37,7 +37,7 @@ mod testutil;
 pub use db::{BBOLT_MAGIC, ETCD_HASH_LEN, MAGIC_OFFSET};
 pub use inspect::{inspect, Finding, InspectError, Inspection, Kind, Level, Limits};
 pub use manifest::{Manifest, ManifestError, ManifestFields, FORMAT};
-pub use name::{archive_name, parse_rfc3339, rfc3339};
+pub use name::{archive_name, named_archive, parse_rfc3339, rfc3339};
 pub use pack::{pack, PackError, Packed, COMPRESSION_LEVEL};
 
 /// The size of the one buffer each streaming pass uses. Memory stays flat

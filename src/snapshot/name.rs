@@ -7,10 +7,16 @@ pub use crate::timefmt::{parse_rfc3339, rfc3339};
 /// The archive's file name for a snapshot taken at `unix_secs`, or `None`
 /// for a time outside years 0–9999.
 pub fn archive_name(unix_secs: i64) -> Option<String> {
+    named_archive("etcd-snapshot", unix_secs)
+}
+
+/// `{prefix}-YYYY-MM-DD-HH.MM.SS.tar.gz`, e.g. the restore action's
+/// `etcd-backup-…` archives of the data it replaces.
+pub fn named_archive(prefix: &str, unix_secs: i64) -> Option<String> {
     // 2016-11-09T02:41:47Z → 2016-11-09-02.41.47
     rfc3339(unix_secs).map(|t| {
         let stamp = t.trim_end_matches('Z').replace('T', "-").replace(':', ".");
-        format!("etcd-snapshot-{stamp}.tar.gz")
+        format!("{prefix}-{stamp}.tar.gz")
     })
 }
 

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod kv;
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -132,6 +134,16 @@ impl Run {
             self.stdout, self.stderr
         );
         self
+    }
+    /// The id in `Action queued with id: "N"` (Juju 2.9's run-action).
+    pub fn action_id(&self) -> String {
+        self.stdout
+            .trim()
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string()
     }
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)

@@ -1,0 +1,902 @@
+//! The `restore` action: replace this single unit's data with the snapshot
+//! attached as the `snapshot` resource, under a new cluster ID.
+//!
+//! Everything is checked before anything is touched: the guards (one unit
+//! in the peer relation, one member in etcd), the archive (verified in full
+//! while its db is extracted to a staging file) and the free space. Only
+//! then is the existing data saved to `target` (unless `skip-backup`), etcd
+//! stopped, the snapshot restored into a fresh directory with etcd's own
+//! tool, and the directories swapped. The old data directory stays on disk,
+//! moved aside, until etcd is healthy on the new data and the new data has
+//! been checked against the manifest; any failure before that puts it back
+//! and starts etcd on it again.
+//!
+//! A journal (`/var/lib/etcd-charm/restore.json`) is written before etcd is
+//! stopped. If the action dies part-way (a crash, `kill -9`, a reboot), the
+//! next hook or action finds the journal and rolls back to the old data.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use serde::{Deserialize, Serialize};
+
+use super::hooks::{random_hex, PEER, TOKEN_KEY};
+use super::lock::OpLock;
+use super::snapshot::{explain_io, human_size, param_bool, param_str, DEFAULT_TARGET};
+use super::state::RestoredSnapshot;
+use super::Charm;
+use crate::etcd::client::EtcdClient;
+use crate::etcd::paths::{DATA_DIR, STATE_FILE};
+use crate::etcd::restore::{db_in, RestoreReport, RestoreRequest, RestoreTool};
+use crate::failpoint;
+use crate::fsutil;
+use crate::juju::Status;
+use crate::snapshot::{self, Inspection, Kind, Limits};
+
+/// How long etcd may take to become healthy on the restored data.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Room kept free beyond what a restore writes: etcd preallocates a 64 MiB
+/// WAL segment, and a full disk must not be the result of a restore.
+const HEADROOM: u64 = 96 << 20;
+
+/// The journal's phases, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Phase {
+    /// etcd is being stopped or the new data prepared; the old data
+    /// directory may have been moved to `aside`.
+    Replacing,
+    /// etcd runs on the new data and it passed every check; only the
+    /// clean-up of `aside` is left.
+    Verified,
+}
+
+/// What an interrupted restore leaves for the next run to finish or undo.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct Journal {
+    phase: Phase,
+    /// The live data directory (host path).
+    data_dir: PathBuf,
+    /// Where the old data directory is moved while the new one is tried.
+    aside: PathBuf,
+    /// Where the snapshot is restored before the swap.
+    fresh: PathBuf,
+    /// The input being restored, for messages.
+    source_sha256: String,
+}
+
+fn journal_path(charm: &Charm<'_>) -> PathBuf {
+    charm.root.at(STATE_FILE).with_file_name("restore.json")
+}
+
+fn staging_dir(charm: &Charm<'_>) -> PathBuf {
+    charm.root.at(STATE_FILE).with_file_name("restore-staging")
+}
+
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut s = dir.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+fn remove_dir_if_exists(p: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(p) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+impl Journal {
+    fn save(&self, path: &Path) -> Result<()> {
+        let body = serde_json::to_vec_pretty(self).context("cannot encode the restore journal")?;
+        fsutil::write_atomic(path, &body, 0o600)
+            .with_context(|| format!("cannot write the restore journal {}", path.display()))?;
+        Ok(())
+    }
+
+    fn load(path: &Path) -> Result<Option<Journal>> {
+        match fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .with_context(|| format!("the restore journal {} is unreadable", path.display())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+}
+
+/// The resource as the action sees it.
+struct Attached {
+    host: PathBuf,
+    size: u64,
+}
+
+/// A cheap identity for the attached file, so that status can tell a
+/// restored resource from a new one without hashing gigabytes on every
+/// update-status: its size and the sha256 of its first and last MiB. (Juju
+/// may copy the file again, so its mtime says nothing.)
+fn quick_fingerprint(path: &Path, size: u64) -> io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Seek, SeekFrom};
+    const SPAN: u64 = 1 << 20;
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; SPAN as usize];
+    let head = usize::try_from(size.min(SPAN)).unwrap_or(0);
+    f.read_exact(&mut buf[..head])?;
+    h.update(&buf[..head]);
+    if size > SPAN {
+        let tail_len = size.min(SPAN);
+        f.seek(SeekFrom::Start(size - tail_len))?;
+        let tail = usize::try_from(tail_len).unwrap_or(0);
+        f.read_exact(&mut buf[..tail])?;
+        h.update(&buf[..tail]);
+    }
+    Ok(format!("{size}:{}", hex::encode(h.finalize())))
+}
+
+/// What etcd looked like before the restore.
+struct Before {
+    cluster_id: u64,
+    db_size: u64,
+}
+
+impl Charm<'_> {
+    pub(crate) fn restore_action(&self) -> Result<()> {
+        let params = self
+            .tools
+            .action_get()
+            .context("cannot read the action's parameters")?;
+        let target = param_str(&params, "target", DEFAULT_TARGET)?;
+        let skip_backup = param_bool(&params, "skip-backup", false)?;
+        let _lock = OpLock::try_acquire(&self.root, "the restore action")?;
+        self.recover_interrupted_restore()?;
+
+        // 1. Guards and checks. Nothing is touched until they all pass.
+        let attached = self.attached_snapshot()?.ok_or_else(|| {
+            anyhow!(
+                "no snapshot is attached to {app}. Attach one, then run restore again: juju attach-resource {app} snapshot=./etcd-snapshot-YYYY-MM-DD-HH.MM.SS.tar.gz",
+                app = self.ctx.app_name
+            )
+        })?;
+        self.guard_single_unit_peers()?;
+        let state = self.load_state()?;
+        let applied = state.applied.clone().ok_or_else(|| {
+            anyhow!(
+                "etcd has not started on {} yet; wait until `juju status` shows it active, then run restore again",
+                self.ctx.unit_name
+            )
+        })?;
+        let binaries = state
+            .binaries
+            .clone()
+            .ok_or_else(|| anyhow!("etcd is not installed on this unit yet"))?;
+        let mut client = self.connect()?;
+        let before = self.guard_single_member(&mut client)?;
+
+        let staging = staging_dir(self);
+        remove_dir_if_exists(&staging)
+            .with_context(|| format!("cannot clear {}", staging.display()))?;
+        fsutil::create_dir_mode(&staging, 0o700)
+            .with_context(|| format!("cannot create {}", staging.display()))?;
+        let result = self.restore_from(
+            &attached,
+            &staging,
+            &target,
+            skip_backup,
+            &applied.peer_url,
+            &binaries,
+            &mut client,
+            &before,
+        );
+        if let Err(e) = remove_dir_if_exists(&staging) {
+            tracing::warn!("cannot remove {}: {e}", staging.display());
+        }
+        result
+    }
+
+    /// The attached `snapshot` resource, or `None` when nothing (or Juju's
+    /// zero-byte placeholder) is attached.
+    fn attached_snapshot(&self) -> Result<Option<Attached>> {
+        let Some(unit_path) = self
+            .tools
+            .resource_get("snapshot")
+            .context("cannot ask Juju for the snapshot resource")?
+        else {
+            return Ok(None);
+        };
+        let host = self
+            .root
+            .resolve(&unit_path)
+            .context("resource-get returned an unusable path")?;
+        let meta = match fs::metadata(&host) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", host.display())),
+        };
+        if !meta.is_file() || meta.len() == 0 {
+            return Ok(None);
+        }
+        Ok(Some(Attached {
+            host,
+            size: meta.len(),
+        }))
+    }
+
+    /// The snapshot resource is attached and has not been restored yet.
+    pub(crate) fn snapshot_waiting(&self) -> Result<Option<u64>> {
+        let Some(a) = self.attached_snapshot()? else {
+            return Ok(None);
+        };
+        let state = self.load_state()?;
+        let Some(restored) = &state.restored else {
+            return Ok(Some(a.size));
+        };
+        let fp = quick_fingerprint(&a.host, a.size)
+            .with_context(|| format!("cannot read {}", a.host.display()))?;
+        Ok((restored.fingerprint != fp).then_some(a.size))
+    }
+
+    fn guard_single_unit_peers(&self) -> Result<()> {
+        let mut peers = Vec::new();
+        for rid in self
+            .tools
+            .relation_ids(PEER)
+            .context("cannot list the peer relation")?
+        {
+            peers.extend(
+                self.tools
+                    .relation_list(&rid)
+                    .with_context(|| format!("cannot list the units of {rid}"))?,
+            );
+        }
+        if !peers.is_empty() {
+            bail!(
+                "restore runs only on a single-unit application, and {app} has {n} units ({unit} and {others}). Restoring here would break the cluster. Deploy a new single-unit application with the snapshot instead: juju deploy etcd new-{app} --resource snapshot=./SNAPSHOT.tar.gz, then juju run-action new-{app}/0 restore. Nothing was changed.",
+                app = self.ctx.app_name,
+                n = peers.len() + 1,
+                unit = self.ctx.unit_name,
+                others = peers.join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    fn guard_single_member(&self, client: &mut EtcdClient) -> Result<Before> {
+        let members = client
+            .members()
+            .context("cannot list etcd's members to check that this unit is alone")?;
+        if members.len() != 1 {
+            let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+            bail!(
+                "restore runs only on a single-member cluster, and this etcd has {} members ({}). Deploy a new single-unit application with the snapshot instead: juju deploy etcd new-{app} --resource snapshot=./SNAPSHOT.tar.gz, then juju run-action new-{app}/0 restore. Nothing was changed.",
+                members.len(),
+                names.join(", "),
+                app = self.ctx.app_name
+            );
+        }
+        let status = client.status().context("cannot read etcd's status")?;
+        Ok(Before {
+            cluster_id: status.cluster_id,
+            db_size: u64::try_from(status.db_size).unwrap_or(0),
+        })
+    }
+
+    /// Verifies the archive in full while extracting its db to `staging`.
+    fn inspect_attached(
+        &self,
+        attached: &Attached,
+        staging: &Path,
+    ) -> Result<(Inspection, PathBuf)> {
+        self.log_progress(&format!(
+            "Verifying the attached snapshot ({})",
+            human_size(attached.size)
+        ));
+        let input = File::open(&attached.host).with_context(|| {
+            format!(
+                "cannot open the snapshot resource {}",
+                attached.host.display()
+            )
+        })?;
+        let db_path = staging.join("snapshot.db");
+        let db_file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&db_path)
+            .with_context(|| format!("cannot create {}", db_path.display()))?;
+        let mut db_out = BufWriter::with_capacity(snapshot::BUF_SIZE, &db_file);
+        let inspection = snapshot::inspect(
+            BufReader::with_capacity(snapshot::BUF_SIZE, input),
+            Some(&mut db_out),
+            Limits::default(),
+            &mut snapshot::NoProgress,
+        )
+        .map_err(|e| match &e {
+            snapshot::InspectError::WriteDb(io) => anyhow!(
+                "cannot extract the snapshot's database to {}: {io}; {}. Nothing was changed.",
+                staging.display(),
+                explain_io(io)
+            ),
+            _ => anyhow!("{e}. Nothing was changed."),
+        })?;
+        db_out.flush().map_err(|e| {
+            anyhow!(
+                "cannot write {}: {e}; {}",
+                db_path.display(),
+                explain_io(&e)
+            )
+        })?;
+        drop(db_out);
+        db_file
+            .sync_all()
+            .with_context(|| format!("cannot sync {}", db_path.display()))?;
+        if let Some(why) = inspection.refused() {
+            bail!("{why} Nothing was changed.");
+        }
+        Ok((inspection, db_path))
+    }
+
+    /// Refuses, before anything is touched, when the disks cannot hold the
+    /// restored data and the backup.
+    fn check_space(
+        &self,
+        data_parent: &Path,
+        db_size: u64,
+        backup: Option<(&Path, u64)>,
+    ) -> Result<()> {
+        let need_data = db_size + HEADROOM;
+        let free_data = fs2::available_space(data_parent)
+            .with_context(|| format!("cannot read the free space of {}", data_parent.display()))?;
+        let mut need_on_data_fs = need_data;
+        if let Some((dir, backup_size)) = backup {
+            let free_target = fs2::available_space(dir)
+                .with_context(|| format!("cannot read the free space of {}", dir.display()))?;
+            let same_fs = same_filesystem(dir, data_parent);
+            if same_fs {
+                need_on_data_fs += backup_size;
+            } else if free_target < backup_size + (16 << 20) {
+                bail!(
+                    "the backup of the current data needs up to {} in {}, which has {} free. Free space there, pass another target=, or pass skip-backup=true. Nothing was changed.",
+                    human_size(backup_size + (16 << 20)),
+                    dir.display(),
+                    human_size(free_target)
+                );
+            }
+        }
+        if free_data < need_on_data_fs {
+            bail!(
+                "the restore needs {} free next to etcd's data ({}), which has {} free. Free space there{}. Nothing was changed.",
+                human_size(need_on_data_fs),
+                data_parent.display(),
+                human_size(free_data),
+                if backup.is_some() {
+                    ", pass another target=, or pass skip-backup=true"
+                } else {
+                    ""
+                }
+            );
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn restore_from(
+        &self,
+        attached: &Attached,
+        staging: &Path,
+        target: &str,
+        skip_backup: bool,
+        peer_url: &str,
+        binaries: &crate::etcd::Binaries,
+        client: &mut EtcdClient,
+        before: &Before,
+    ) -> Result<()> {
+        let (inspection, db_path) = self.inspect_attached(attached, staging)?;
+        let tool = RestoreTool::detect(binaries).context("cannot run etcd's restore tool")?;
+        self.log_progress(&format!(
+            "The snapshot is a {} ({} db, sha256 {}) and passed every check",
+            kind_words(inspection.kind),
+            human_size(inspection.db_size),
+            inspection.input_sha256
+        ));
+
+        let data_dir = self.root.at(DATA_DIR);
+        let data_parent = data_dir
+            .parent()
+            .ok_or_else(|| anyhow!("the data directory has no parent"))?
+            .to_path_buf();
+        let backup_dir = if skip_backup {
+            None
+        } else {
+            Some(self.target_dir(target)?)
+        };
+        self.check_space(
+            &data_parent,
+            inspection.db_size,
+            backup_dir.as_deref().map(|d| (d, before.db_size)),
+        )?;
+        failpoint::hit("restore-after-verify")?;
+
+        // 2. Save the current data, while etcd still serves it.
+        let backup = match &backup_dir {
+            Some(dir) => {
+                self.log_progress(&format!("Saving the current data to {target}"));
+                let taken = self
+                    .take_snapshot(client, dir, target, "etcd-backup")
+                    .context("cannot save the current data before the restore (nothing was changed; pass skip-backup=true to restore without a backup)")?;
+                Some(taken)
+            }
+            None => {
+                self.log_progress("skip-backup=true: the current data is not saved");
+                None
+            }
+        };
+
+        // 3. Replace the data. From here on, failures roll back.
+        let journal = Journal {
+            phase: Phase::Replacing,
+            data_dir: data_dir.clone(),
+            aside: sibling(&data_dir, ".pre-restore"),
+            fresh: sibling(&data_dir, ".restoring"),
+            source_sha256: inspection.input_sha256.clone(),
+        };
+        remove_dir_if_exists(&journal.fresh)
+            .with_context(|| format!("cannot clear {}", journal.fresh.display()))?;
+        if journal.aside.exists() {
+            bail!(
+                "{} exists from an earlier restore; move it away (it holds etcd data from before that restore), then run restore again. Nothing was changed.",
+                journal.aside.display()
+            );
+        }
+        let jpath = journal_path(self);
+        journal.save(&jpath)?;
+        self.tools
+            .status_set(
+                &Status::maintenance(format!(
+                    "Restoring the snapshot {}",
+                    &inspection.input_sha256[..12.min(inspection.input_sha256.len())]
+                )),
+                false,
+            )
+            .context("cannot set the unit's status")?;
+
+        let token = format!("etcd-restore-{}", random_hex(8)?);
+        let outcome = self.replace_and_verify(
+            &journal,
+            &tool,
+            &db_path,
+            peer_url,
+            &token,
+            &inspection,
+            before,
+        );
+        let (report, after) = match outcome {
+            Ok(v) => v,
+            Err(e) => {
+                let reason = format!("{e:#}");
+                tracing::error!("restore failed, rolling back: {reason}");
+                return match self.roll_back(&journal, &jpath) {
+                    Ok(()) => Err(anyhow!(
+                        "the restore failed and was rolled back; etcd serves the data it had before (cluster {:x}). Reason: {reason}",
+                        before.cluster_id
+                    )),
+                    Err(rb) => {
+                        let msg = format!(
+                            "the restore failed ({reason}) and the rollback failed too ({rb:#}); the old data is in {}. Run: juju run {} health, and see the unit's log",
+                            journal.aside.display(),
+                            self.ctx.unit_name
+                        );
+                        let _ = self.tools.status_set(&Status::blocked(msg.clone()), false);
+                        Err(anyhow!(msg))
+                    }
+                };
+            }
+        };
+
+        // 4. The new data is proven; drop the old.
+        let mut done = journal.clone();
+        done.phase = Phase::Verified;
+        done.save(&jpath)?;
+        failpoint::hit("restore-after-verified")?;
+        self.finish_verified(&done, &jpath);
+
+        if self.tools.is_leader().context("cannot ask is-leader")? {
+            let mut s = BTreeMap::new();
+            s.insert(TOKEN_KEY.to_string(), token);
+            self.tools
+                .leader_set(&s)
+                .context("cannot store the new cluster token")?;
+        }
+        let mut state = self.load_state()?;
+        state.restored = Some(RestoredSnapshot {
+            fingerprint: quick_fingerprint(&attached.host, attached.size)
+                .with_context(|| format!("cannot read {}", attached.host.display()))?,
+            sha256: inspection.input_sha256.clone(),
+        });
+        self.save_state(&state)?;
+
+        let mut r = vec![
+            ("restore.revision", after.revision.to_string()),
+            ("restore.keys", after.keys.to_string()),
+            ("restore.cluster-id", format!("{:x}", after.cluster_id)),
+            (
+                "restore.previous-cluster-id",
+                format!("{:x}", before.cluster_id),
+            ),
+            ("restore.source.kind", inspection.kind.as_str().to_string()),
+            ("restore.source.sha256", inspection.input_sha256.clone()),
+            ("restore.source.size", inspection.input_size.to_string()),
+            ("restore.version", after.version.clone()),
+            (
+                "restore.tool",
+                report
+                    .tool
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            ),
+            (
+                "restore.skip-hash-check",
+                inspection.needs_skip_hash_check.to_string(),
+            ),
+        ];
+        if report.bumped_by > 0 {
+            r.push(("restore.bumped-revision-by", report.bumped_by.to_string()));
+            r.push((
+                "restore.marked-compacted",
+                report.marked_compacted.to_string(),
+            ));
+        }
+        if let Some(note) = &after.note {
+            r.push(("restore.note", note.clone()));
+        }
+        match &backup {
+            Some(b) => r.extend([
+                ("backup.path", b.unit_path.clone()),
+                ("backup.sha256", b.sha256.clone()),
+                ("backup.size", human_size(b.size)),
+                (
+                    "backup.copy.cmd",
+                    format!("juju scp {}:{} .", self.ctx.unit_name, b.unit_path),
+                ),
+            ]),
+            None => r.push(("backup.skipped", "true".to_string())),
+        }
+        self.set_results(r)?;
+        self.tools
+            .status_set(&Status::active(super::hooks::healthy_message(1)), false)
+            .context("cannot set the unit's status")?;
+        self.log_progress(&format!(
+            "Restored revision {} with {} keys; the cluster ID is now {:x}",
+            after.revision, after.keys, after.cluster_id
+        ));
+        Ok(())
+    }
+
+    /// Stops etcd, restores into a fresh directory, swaps it in, starts
+    /// etcd and checks the result. Any error leaves the journal for
+    /// [`Self::roll_back`].
+    #[allow(clippy::too_many_arguments)]
+    fn replace_and_verify(
+        &self,
+        journal: &Journal,
+        tool: &RestoreTool,
+        db_path: &Path,
+        peer_url: &str,
+        token: &str,
+        inspection: &Inspection,
+        before: &Before,
+    ) -> Result<(RestoreReport, After)> {
+        self.log_progress("Stopping etcd");
+        self.service.stop().context("systemctl stop etcd failed")?;
+        if !self
+            .service
+            .wait_inactive(Duration::from_secs(30))
+            .context("systemctl is-active failed")?
+        {
+            bail!("etcd did not stop within 30 s");
+        }
+        failpoint::hit("restore-after-stop")?;
+
+        self.log_progress(&format!(
+            "Restoring the snapshot with {}",
+            tool.path.display()
+        ));
+        let report = tool
+            .restore(&RestoreRequest {
+                db: db_path.to_path_buf(),
+                data_dir: journal.fresh.clone(),
+                name: self.ctx.member_name(),
+                peer_url: peer_url.to_string(),
+                token: token.to_string(),
+                skip_hash_check: inspection.needs_skip_hash_check,
+            })
+            .context("etcd's snapshot restore failed")?;
+        fs::set_permissions(
+            &journal.fresh,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .with_context(|| format!("cannot set the mode of {}", journal.fresh.display()))?;
+        failpoint::hit("restore-after-restore")?;
+
+        fs::rename(&journal.data_dir, &journal.aside).with_context(|| {
+            format!(
+                "cannot move {} aside to {}",
+                journal.data_dir.display(),
+                journal.aside.display()
+            )
+        })?;
+        failpoint::hit("restore-after-move-aside")?;
+        fs::rename(&journal.fresh, &journal.data_dir).with_context(|| {
+            format!(
+                "cannot move {} to {}",
+                journal.fresh.display(),
+                journal.data_dir.display()
+            )
+        })?;
+        if let Some(parent) = journal.data_dir.parent() {
+            fsutil::sync_dir(parent)
+                .with_context(|| format!("cannot sync {}", parent.display()))?;
+        }
+        if failpoint::hit("restore-after-swap")? {
+            // `corrupt`: cut the restored db short so etcd cannot open it,
+            // as a bad disk or a bad restore would.
+            let db = db_in(&journal.data_dir);
+            OpenOptions::new()
+                .write(true)
+                .open(&db)
+                .and_then(|f| f.set_len(4096))
+                .with_context(|| format!("failure point: cannot truncate {}", db.display()))?;
+        }
+
+        self.log_progress("Starting etcd on the restored data");
+        self.service
+            .start()
+            .context("etcd did not start on the restored data")?;
+        self.wait_serving(START_TIMEOUT)
+            .context("etcd did not become healthy on the restored data")?;
+        failpoint::hit("restore-after-start")?;
+        let after = self.check_restored(inspection, &report, before)?;
+        Ok((report, after))
+    }
+
+    /// Waits until this unit's etcd is healthy; fails at once when the
+    /// service exits instead.
+    pub(crate) fn wait_serving(&self, within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
+        let mut last = String::new();
+        loop {
+            if !self
+                .service
+                .is_active()
+                .context("systemctl is-active failed")?
+            {
+                bail!(
+                    "etcd exited; see its log (journalctl -u etcd){}",
+                    if last.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; last check: {last}")
+                    }
+                );
+            }
+            match self
+                .connect()
+                .and_then(|mut c| c.health().map_err(anyhow::Error::from))
+            {
+                Ok(h) if h.is_healthy() => return Ok(()),
+                Ok(h) => last = format!("alarms {:?}, leader {:x}", h.alarms, h.status.leader),
+                Err(e) => last = format!("{e:#}"),
+            }
+            if Instant::now() >= deadline {
+                bail!("etcd was not healthy within {} s: {last}", within.as_secs());
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Checks the running etcd against what was restored.
+    fn check_restored(
+        &self,
+        inspection: &Inspection,
+        report: &RestoreReport,
+        before: &Before,
+    ) -> Result<After> {
+        let mut client = self.connect()?;
+        let status = client.status().context("cannot read etcd's status")?;
+        let members = client.members().context("cannot list etcd's members")?;
+        if members.len() != 1 {
+            bail!(
+                "the restored cluster has {} members instead of 1",
+                members.len()
+            );
+        }
+        if status.cluster_id == before.cluster_id {
+            bail!(
+                "the restored cluster kept the old cluster ID {:x}",
+                status.cluster_id
+            );
+        }
+        let keys = client
+            .key_count(0)
+            .context("cannot count the restored keys")?;
+        let mut note = None;
+        if let Some(m) = &inspection.manifest {
+            let bump = i64::try_from(report.bumped_by).unwrap_or(0);
+            let base = status.revision - bump;
+            if base < m.revision {
+                bail!(
+                    "the restored data is at revision {base}, older than the revision {} the archive's manifest records",
+                    m.revision
+                );
+            }
+            if base == m.revision {
+                if keys != m.key_count {
+                    bail!(
+                        "the restored data holds {keys} keys where the archive's manifest records {}",
+                        m.key_count
+                    );
+                }
+            } else if report.bumped_by == 0 {
+                // etcd took writes between the manifest's count and the
+                // snapshot; check the count at the manifest's revision.
+                match client.key_count(m.revision) {
+                    Ok(k) if k == m.key_count => {}
+                    Ok(k) => bail!(
+                        "the restored data holds {k} keys at revision {} where the archive's manifest records {}",
+                        m.revision,
+                        m.key_count
+                    ),
+                    Err(e) => {
+                        note = Some(format!(
+                            "the snapshot was taken under writes (revision {} to {base}); the key count could not be checked at revision {}: {e}",
+                            m.revision, m.revision
+                        ))
+                    }
+                }
+            } else {
+                note = Some(format!(
+                    "the snapshot was taken under writes (revision {} to {base}); the db was checked by its sha256",
+                    m.revision
+                ));
+            }
+        }
+        Ok(After {
+            revision: status.revision,
+            keys,
+            cluster_id: status.cluster_id,
+            version: status.version,
+            note,
+        })
+    }
+
+    /// Puts the old data back and starts etcd on it.
+    fn roll_back(&self, journal: &Journal, jpath: &Path) -> Result<()> {
+        self.log_progress("Rolling back to the data etcd had before the restore");
+        self.service.stop().context("systemctl stop etcd failed")?;
+        self.service
+            .wait_inactive(Duration::from_secs(30))
+            .context("systemctl is-active failed")?;
+        if journal.aside.exists() {
+            if journal.data_dir.exists() {
+                let failed = sibling(&journal.data_dir, ".failed-restore");
+                remove_dir_if_exists(&failed)
+                    .with_context(|| format!("cannot clear {}", failed.display()))?;
+                fs::rename(&journal.data_dir, &failed).with_context(|| {
+                    format!("cannot move the restored data to {}", failed.display())
+                })?;
+                if let Err(e) = fs::remove_dir_all(&failed) {
+                    tracing::warn!("cannot remove {}: {e}", failed.display());
+                }
+            }
+            fs::rename(&journal.aside, &journal.data_dir).with_context(|| {
+                format!(
+                    "cannot move the old data back from {}",
+                    journal.aside.display()
+                )
+            })?;
+            if let Some(parent) = journal.data_dir.parent() {
+                fsutil::sync_dir(parent)
+                    .with_context(|| format!("cannot sync {}", parent.display()))?;
+            }
+        }
+        remove_dir_if_exists(&journal.fresh)
+            .with_context(|| format!("cannot remove {}", journal.fresh.display()))?;
+        let state = self.load_state()?;
+        if state.started {
+            self.service
+                .start()
+                .context("etcd did not start on the old data")?;
+            self.wait_serving(START_TIMEOUT)
+                .context("etcd is not healthy on the old data")?;
+            self.tools
+                .status_set(&Status::active(super::hooks::healthy_message(1)), false)
+                .context("cannot set the unit's status")?;
+        }
+        fs::remove_file(jpath).with_context(|| format!("cannot remove {}", jpath.display()))?;
+        Ok(())
+    }
+
+    /// Removes the old data once the new data has been verified.
+    fn finish_verified(&self, journal: &Journal, jpath: &Path) {
+        if let Err(e) = remove_dir_if_exists(&journal.aside) {
+            tracing::warn!(
+                "cannot remove the old data {}: {e}",
+                journal.aside.display()
+            );
+        }
+        if let Err(e) = remove_dir_if_exists(&journal.fresh) {
+            tracing::warn!("cannot remove {}: {e}", journal.fresh.display());
+        }
+        if let Err(e) = fs::remove_file(jpath) {
+            tracing::warn!("cannot remove {}: {e}", jpath.display());
+        }
+    }
+
+    /// Finishes or undoes a restore that was interrupted (the journal is
+    /// still there). The caller holds the unit's lock.
+    pub(crate) fn recover_interrupted_restore(&self) -> Result<()> {
+        let jpath = journal_path(self);
+        let Some(journal) = Journal::load(&jpath)? else {
+            return Ok(());
+        };
+        match journal.phase {
+            Phase::Verified => {
+                tracing::warn!("finishing the clean-up of a restore that was verified");
+                self.finish_verified(&journal, &jpath);
+                Ok(())
+            }
+            Phase::Replacing => {
+                tracing::warn!(
+                    "a restore of {} was interrupted; rolling back to the old data",
+                    journal.source_sha256
+                );
+                self.roll_back(&journal, &jpath).map_err(|e| {
+                    let msg = format!(
+                        "an interrupted restore could not be rolled back ({e:#}); the old data is in {}. See the unit's log",
+                        journal.aside.display()
+                    );
+                    let _ = self.tools.status_set(&Status::blocked(msg.clone()), false);
+                    anyhow!(msg)
+                })?;
+                self.log_progress(
+                    "An interrupted restore was rolled back: etcd serves the data it had before it",
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The restored etcd, as checked.
+struct After {
+    revision: i64,
+    keys: u64,
+    cluster_id: u64,
+    version: String,
+    note: Option<String>,
+}
+
+fn kind_words(k: Kind) -> &'static str {
+    match k {
+        Kind::Charm => "snapshot archive made by this charm",
+        Kind::LegacyCharm => "archive made by the original etcd charm (a raw db copy, restored with --skip-hash-check)",
+        Kind::EtcdctlSnapshot => "plain etcdctl snapshot file",
+        Kind::Unknown => "file of unknown kind",
+    }
+}
+
+fn same_filesystem(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev(),
+        _ => true,
+    }
+}

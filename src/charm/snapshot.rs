@@ -1,0 +1,375 @@
+//! The `snapshot` action: etcd's Maintenance snapshot stream, packed in one
+//! pass into `etcd-snapshot-YYYY-MM-DD-HH.MM.SS.tar.gz` in `target`.
+//!
+//! The archive is written as `NAME.partial` (mode 0600 from its first
+//! byte), fsynced, renamed and its directory fsynced, so a file with the
+//! final name is always whole. Any failure removes the partial file. The
+//! same code takes the restore action's backup of the data it replaces.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use serde_json::Value;
+
+use super::lock::OpLock;
+use super::Charm;
+use crate::etcd::EtcdClient;
+use crate::failpoint;
+use crate::fsutil;
+use crate::snapshot::{self, manifest::id_hex, Manifest, ManifestFields};
+
+/// Where snapshots go unless the operator says otherwise (the original
+/// charm's default).
+pub const DEFAULT_TARGET: &str = "/home/ubuntu/etcd-snapshots";
+
+/// An archive written and renamed into place.
+#[derive(Debug, Clone)]
+pub struct Taken {
+    /// The path on the unit, as the operator sees it.
+    pub unit_path: String,
+    pub sha256: String,
+    pub size: u64,
+    pub manifest: Manifest,
+}
+
+/// Sizes as `du -h` prints them (the seed shows `size: 68K`): powers of
+/// 1024, rounded up, one decimal below 10.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["K", "M", "G", "T", "P", "E"];
+    if bytes < 1024 {
+        return bytes.to_string();
+    }
+    let mut unit = 0;
+    let mut div: u64 = 1024;
+    while unit + 1 < UNITS.len() && bytes >= div.saturating_mul(1024) {
+        div = div.saturating_mul(1024);
+        unit += 1;
+    }
+    // Tenths, rounded up.
+    let tenths = (u128::from(bytes) * 10).div_ceil(u128::from(div));
+    if tenths < 100 {
+        format!("{}.{}{}", tenths / 10, tenths % 10, UNITS[unit])
+    } else {
+        let whole = u128::from(bytes).div_ceil(u128::from(div));
+        format!("{whole}{}", UNITS[unit])
+    }
+}
+
+/// Now, as Unix seconds.
+pub(crate) fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Reads a string parameter, or its default.
+pub(crate) fn param_str(
+    params: &serde_json::Map<String, Value>,
+    key: &str,
+    default: &str,
+) -> Result<String> {
+    match params.get(key) {
+        None | Some(Value::Null) => Ok(default.to_string()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(v) => bail!("parameter {key} must be a string, got {v}"),
+    }
+}
+
+/// Reads a boolean parameter, or its default.
+pub(crate) fn param_bool(
+    params: &serde_json::Map<String, Value>,
+    key: &str,
+    default: bool,
+) -> Result<bool> {
+    match params.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) if s == "true" || s == "false" => Ok(s == "true"),
+        Some(v) => bail!("parameter {key} must be true or false, got {v}"),
+    }
+}
+
+/// Says whether an IO error means the disk is full, for the message.
+pub(crate) fn explain_io(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+            "the filesystem is full: free space there or pass another target"
+        }
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => {
+            "the directory is not writable: fix its permissions or pass another target"
+        }
+        _ => "check the directory and the disk, then run the action again",
+    }
+}
+
+/// Removes leftovers of killed runs: `etcd-*.tar.gz.partial` files. No
+/// live writer can own one, because the caller holds the unit's lock.
+fn remove_stale_partials(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("etcd-") && name.ends_with(".tar.gz.partial") {
+            match fs::remove_file(e.path()) {
+                Ok(()) => tracing::warn!("removed {name}, left by an interrupted run"),
+                Err(err) => tracing::warn!("cannot remove the stale {name}: {err}"),
+            }
+        }
+    }
+}
+
+/// Removes a partial file when dropped, unless disarmed.
+struct PartialGuard {
+    path: Option<PathBuf>,
+}
+
+impl Drop for PartialGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.path.take() {
+            if let Err(e) = fs::remove_file(&p) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!("cannot remove {}: {e}", p.display());
+                }
+            }
+        }
+    }
+}
+
+impl Charm<'_> {
+    /// Resolves a directory parameter (a unit path) and creates it 0700 if
+    /// it is missing.
+    pub(crate) fn target_dir(&self, unit_dir: &str) -> Result<PathBuf> {
+        if !unit_dir.starts_with('/') {
+            bail!("target {unit_dir:?} must be an absolute directory, such as {DEFAULT_TARGET}");
+        }
+        let host = self
+            .root
+            .resolve(unit_dir)
+            .map_err(|e| anyhow!("target: {e}"))?;
+        if !host.is_dir() {
+            if host.exists() {
+                bail!("target {unit_dir} exists and is not a directory; pass a directory");
+            }
+            fsutil::create_dir_mode(&host, 0o700).map_err(|e| {
+                anyhow!(
+                    "cannot create the target directory {unit_dir}: {e}; {}",
+                    explain_io(&e)
+                )
+            })?;
+        }
+        Ok(host)
+    }
+
+    pub(crate) fn snapshot_action(&self) -> Result<()> {
+        let params = self
+            .tools
+            .action_get()
+            .context("cannot read the action's parameters")?;
+        let keys = param_str(&params, "keys-version", "v3")?;
+        match keys.as_str() {
+            "v3" => {}
+            "v2" => bail!(
+                "keys-version=v2 is not supported: etcd's v2 store is not part of a v3 snapshot, and this charm runs etcd with the v2 API disabled. Run the action without keys-version (or with keys-version=v3)"
+            ),
+            other => bail!("keys-version={other:?} is not known; the only accepted value is v3"),
+        }
+        let target = param_str(&params, "target", DEFAULT_TARGET)?;
+        let _lock = OpLock::try_acquire(&self.root, "the snapshot action")?;
+        self.recover_interrupted_restore()?;
+        let dir = self.target_dir(&target)?;
+        let mut client = self.connect()?;
+        let taken = self.take_snapshot(&mut client, &dir, &target, "etcd-snapshot")?;
+
+        let m = &taken.manifest;
+        self.set_results(vec![
+            ("snapshot.path", taken.unit_path.clone()),
+            ("snapshot.sha256", taken.sha256.clone()),
+            ("snapshot.size", human_size(taken.size)),
+            ("snapshot.size-bytes", taken.size.to_string()),
+            ("snapshot.version", m.etcd_version.clone()),
+            ("snapshot.revision", m.revision.to_string()),
+            ("snapshot.key-count", m.key_count.to_string()),
+            ("snapshot.cluster-id", m.cluster_id.clone()),
+            ("snapshot.db-sha256", m.db_sha256.clone()),
+            ("snapshot.created", m.created.clone()),
+            (
+                "copy.cmd",
+                format!("juju scp {}:{} .", self.ctx.unit_name, taken.unit_path),
+            ),
+        ])
+    }
+
+    /// Streams a consistent snapshot from `client` into
+    /// `{prefix}-YYYY-MM-DD-HH.MM.SS.tar.gz` in `dir` (whose unit path is
+    /// `unit_dir`).
+    pub(crate) fn take_snapshot(
+        &self,
+        client: &mut EtcdClient,
+        dir: &Path,
+        unit_dir: &str,
+        prefix: &str,
+    ) -> Result<Taken> {
+        remove_stale_partials(dir);
+        let status = client.status().context("cannot read etcd's status")?;
+        // Read before the stream opens, so the manifest's revision is never
+        // ahead of the data: etcd commits its backend before it snapshots.
+        let revision = status.revision;
+        let key_count = client
+            .key_count(revision)
+            .context("cannot count etcd's keys")?;
+
+        // A name that is not taken yet (two runs in one second wait).
+        let (name, created) = {
+            let mut tries = 0;
+            loop {
+                let now = now_unix();
+                let name = snapshot::named_archive(prefix, now)
+                    .ok_or_else(|| anyhow!("the clock is outside years 0-9999"))?;
+                if !dir.join(&name).exists() {
+                    break (name, now);
+                }
+                tries += 1;
+                if tries > 3 {
+                    bail!("{} already exists in {unit_dir}", name);
+                }
+                std::thread::sleep(Duration::from_millis(1000));
+            }
+        };
+        let fields = ManifestFields {
+            etcd_version: status.version.clone(),
+            cluster_id: id_hex(status.cluster_id),
+            member_id: id_hex(status.member_id),
+            revision,
+            key_count,
+            created: snapshot::rfc3339(created)
+                .ok_or_else(|| anyhow!("the clock is outside years 0-9999"))?,
+            source_unit: self.ctx.unit_name.clone(),
+        };
+        let final_path = dir.join(&name);
+        let partial_path = dir.join(format!("{name}.partial"));
+        let unit_path = format!("{}/{name}", unit_dir.trim_end_matches('/'));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial_path)
+            .map_err(|e| anyhow!("cannot create {unit_path}.partial: {e}; {}", explain_io(&e)))?;
+        let mut guard = PartialGuard {
+            path: Some(partial_path.clone()),
+        };
+
+        let mut stream = client
+            .snapshot()
+            .context("etcd refused to start a snapshot")?;
+        let total = stream.size();
+        self.log_progress(&format!(
+            "Streaming a {} snapshot of etcd {} at revision {revision} ({key_count} keys) into {unit_path}",
+            human_size(total),
+            status.version
+        ));
+        // Small snapshots take a blink; only report progress on big ones.
+        let mut next_report = if total >= 64 << 20 {
+            total / 4
+        } else {
+            u64::MAX
+        };
+        let mut progress = |done: u64, total: Option<u64>| {
+            if done >= next_report && done > 0 {
+                if let Some(t) = total.filter(|t| *t > 0) {
+                    self.log_progress(&format!(
+                        "{}% ({} of {})",
+                        done * 100 / t,
+                        human_size(done),
+                        human_size(t)
+                    ));
+                    next_report = next_report.saturating_add((t / 4).max(1));
+                }
+            }
+        };
+        let mut out = BufWriter::with_capacity(snapshot::BUF_SIZE, &file);
+        let packed =
+            snapshot::pack(&mut stream, total, fields, &mut out, &mut progress).map_err(|e| {
+                match &e {
+                    snapshot::PackError::Write(io) => {
+                        anyhow!("cannot write {unit_path}: {io}; {}", explain_io(io))
+                    }
+                    _ => anyhow!(e),
+                }
+            })?;
+        out.flush()
+            .map_err(|e| anyhow!("cannot write {unit_path}: {e}; {}", explain_io(&e)))?;
+        drop(out);
+        drop(stream);
+        if failpoint::hit("snapshot-before-sync")? {
+            corrupt_file(&file)?;
+        }
+        file.sync_all()
+            .map_err(|e| anyhow!("cannot sync {unit_path}: {e}; {}", explain_io(&e)))?;
+        drop(file);
+        failpoint::hit("snapshot-before-rename")?;
+        fs::rename(&partial_path, &final_path)
+            .with_context(|| format!("cannot rename {unit_path}.partial to {unit_path}"))?;
+        guard.path = None;
+        fsutil::sync_dir(dir).with_context(|| format!("cannot sync {unit_dir}"))?;
+        self.log_progress(&format!(
+            "Wrote {unit_path} ({}, sha256 {})",
+            human_size(packed.archive_size),
+            packed.archive_sha256
+        ));
+        Ok(Taken {
+            unit_path,
+            sha256: packed.archive_sha256,
+            size: packed.archive_size,
+            manifest: packed.manifest,
+        })
+    }
+
+    /// Progress for the operator; a failing `action-log` never fails the
+    /// work it reports on.
+    pub(crate) fn log_progress(&self, msg: &str) {
+        tracing::info!("{msg}");
+        if self.ctx.hook_name().is_none() {
+            if let Err(e) = self.tools.action_log(msg) {
+                tracing::warn!("action-log failed: {e}");
+            }
+        }
+    }
+}
+
+/// The `corrupt` failure point of a snapshot: flips one byte in the middle
+/// of the written archive, as a bad disk would.
+fn corrupt_file(file: &File) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    let at = len / 2;
+    let mut b = [0u8; 1];
+    file.read_exact_at(&mut b, at)?;
+    b[0] ^= 0xff;
+    file.write_all_at(&b, at)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_du() {
+        assert_eq!(human_size(0), "0");
+        assert_eq!(human_size(1023), "1023");
+        assert_eq!(human_size(1024), "1.0K");
+        assert_eq!(human_size(1025), "1.1K");
+        assert_eq!(human_size(68 * 1024), "68K");
+        assert_eq!(human_size(68 * 1024 + 1), "69K");
+        assert_eq!(human_size(10 * 1024 * 1024 - 1), "10M");
+        assert_eq!(human_size(3 * 1024 * 1024 * 1024), "3.0G");
+        assert_eq!(human_size(u64::MAX), "16E");
+    }
+}

@@ -1,0 +1,89 @@
+//! Named failure points for fault-injection tests.
+//!
+//! `ETCD_CHARM_FAILPOINTS=restore-after-stop=kill,snapshot-mid-stream=error`
+//! makes the named points misbehave; without the variable every point is a
+//! no-op that costs one environment lookup. The variable is a test hook:
+//! Juju never sets it, and the simulator passes the caller's environment
+//! through to the charm so end-to-end tests can set it for one command.
+//!
+//! Actions:
+//! - `error`: the point returns an error, as if the step itself failed;
+//! - `kill`: the process kills itself with SIGKILL, as a crash or an OOM
+//!   kill would, with no chance to clean up;
+//! - `corrupt`: the call site damages what it just produced (each site
+//!   documents what that means), so the next step fails for real.
+
+/// The environment variable that arms failure points.
+pub const ENV: &str = "ETCD_CHARM_FAILPOINTS";
+
+/// What an armed point does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Error,
+    Kill,
+    Corrupt,
+}
+
+/// An armed `error` point.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("failure point {0} was triggered (ETCD_CHARM_FAILPOINTS)")]
+pub struct Injected(pub String);
+
+/// The action armed for `name`, if any.
+pub fn armed(name: &str) -> Option<Action> {
+    let spec = std::env::var(ENV).ok()?;
+    parse(&spec, name)
+}
+
+fn parse(spec: &str, name: &str) -> Option<Action> {
+    spec.split(',').find_map(|item| {
+        let (n, a) = item.trim().split_once('=')?;
+        if n.trim() != name {
+            return None;
+        }
+        match a.trim() {
+            "error" => Some(Action::Error),
+            "kill" => Some(Action::Kill),
+            "corrupt" => Some(Action::Corrupt),
+            _ => None,
+        }
+    })
+}
+
+/// Evaluates the point `name`: kills the process for `kill`, returns an
+/// error for `error`, and returns `Ok(true)` for `corrupt` so the call site
+/// can do its damage. `Ok(false)` when the point is not armed.
+pub fn hit(name: &str) -> Result<bool, Injected> {
+    match armed(name) {
+        None => Ok(false),
+        Some(Action::Error) => Err(Injected(name.to_string())),
+        Some(Action::Corrupt) => Ok(true),
+        Some(Action::Kill) => {
+            tracing::warn!("failure point {name}: killing this process");
+            // SAFETY: kill(2) and getpid(2) have no memory-safety
+            // preconditions.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+            // SIGKILL cannot be caught; this is not reached.
+            std::process::abort()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_named_points_only() {
+        let spec = "a=error, b = kill,c=corrupt,d=bogus,e";
+        assert_eq!(parse(spec, "a"), Some(Action::Error));
+        assert_eq!(parse(spec, "b"), Some(Action::Kill));
+        assert_eq!(parse(spec, "c"), Some(Action::Corrupt));
+        assert_eq!(parse(spec, "d"), None);
+        assert_eq!(parse(spec, "e"), None);
+        assert_eq!(parse(spec, "zz"), None);
+        assert_eq!(parse("", "a"), None);
+    }
+}

@@ -1,0 +1,612 @@
+//! End-to-end tests of the snapshot and restore actions, through the
+//! `juju-sim` CLI as an operator drives Juju, on real etcd 3.4 (Debian) and
+//! 3.5 (the official static binaries attached as the `etcd` resource).
+//!
+//! Every check is on a real outcome: every key and value read back from
+//! etcd, sha256 compared with `sha256sum`, file modes, cluster and member
+//! IDs, exit codes.
+
+mod util;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_yaml::Value as Yaml;
+use util::kv;
+use util::{etcd35_dir, etcd35_resource, Model, Run};
+
+const KEYS: usize = 3000;
+const BIG: usize = 600 << 10;
+
+fn charm() -> String {
+    util::charm_dir().display().to_string()
+}
+
+fn endpoint(m: &Model, unit: &str) -> String {
+    format!("http://{}:2379", m.address(unit))
+}
+
+/// Runs juju-sim in the model's scratch directory, where `./file` paths
+/// are resolved, as an operator's shell would.
+fn sim_here(m: &Model, args: &[&str]) -> Run {
+    sim_env(m, args, &[])
+}
+
+fn sim_env(m: &Model, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let out = m
+        .cmd()
+        .current_dir(m.scratch.path())
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .expect("cannot run juju-sim");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `juju run-action UNIT ACTION [k=v…]`, then `juju show-action-output ID`:
+/// the seed's two steps. Returns the parsed output.
+fn run_action(m: &Model, unit: &str, action: &str, params: &[&str], env: &[(&str, &str)]) -> Yaml {
+    let mut args = vec!["run-action", unit, action];
+    args.extend_from_slice(params);
+    let q = sim_env(m, &args, env).ok();
+    let id = q.action_id();
+    let shown = sim_here(m, &["show-action-output", &id]).ok();
+    serde_yaml::from_str(&shown.stdout).unwrap()
+}
+
+fn result<'a>(out: &'a Yaml, path: &str) -> &'a str {
+    let mut v = &out["results"];
+    for p in path.split('.') {
+        v = &v[p];
+    }
+    v.as_str().unwrap_or_else(|| {
+        panic!(
+            "no result {path} in {}",
+            serde_yaml::to_string(out).unwrap()
+        )
+    })
+}
+
+fn failure(out: &Yaml) -> String {
+    assert_eq!(
+        out["status"],
+        "failed",
+        "expected a failed action: {}",
+        serde_yaml::to_string(out).unwrap()
+    );
+    out["message"].as_str().unwrap_or_default().to_string()
+}
+
+fn sha256sum(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn host_path(m: &Model, unit: &str, unit_path: &str) -> PathBuf {
+    m.unit_root(unit).join(unit_path.trim_start_matches('/'))
+}
+
+/// No file under `dir` (recursively) ends in `.partial`.
+fn no_partials(dir: &Path) -> bool {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return true;
+    };
+    rd.flatten().all(|e| {
+        let p = e.path();
+        if p.is_dir() {
+            no_partials(&p)
+        } else {
+            !p.to_string_lossy().ends_with(".partial")
+        }
+    })
+}
+
+/// The seed's workflow, end to end. Returns the model for further checks.
+fn seed_workflow(m: &Model, deploy: &[&str], etcdctl: &Path) {
+    sim_here(m, deploy).ok();
+    let ep = endpoint(m, "etcd/0");
+    kv::fill(&ep, KEYS, BIG);
+    let before = kv::digest(&ep);
+    assert_eq!(before.len(), KEYS - 1);
+    let (src_cluster, _, _) = kv::ids(&ep);
+
+    // Step 1 and 2: snapshot, show-action-output.
+    let out = run_action(m, "etcd/0", "snapshot", &[], &[]);
+    assert_eq!(out["status"], "completed", "{out:?}");
+    let path = result(&out, "snapshot.path").to_string();
+    let name = path.rsplit('/').next().unwrap().to_string();
+    assert!(
+        path.starts_with("/home/ubuntu/etcd-snapshots/etcd-snapshot-"),
+        "{path}"
+    );
+    assert!(
+        name.ends_with(".tar.gz") && name.len() == "etcd-snapshot-2016-11-09-02.41.47.tar.gz".len(),
+        "{name}"
+    );
+    let sha = result(&out, "snapshot.sha256").to_string();
+    assert_eq!(
+        result(&out, "copy.cmd"),
+        format!("juju scp etcd/0:{path} .")
+    );
+    assert!(!result(&out, "snapshot.size").is_empty());
+    assert!(result(&out, "snapshot.version").starts_with("3."));
+    assert_eq!(result(&out, "snapshot.key-count"), (KEYS - 1).to_string());
+    let on_unit = host_path(m, "etcd/0", &path);
+    assert_eq!(mode(&on_unit), 0o600, "snapshots hold secrets");
+    assert_eq!(
+        result(&out, "snapshot.size-bytes"),
+        fs::metadata(&on_unit).unwrap().len().to_string()
+    );
+    assert!(no_partials(on_unit.parent().unwrap()));
+
+    // juju scp, then sha256sum, as the seed does.
+    let copy_cmd = result(&out, "copy.cmd").to_string();
+    let words: Vec<&str> = copy_cmd.split_whitespace().collect();
+    assert_eq!(&words[..2], &["juju", "scp"]);
+    sim_here(m, &words[1..]).ok();
+    let local = m.scratch.path().join(&name);
+    assert_eq!(
+        sha256sum(&local),
+        sha,
+        "sha256sum disagrees with the action"
+    );
+    // Any tool reads the archive.
+    let listing = Command::new("tar")
+        .arg("tzvf")
+        .arg(&local)
+        .output()
+        .unwrap();
+    assert!(listing.status.success());
+
+    // Step 3: deploy etcd new-etcd --resource snapshot=./file
+    let mut d3 = vec!["deploy", "etcd", "new-etcd"];
+    let extra: Vec<String> = deploy
+        .iter()
+        .skip_while(|a| **a != "--resource")
+        .map(|s| s.to_string())
+        .collect();
+    let extra_refs: Vec<&str> = extra.iter().map(String::as_str).collect();
+    d3.extend_from_slice(&extra_refs);
+    let res = format!("snapshot=./{name}");
+    d3.extend_from_slice(&["--resource", &res]);
+    sim_here(m, &d3).ok();
+    let (cur, msg) = m.workload("new-etcd/0");
+    assert_eq!(cur, "active");
+    assert!(msg.contains("ready to restore"), "{msg}");
+    // Deploying with the resource restores nothing on its own.
+    let new_ep = endpoint(m, "new-etcd/0");
+    assert!(kv::digest(&new_ep).is_empty());
+
+    // Step 4: restore.
+    let out = run_action(m, "new-etcd/0", "restore", &[], &[]);
+    assert_eq!(
+        out["status"],
+        "completed",
+        "{}",
+        serde_yaml::to_string(&out).unwrap()
+    );
+    assert_eq!(kv::digest(&new_ep), before, "restored keys differ");
+    let (new_cluster, _, rev) = kv::ids(&new_ep);
+    assert_ne!(new_cluster, src_cluster, "a restore makes a new cluster ID");
+    assert_eq!(
+        result(&out, "restore.cluster-id"),
+        format!("{new_cluster:x}")
+    );
+    assert_eq!(result(&out, "restore.keys"), (KEYS - 1).to_string());
+    assert_eq!(result(&out, "restore.revision"), rev.to_string());
+    assert_eq!(result(&out, "restore.source.kind"), "charm");
+    assert_eq!(result(&out, "restore.source.sha256"), sha);
+    let backup = host_path(m, "new-etcd/0", result(&out, "backup.path"));
+    assert_eq!(mode(&backup), 0o600);
+    assert_eq!(sha256sum(&backup), result(&out, "backup.sha256"));
+    let (cur, msg) = m.workload("new-etcd/0");
+    assert_eq!(
+        (cur.as_str(), msg.as_str()),
+        ("active", "Healthy with 1 known peer")
+    );
+    // etcdctl agrees the restored member is healthy.
+    let health = util::etcdctl(etcdctl, &new_ep, &["endpoint", "health"]);
+    assert!(
+        health.status.success(),
+        "{}",
+        String::from_utf8_lossy(&health.stderr)
+    );
+    // The source is untouched.
+    assert_eq!(kv::digest(&ep), before);
+}
+
+#[test]
+fn seed_workflow_on_etcd_34() {
+    let m = Model::new();
+    seed_workflow(&m, &["deploy", &charm()], Path::new("/usr/bin/etcdctl"));
+}
+
+#[test]
+fn seed_workflow_on_etcd_35() {
+    let m = Model::new();
+    let res = etcd35_resource(m.scratch.path());
+    let etcd_res = format!("etcd={}", res.display());
+    seed_workflow(
+        &m,
+        &["deploy", &charm(), "--resource", &etcd_res],
+        &etcd35_dir().join("etcdctl"),
+    );
+}
+
+/// A tar.gz with one entry named exactly `name` (raw header bytes, so `..`
+/// and absolute names go in as given).
+fn evil_tar_gz(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = [0u8; 512];
+    header[..name.len()].copy_from_slice(name.as_bytes());
+    header[100..108].copy_from_slice(b"0000600\0");
+    header[108..116].copy_from_slice(b"0000000\0");
+    header[116..124].copy_from_slice(b"0000000\0");
+    header[124..136].copy_from_slice(format!("{:011o}\0", data.len()).as_bytes());
+    header[136..148].copy_from_slice(b"00000000000\0");
+    header[156] = b'0';
+    header[257..263].copy_from_slice(b"ustar\0");
+    header[263..265].copy_from_slice(b"00");
+    header[148..156].copy_from_slice(b"        ");
+    let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+    header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    let mut tar = header.to_vec();
+    tar.extend_from_slice(data);
+    tar.resize(tar.len().div_ceil(512) * 512 + 1024, 0);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar).unwrap();
+    gz.finish().unwrap()
+}
+
+fn gunzip(data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(data), &mut out).ok()?;
+    Some(out)
+}
+
+#[test]
+fn bad_restores_are_refused_and_change_nothing() {
+    let m = Model::new();
+    sim_here(&m, &["deploy", &charm()]).ok();
+    let ep = endpoint(&m, "etcd/0");
+    kv::fill(&ep, 200, 4096);
+    let out = run_action(&m, "etcd/0", "snapshot", &[], &[]);
+    let good = fs::read(host_path(&m, "etcd/0", result(&out, "snapshot.path"))).unwrap();
+
+    sim_here(&m, &["deploy", "etcd", "new-etcd"]).ok();
+    let new_ep = endpoint(&m, "new-etcd/0");
+    kv::fill(&new_ep, 50, 100);
+    let data = kv::digest(&new_ep);
+    let ids = kv::ids(&new_ep);
+    let unchanged = |why: &str| {
+        assert_eq!(kv::digest(&new_ep), data, "{why}: data changed");
+        let now = kv::ids(&new_ep);
+        assert_eq!(
+            (now.0, now.1),
+            (ids.0, ids.1),
+            "{why}: cluster or member changed"
+        );
+        let (cur, _) = m.workload("new-etcd/0");
+        assert_eq!(cur, "active", "{why}");
+    };
+
+    // No resource attached.
+    let msg = failure(&run_action(&m, "new-etcd/0", "restore", &[], &[]));
+    assert!(
+        msg.contains("no snapshot is attached") && msg.contains("attach-resource"),
+        "{msg}"
+    );
+    unchanged("no resource");
+
+    let attach = |name: &str, bytes: &[u8]| {
+        fs::write(m.scratch.path().join(name), bytes).unwrap();
+        sim_here(
+            &m,
+            &["attach-resource", "new-etcd", &format!("snapshot=./{name}")],
+        )
+        .ok();
+    };
+
+    // Juju's zero-byte placeholder.
+    attach("empty.tar.gz", b"");
+    let msg = failure(&run_action(&m, "new-etcd/0", "restore", &[], &[]));
+    assert!(msg.contains("no snapshot is attached"), "{msg}");
+    unchanged("empty resource");
+
+    // One flipped byte (in a spot that changes the content, not a padding
+    // bit deflate ignores).
+    let plain = gunzip(&good).unwrap();
+    let mut flipped = good.clone();
+    let mut at = good.len() / 2;
+    loop {
+        flipped[at] ^= 0xff;
+        if gunzip(&flipped).as_deref() != Some(&plain[..]) {
+            break;
+        }
+        flipped[at] ^= 0xff;
+        at += 1;
+    }
+    attach("flipped.tar.gz", &flipped);
+    let msg = failure(&run_action(&m, "new-etcd/0", "restore", &[], &[]));
+    assert!(
+        msg.contains("cannot be restored") && msg.contains("Nothing was changed"),
+        "{msg}"
+    );
+    unchanged("flipped byte");
+
+    // Truncated.
+    attach("truncated.tar.gz", &good[..good.len() * 2 / 3]);
+    let msg = failure(&run_action(&m, "new-etcd/0", "restore", &[], &[]));
+    assert!(msg.contains("cannot be restored"), "{msg}");
+    unchanged("truncated");
+
+    // Path traversal and absolute paths.
+    for evil in ["../../../../tmp/evil-db", "/tmp/evil-db", "./../db"] {
+        attach(
+            "evil.tar.gz",
+            &evil_tar_gz(evil, &plain[..plain.len().min(4096)]),
+        );
+        let msg = failure(&run_action(&m, "new-etcd/0", "restore", &[], &[]));
+        assert!(msg.contains("cannot be restored"), "{evil}: {msg}");
+        unchanged(evil);
+    }
+    assert!(!Path::new("/tmp/evil-db").exists());
+
+    // Not a snapshot at all.
+    attach("notes.txt", b"hello, this is not an etcd snapshot\n");
+    let msg = failure(&run_action(&m, "new-etcd/0", "restore", &[], &[]));
+    assert!(msg.contains("cannot be restored"), "{msg}");
+    unchanged("text file");
+
+    // keys-version=v2 is refused with a reason.
+    let msg = failure(&run_action(
+        &m,
+        "etcd/0",
+        "snapshot",
+        &["keys-version=v2"],
+        &[],
+    ));
+    assert!(msg.contains("v2") && msg.contains("not supported"), "{msg}");
+
+    // A target that is not a directory: a clear failure and no partial.
+    let msg = failure(&run_action(
+        &m,
+        "etcd/0",
+        "snapshot",
+        &["target=/etc/etcd-charm/etcd.conf.yml"],
+        &[],
+    ));
+    assert!(msg.contains("not a directory"), "{msg}");
+
+    // A scaled application: a good archive, still refused.
+    attach("good.tar.gz", &good);
+    sim_here(&m, &["add-unit", "new-etcd", "-n", "2"]).ok();
+    let msg = failure(&run_action(&m, "new-etcd/0", "restore", &[], &[]));
+    assert!(
+        msg.contains("single-unit")
+            && msg.contains("juju deploy etcd")
+            && msg.contains("Nothing was changed"),
+        "{msg}"
+    );
+    unchanged("scaled application");
+    assert!(no_partials(&m.unit_root("new-etcd/0")));
+}
+
+#[test]
+fn a_failed_restore_rolls_back_and_an_interrupted_one_recovers() {
+    let m = Model::new();
+    sim_here(&m, &["deploy", &charm()]).ok();
+    let ep = endpoint(&m, "etcd/0");
+    kv::fill(&ep, 300, 1000);
+    let snap = run_action(&m, "etcd/0", "snapshot", &[], &[]);
+    let src = kv::digest(&ep);
+    let archive = host_path(&m, "etcd/0", result(&snap, "snapshot.path"));
+
+    sim_here(
+        &m,
+        &[
+            "deploy",
+            "etcd",
+            "new-etcd",
+            "--resource",
+            &format!("snapshot={}", archive.display()),
+        ],
+    )
+    .ok();
+    let new_ep = endpoint(&m, "new-etcd/0");
+    kv::fill(&new_ep, 20, 10);
+    let old = kv::digest(&new_ep);
+    let old_ids = kv::ids(&new_ep);
+
+    // etcd cannot open the restored data: the old data is back in service.
+    let out = run_action(
+        &m,
+        "new-etcd/0",
+        "restore",
+        &[],
+        &[("ETCD_CHARM_FAILPOINTS", "restore-after-swap=corrupt")],
+    );
+    let msg = failure(&out);
+    assert!(msg.contains("rolled back"), "{msg}");
+    assert_eq!(kv::digest(&new_ep), old);
+    let ids = kv::ids(&new_ep);
+    assert_eq!((ids.0, ids.1), (old_ids.0, old_ids.1));
+    assert_eq!(m.workload("new-etcd/0").0, "active");
+
+    // The action is killed after etcd was stopped: the next hook puts the
+    // old data back, and a rerun of the action succeeds.
+    let out = run_action(
+        &m,
+        "new-etcd/0",
+        "restore",
+        &["skip-backup=true"],
+        &[("ETCD_CHARM_FAILPOINTS", "restore-after-move-aside=kill")],
+    );
+    assert_eq!(out["status"], "failed");
+    sim_here(&m, &["run-hook", "new-etcd/0", "update-status"]).ok();
+    assert_eq!(kv::digest(&new_ep), old);
+    assert_eq!(m.workload("new-etcd/0").0, "active");
+
+    let out = run_action(&m, "new-etcd/0", "restore", &["skip-backup=true"], &[]);
+    assert_eq!(out["status"], "completed", "{out:?}");
+    assert_eq!(result(&out, "backup.skipped"), "true");
+    assert_eq!(kv::digest(&new_ep), src);
+    let data_parent = m.unit_root("new-etcd/0").join("var/lib/etcd-charm");
+    assert!(!data_parent.join("data.pre-restore").exists());
+    assert!(!data_parent.join("restore.json").exists());
+}
+
+#[test]
+fn legacy_archives_and_plain_etcdctl_snapshots_restore() {
+    let m = Model::new();
+    let res = etcd35_resource(m.scratch.path());
+    let etcd_res = format!("etcd={}", res.display());
+    sim_here(&m, &["deploy", &charm(), "--resource", &etcd_res]).ok();
+    let ep = endpoint(&m, "etcd/0");
+    kv::fill(&ep, 500, 20_000);
+    let src = kv::digest(&ep);
+
+    // A plain `etcdctl snapshot save` file.
+    let saved = m.scratch.path().join("plain.db");
+    let out = util::etcdctl(
+        &etcd35_dir().join("etcdctl"),
+        &ep,
+        &["snapshot", "save", saved.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The original charm's archive: a tar.gz of `./db`, a raw copy of the
+    // bbolt file with no hash (the snapshot without etcd's 32-byte trailer
+    // is exactly such a file), made by GNU tar.
+    let raw_dir = m.scratch.path().join("legacy");
+    fs::create_dir_all(&raw_dir).unwrap();
+    let bytes = fs::read(&saved).unwrap();
+    fs::write(raw_dir.join("db"), &bytes[..bytes.len() - 32]).unwrap();
+    let legacy = m
+        .scratch
+        .path()
+        .join("etcd-snapshot-2016-11-09-02.41.47.tar.gz");
+    let st = Command::new("tar")
+        .arg("czf")
+        .arg(&legacy)
+        .arg("-C")
+        .arg(&raw_dir)
+        .arg("./db")
+        .status()
+        .unwrap();
+    assert!(st.success());
+
+    for (i, (file, kind, skip)) in [
+        (&saved, "etcdctl-snapshot", "false"),
+        (&legacy, "legacy-charm", "true"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let app = format!("restored{i}");
+        sim_here(
+            &m,
+            &[
+                "deploy",
+                "etcd",
+                &app,
+                "--resource",
+                &etcd_res,
+                "--resource",
+                &format!("snapshot={}", file.display()),
+            ],
+        )
+        .ok();
+        let unit = format!("{app}/0");
+        let out = run_action(&m, &unit, "restore", &[], &[]);
+        assert_eq!(
+            out["status"],
+            "completed",
+            "{}",
+            serde_yaml::to_string(&out).unwrap()
+        );
+        assert_eq!(result(&out, "restore.source.kind"), kind);
+        assert_eq!(result(&out, "restore.skip-hash-check"), skip);
+        assert!(result(&out, "restore.tool").ends_with("etcdutl"));
+        assert_eq!(kv::digest(&endpoint(&m, &unit)), src, "{kind}");
+    }
+}
+
+#[test]
+fn one_snapshot_or_restore_at_a_time_and_a_full_disk_loses_nothing() {
+    use fs2::FileExt;
+    let m = Model::new();
+    sim_here(&m, &["deploy", &charm()]).ok();
+    let ep = endpoint(&m, "etcd/0");
+    kv::fill(&ep, 1500, BIG);
+
+    // Another operation holds the unit's lock: the action fails at once.
+    let lock_path = m.unit_root("etcd/0").join("var/lib/etcd-charm/charm.lock");
+    let held = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    held.lock_exclusive().unwrap();
+    let started = std::time::Instant::now();
+    let msg = failure(&run_action(&m, "etcd/0", "snapshot", &[], &[]));
+    assert!(msg.contains("already running"), "{msg}");
+    assert!(started.elapsed().as_secs() < 20);
+    FileExt::unlock(&held).unwrap();
+
+    // A target on a filesystem too small for the snapshot.
+    let small = m.unit_root("etcd/0").join("mnt/small");
+    fs::create_dir_all(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&small)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        eprintln!("skipping the full-disk part: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _u = Unmount(small.clone());
+    let msg = failure(&run_action(
+        &m,
+        "etcd/0",
+        "snapshot",
+        &["target=/mnt/small"],
+        &[],
+    ));
+    assert!(msg.contains("full") || msg.contains("space"), "{msg}");
+    assert_eq!(
+        fs::read_dir(&small).unwrap().count(),
+        0,
+        "a partial file was left behind"
+    );
+    // etcd still serves, and a snapshot elsewhere works.
+    let out = run_action(&m, "etcd/0", "snapshot", &[], &[]);
+    assert_eq!(out["status"], "completed");
+}
