@@ -471,48 +471,61 @@ fn a_failed_restore_rolls_back_and_an_interrupted_one_recovers() {
     assert!(!data_parent.join("restore.json").exists());
 }
 
-#[test]
-fn legacy_archives_and_plain_etcdctl_snapshots_restore() {
+/// Inputs made by other tools restore: a plain `etcdctl snapshot save`
+/// file, and the original charm's archive (a tar.gz of `./db`, a raw copy
+/// of the live `member/snap/db` with no hash) made by GNU tar or by
+/// Python's tarfile.
+fn other_tools_inputs_restore(etcd_res: Option<&str>, etcdctl: &Path, tool: &str) {
     let m = Model::new();
-    let res = etcd35_resource(m.scratch.path());
-    let etcd_res = format!("etcd={}", res.display());
-    sim_here(&m, &["deploy", &charm(), "--resource", &etcd_res]).ok();
+    let mut deploy = vec!["deploy".to_string(), charm()];
+    let mut extra = Vec::new();
+    if let Some(r) = etcd_res {
+        extra = vec!["--resource".to_string(), r.to_string()];
+    }
+    deploy.extend(extra.iter().cloned());
+    let d: Vec<&str> = deploy.iter().map(String::as_str).collect();
+    sim_here(&m, &d).ok();
     let ep = endpoint(&m, "etcd/0");
     kv::fill(&ep, 500, 20_000);
     let src = kv::digest(&ep);
 
-    // A plain `etcdctl snapshot save` file.
     let saved = m.scratch.path().join("plain.db");
-    let out = util::etcdctl(
-        &etcd35_dir().join("etcdctl"),
-        &ep,
-        &["snapshot", "save", saved.to_str().unwrap()],
-    );
+    let out = util::etcdctl(etcdctl, &ep, &["snapshot", "save", saved.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // The original charm's archive: a tar.gz of `./db`, a raw copy of the
-    // bbolt file with no hash (the snapshot without etcd's 32-byte trailer
-    // is exactly such a file), made by GNU tar.
+    // The live db file, copied raw as the original charm did (no writes
+    // are in flight, so the copy is consistent).
     let raw_dir = m.scratch.path().join("legacy");
     fs::create_dir_all(&raw_dir).unwrap();
-    let bytes = fs::read(&saved).unwrap();
-    fs::write(raw_dir.join("db"), &bytes[..bytes.len() - 32]).unwrap();
+    let live = m
+        .unit_root("etcd/0")
+        .join("var/lib/etcd-charm/data/member/snap/db");
+    fs::copy(&live, raw_dir.join("db")).unwrap();
     let legacy = m
         .scratch
         .path()
         .join("etcd-snapshot-2016-11-09-02.41.47.tar.gz");
-    let st = Command::new("tar")
-        .arg("czf")
-        .arg(&legacy)
-        .arg("-C")
-        .arg(&raw_dir)
-        .arg("./db")
-        .status()
-        .unwrap();
+    let st = match tool {
+        "gnu-tar" => Command::new("tar")
+            .arg("czf")
+            .arg(&legacy)
+            .arg("-C")
+            .arg(&raw_dir)
+            .arg("./db")
+            .status()
+            .unwrap(),
+        _ => Command::new("python3")
+            .arg("-c")
+            .arg("import sys, tarfile\nwith tarfile.open(sys.argv[1], 'w:gz') as t: t.add(sys.argv[2], arcname='./db')")
+            .arg(&legacy)
+            .arg(raw_dir.join("db"))
+            .status()
+            .unwrap(),
+    };
     assert!(st.success());
 
     for (i, (file, kind, skip)) in [
@@ -523,19 +536,11 @@ fn legacy_archives_and_plain_etcdctl_snapshots_restore() {
     .enumerate()
     {
         let app = format!("restored{i}");
-        sim_here(
-            &m,
-            &[
-                "deploy",
-                "etcd",
-                &app,
-                "--resource",
-                &etcd_res,
-                "--resource",
-                &format!("snapshot={}", file.display()),
-            ],
-        )
-        .ok();
+        let snap = format!("snapshot={}", file.display());
+        let mut args = vec!["deploy", "etcd", &app];
+        args.extend(extra.iter().map(String::as_str));
+        args.extend(["--resource", &snap]);
+        sim_here(&m, &args).ok();
         let unit = format!("{app}/0");
         let out = run_action(&m, &unit, "restore", &[], &[]);
         assert_eq!(
@@ -546,9 +551,30 @@ fn legacy_archives_and_plain_etcdctl_snapshots_restore() {
         );
         assert_eq!(result(&out, "restore.source.kind"), kind);
         assert_eq!(result(&out, "restore.skip-hash-check"), skip);
-        assert!(result(&out, "restore.tool").ends_with("etcdutl"));
+        let want_tool = if etcd_res.is_some() {
+            "etcdutl"
+        } else {
+            "etcdctl"
+        };
+        assert_eq!(result(&out, "restore.tool"), want_tool);
         assert_eq!(kv::digest(&endpoint(&m, &unit)), src, "{kind}");
     }
+}
+
+#[test]
+fn other_tools_inputs_restore_on_etcd_34() {
+    other_tools_inputs_restore(None, Path::new("/usr/bin/etcdctl"), "python-tarfile");
+}
+
+#[test]
+fn other_tools_inputs_restore_on_etcd_35() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = etcd35_resource(dir.path());
+    other_tools_inputs_restore(
+        Some(&format!("etcd={}", res.display())),
+        &etcd35_dir().join("etcdctl"),
+        "gnu-tar",
+    );
 }
 
 #[test]

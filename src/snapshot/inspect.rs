@@ -428,12 +428,124 @@ fn describe(t: tar::EntryType) -> &'static str {
     }
 }
 
+/// Headers that describe the next entry (or the archive) rather than
+/// being entries themselves.
 fn is_extension(t: tar::EntryType) -> bool {
     t.is_gnu_longname()
         || t.is_gnu_longlink()
         || t.is_pax_local_extensions()
         || t.is_pax_global_extensions()
         || t == tar::EntryType::GNUSparse
+}
+
+/// The largest pax or GNU long-name header read; real ones are a few
+/// hundred bytes.
+const MAX_EXTENSION_SIZE: u64 = 64 << 10;
+
+/// What extension headers say about the entry that follows them. Python's
+/// `tarfile` writes a pax header for nearly every file (fractional mtimes),
+/// GNU tar writes long-name headers and, with `--format=pax`, pax headers;
+/// all are honoured so that the name checked is the name a tar tool would
+/// extract, never a different one hidden in the raw header.
+#[derive(Debug, Default)]
+struct Pending {
+    path: Option<Vec<u8>>,
+    size: Option<u64>,
+}
+
+/// One pax record: key and value, as bytes.
+type PaxRecord<'a> = (&'a [u8], &'a [u8]);
+
+/// Parses pax records (`LEN key=value\n`, LEN counting the whole record).
+fn parse_pax(data: &[u8]) -> Result<Vec<PaxRecord<'_>>, String> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        if rest.iter().all(|b| *b == 0) {
+            break;
+        }
+        let sp = rest
+            .iter()
+            .position(|b| *b == b' ')
+            .ok_or("a pax record has no length")?;
+        let len: usize = std::str::from_utf8(&rest[..sp])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or("a pax record's length is not a number")?;
+        if len <= sp + 1 || len > rest.len() || rest[len - 1] != b'\n' {
+            return Err("a pax record's length does not match its content".into());
+        }
+        let record = &rest[sp + 1..len - 1];
+        let eq = record
+            .iter()
+            .position(|b| *b == b'=')
+            .ok_or("a pax record has no '='")?;
+        out.push((&record[..eq], &record[eq + 1..]));
+        rest = &rest[len..];
+    }
+    Ok(out)
+}
+
+/// Reads an extension header's content and records what it says about the
+/// next entry. Errors become findings.
+fn read_extension(
+    entry: &mut impl Read,
+    etype: tar::EntryType,
+    size: u64,
+    pending: &mut Pending,
+) -> Result<(), String> {
+    if size > MAX_EXTENSION_SIZE {
+        return Err(format!(
+            "is {} of {size} bytes, more than any real one",
+            describe(etype)
+        ));
+    }
+    let mut data = Vec::new();
+    entry
+        .take(size)
+        .read_to_end(&mut data)
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    if etype.is_gnu_longname() {
+        let end = data.iter().position(|b| *b == 0).unwrap_or(data.len());
+        pending.path = Some(data[..end].to_vec());
+        return Ok(());
+    }
+    let records = parse_pax(&data)?;
+    let global = etype.is_pax_global_extensions();
+    for (k, v) in records {
+        match k {
+            b"path" | b"size" if global => {
+                return Err(format!(
+                    "is a global pax header that sets {:?} for every entry",
+                    String::from_utf8_lossy(k)
+                ))
+            }
+            b"path" => pending.path = Some(v.to_vec()),
+            b"size" => {
+                let s = std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or("sets a size that is not a number")?;
+                pending.size = Some(s);
+            }
+            b"linkpath"
+            | b"GNU.sparse.map"
+            | b"GNU.sparse.size"
+            | b"GNU.sparse.name"
+            | b"GNU.sparse.major"
+            | b"GNU.sparse.offset"
+            | b"GNU.sparse.numblocks" => {
+                return Err(format!(
+                    "sets {:?}, which snapshot archives never need",
+                    String::from_utf8_lossy(k)
+                ))
+            }
+            // mtime, atime, ctime, uid, gid, uname, gname, charset,
+            // comment, SCHILY.*, LIBARCHIVE.*: metadata, harmless here.
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Counts what follows the tar's end-of-archive blocks.
@@ -472,6 +584,7 @@ fn tar_gz<'p, R: Read>(
     let mut db_entries = 0usize;
     let mut manifest_entries = 0usize;
     let mut buf = vec![0u8; BUF_SIZE];
+    let mut pending = Pending::default();
     let findings = &mut report.findings;
 
     match archive.entries().map(|e| e.raw(true)) {
@@ -486,10 +599,45 @@ fn tar_gz<'p, R: Read>(
                 }
             };
             entries_seen += 1;
-            let name = entry.path_bytes().into_owned();
-            let shown = format!("{:?}", String::from_utf8_lossy(&name));
+            let raw_name = entry.path_bytes().into_owned();
             let etype = entry.header().entry_type();
             let size = entry.size();
+            if is_extension(etype) && etype != tar::EntryType::GNUSparse && !etype.is_gnu_longlink()
+            {
+                if let Err(why) = read_extension(&mut entry, etype, size, &mut pending) {
+                    findings.push(Finding::error(
+                        format!("entry {:?} {why}", String::from_utf8_lossy(&raw_name)),
+                        HINT_FOREIGN,
+                    ));
+                    // What it said about the next entry cannot be trusted.
+                    stopped = true;
+                    break;
+                }
+                continue;
+            }
+            let over = std::mem::take(&mut pending);
+            if let Name::Unsafe(why) = classify(&raw_name) {
+                findings.push(Finding::error(
+                    format!(
+                        "entry {:?} has {why}, which is never safe to extract",
+                        String::from_utf8_lossy(&raw_name)
+                    ),
+                    HINT_FOREIGN,
+                ));
+                continue;
+            }
+            let name = over.path.unwrap_or(raw_name);
+            let shown = format!("{:?}", String::from_utf8_lossy(&name));
+            if let Some(s) = over.size.filter(|s| *s != size) {
+                findings.push(Finding::error(
+                    format!(
+                        "entry {shown} has a pax size {s} that differs from its header's {size}"
+                    ),
+                    HINT_FOREIGN,
+                ));
+                stopped = true;
+                break;
+            }
             if size > limits.max_db_size {
                 // Skipping it would mean decompressing all of it.
                 findings.push(too_large(

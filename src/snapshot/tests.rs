@@ -30,6 +30,26 @@ fn assert_refused(input: &[u8], limits: Limits, needle: &str) -> Inspection {
     i
 }
 
+/// pax records with their lengths computed, as tar tools write them.
+fn pax(records: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in records {
+        let body = format!(" {k}={v}\n");
+        let mut len = body.len() + 1;
+        while format!("{len}").len() + body.len() != len {
+            len += 1;
+        }
+        out.extend_from_slice(format!("{len}{body}").as_bytes());
+    }
+    out
+}
+
+fn inspect_ok(input: &[u8]) -> Inspection {
+    let (i, _) = inspect_vec(input);
+    assert_eq!(i.refused(), None, "{:#?}", i.findings);
+    i
+}
+
 // ---- pack → inspect ----------------------------------------------------
 
 #[test]
@@ -515,6 +535,54 @@ fn links_devices_and_fifos_are_refused() {
     );
 }
 
+/// What Python's tarfile and GNU tar write: pax headers with metadata, a
+/// pax path, a GNU long name. All are read as a tar tool reads them.
+#[test]
+fn pax_and_long_name_headers_from_common_tools_are_read() {
+    let db = synth_db(2, 26);
+    let (db_entry, manifest) = charm_parts(&db);
+    let python_pax = pax(&[("mtime", "1478659307.1234567"), ("uname", "ubuntu")]);
+    let input = tar_gz(&[
+        raw_entry(b"././@PaxHeader", EntryType::XHeader, &python_pax, None),
+        db_entry.clone(),
+        raw_entry(
+            b"pax_global_header",
+            EntryType::XGlobalHeader,
+            &pax(&[("comment", "ab12cd")]),
+            None,
+        ),
+        manifest.clone(),
+    ]);
+    let i = inspect_ok(&input);
+    assert_eq!(i.kind, Kind::Charm);
+    // The raw name is a placeholder; the pax path names the db.
+    let mut renamed = db_entry.clone();
+    renamed[..100].fill(0);
+    renamed[..12].copy_from_slice(b"placeholder1");
+    let mut h = tar::Header::from_byte_slice(&renamed[..512]).clone();
+    h.set_cksum();
+    renamed[..512].copy_from_slice(h.as_bytes());
+    let input = tar_gz(&[
+        raw_entry(
+            b"PaxHeader/x",
+            EntryType::XHeader,
+            &pax(&[("path", "db")]),
+            None,
+        ),
+        renamed,
+        raw_entry(
+            b"././@LongLink",
+            EntryType::GNULongName,
+            b"./manifest.json\0",
+            None,
+        ),
+        manifest,
+    ]);
+    let i = inspect_ok(&input);
+    assert_eq!(i.kind, Kind::Charm);
+    assert_eq!(i.db_size, db.len() as u64);
+}
+
 #[test]
 fn extra_and_duplicate_entries_are_refused() {
     let db = synth_db(2, 26);
@@ -531,23 +599,68 @@ fn extra_and_duplicate_entries_are_refused() {
         manifest.clone(),
     ]);
     assert_refused(&input, Limits::default(), "unexpected entry \"./sub\"");
+    // A GNU long name or a pax path is the name a tar tool extracts, so it
+    // is the name checked.
     let input = tar_gz(&[
-        raw_entry(b"././@LongLink", EntryType::GNULongName, b"db\0", None),
+        raw_entry(b"././@LongLink", EntryType::GNULongName, b"../evil\0", None),
         db_entry.clone(),
         manifest.clone(),
     ]);
-    assert_refused(&input, Limits::default(), "GNU long-name header");
+    assert_refused(
+        &input,
+        Limits::default(),
+        "\"../evil\" has a '..' component",
+    );
     let input = tar_gz(&[
         raw_entry(
             b"PaxHeader/db",
             EntryType::XHeader,
-            b"20 path=../../db\n",
+            &pax(&[("path", "../../db")]),
             None,
         ),
-        db_entry,
-        manifest,
+        db_entry.clone(),
+        manifest.clone(),
     ]);
-    assert_refused(&input, Limits::default(), "pax extended header");
+    assert_refused(&input, Limits::default(), "'..' component");
+    let input = tar_gz(&[
+        raw_entry(
+            b"PaxHeader/db",
+            EntryType::XHeader,
+            &pax(&[("size", "99")]),
+            None,
+        ),
+        db_entry.clone(),
+        manifest.clone(),
+    ]);
+    assert_refused(&input, Limits::default(), "differs from its header");
+    let input = tar_gz(&[
+        raw_entry(
+            b"pax_global_header",
+            EntryType::XGlobalHeader,
+            &pax(&[("path", "other")]),
+            None,
+        ),
+        db_entry.clone(),
+        manifest.clone(),
+    ]);
+    assert_refused(&input, Limits::default(), "global pax header");
+    let input = tar_gz(&[
+        raw_entry(b"PaxHeader/db", EntryType::XHeader, b"99 path=db\n", None),
+        db_entry.clone(),
+        manifest.clone(),
+    ]);
+    assert_refused(&input, Limits::default(), "length does not match");
+    let input = tar_gz(&[
+        raw_entry(
+            b"PaxHeader/db",
+            EntryType::XHeader,
+            &pax(&[("linkpath", "db")]),
+            None,
+        ),
+        db_entry.clone(),
+        manifest.clone(),
+    ]);
+    assert_refused(&input, Limits::default(), "never need");
     let input = tar_gz(&[manifest_only(&db)]);
     assert_refused(&input, Limits::default(), "holds no db entry");
     let input = tar_gz(&[]);
