@@ -635,4 +635,34 @@ fn one_snapshot_or_restore_at_a_time_and_a_full_disk_loses_nothing() {
     // etcd still serves, and a snapshot elsewhere works.
     let out = run_action(&m, "etcd/0", "snapshot", &[], &[]);
     assert_eq!(out["status"], "completed");
+
+    // A restore whose backup cannot fit in its target is refused before
+    // anything is touched.
+    let archive = host_path(&m, "etcd/0", result(&out, "snapshot.path"));
+    sim_here(
+        &m,
+        &[
+            "attach-resource",
+            "etcd",
+            &format!("snapshot={}", archive.display()),
+        ],
+    )
+    .ok();
+    kv::fill(&ep, 10, 10);
+    let data = kv::digest(&ep);
+    let ids = kv::ids(&ep);
+    let msg = failure(&run_action(
+        &m,
+        "etcd/0",
+        "restore",
+        &["target=/mnt/small"],
+        &[],
+    ));
+    assert!(
+        msg.contains("skip-backup=true") && msg.contains("Nothing was changed"),
+        "{msg}"
+    );
+    assert_eq!(kv::digest(&ep), data);
+    assert_eq!(kv::ids(&ep).0, ids.0);
+    assert_eq!(fs::read_dir(&small).unwrap().count(), 0);
 }
