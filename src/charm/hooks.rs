@@ -25,7 +25,7 @@ use crate::juju::Status;
 /// The peer relation's endpoint name.
 pub const PEER: &str = "cluster";
 /// The leader setting holding the cluster token.
-pub(crate) const TOKEN_KEY: &str = "cluster-token";
+const TOKEN_KEY: &str = "cluster-token";
 /// How long a hook waits for a running snapshot or restore.
 const HOOK_LOCK_WAIT: Duration = Duration::from_secs(600);
 /// How long a start may take before the unit is marked blocked.

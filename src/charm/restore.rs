@@ -15,7 +15,6 @@
 //! stopped. If the action dies part-way (a crash, `kill -9`, a reboot), the
 //! next hook or action finds the journal and rolls back to the old data.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -25,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use super::hooks::{random_hex, PEER, TOKEN_KEY};
+use super::hooks::{random_hex, PEER};
 use super::lock::OpLock;
 use super::snapshot::{explain_io, human_size, param_bool, param_str, DEFAULT_TARGET};
 use super::state::RestoredSnapshot;
@@ -507,13 +506,6 @@ impl Charm<'_> {
         failpoint::hit("restore-after-verified")?;
         self.finish_verified(&done, &jpath);
 
-        if self.tools.is_leader().context("cannot ask is-leader")? {
-            let mut s = BTreeMap::new();
-            s.insert(TOKEN_KEY.to_string(), token);
-            self.tools
-                .leader_set(&s)
-                .context("cannot store the new cluster token")?;
-        }
         let mut state = self.load_state()?;
         state.restored = Some(RestoredSnapshot {
             fingerprint: quick_fingerprint(&attached.host, attached.size)
@@ -843,6 +835,18 @@ impl Charm<'_> {
     /// Finishes or undoes a restore that was interrupted (the journal is
     /// still there). The caller holds the unit's lock.
     pub(crate) fn recover_interrupted_restore(&self) -> Result<()> {
+        // A staging db left by a killed restore: nobody else can be using
+        // it, because the caller holds the lock.
+        let staging = staging_dir(self);
+        if staging.exists() {
+            tracing::warn!(
+                "removing {}, left by an interrupted restore",
+                staging.display()
+            );
+            if let Err(e) = remove_dir_if_exists(&staging) {
+                tracing::warn!("cannot remove {}: {e}", staging.display());
+            }
+        }
         let jpath = journal_path(self);
         let Some(journal) = Journal::load(&jpath)? else {
             return Ok(());
