@@ -36,6 +36,9 @@ const MAX_TAR_PADDING: u64 = 1 << 20;
 const HINT_RECOPY: &str = "Copy the archive again from where it was made, check that its sha256 matches the one the snapshot action reported, and attach it again.";
 const HINT_FOREIGN: &str = "Attach an archive made by the snapshot action or by the original etcd charm, or a file written by `etcdctl snapshot save`; do not repack or edit them.";
 const HINT_NOT_ETCD: &str = "Attach a snapshot of an etcd v3 database: an archive made by the snapshot action or by the original etcd charm, or a file written by `etcdctl snapshot save`.";
+const HINT_RELEASE: &str = "This is an etcd release tarball, not a snapshot: attach it as the etcd resource (juju attach-resource APP etcd=FILE), and attach a snapshot archive as the snapshot resource.";
+/// Unexpected entries named one by one; the rest are counted.
+const MAX_NAMED_UNEXPECTED: usize = 3;
 const HINT_TOO_LARGE: &str =
     "Check that the right file is attached; etcd databases are at most a few GiB.";
 
@@ -585,6 +588,8 @@ fn tar_gz<'p, R: Read>(
     let mut manifest_entries = 0usize;
     let mut buf = vec![0u8; BUF_SIZE];
     let mut pending = Pending::default();
+    let mut unexpected = 0usize;
+    let mut looks_like_release = false;
     let findings = &mut report.findings;
 
     match archive.entries().map(|e| e.raw(true)) {
@@ -668,13 +673,18 @@ fn tar_gz<'p, R: Read>(
                 }
                 Name::Root if etype.is_dir() => continue,
                 Name::Root | Name::Other => {
-                    findings.push(Finding::error(
-                        format!(
-                            "unexpected entry {shown} ({}); a snapshot archive holds only db and manifest.json",
-                            describe(etype)
-                        ),
-                        HINT_FOREIGN,
-                    ));
+                    unexpected += 1;
+                    let base = name.rsplit(|b| *b == b'/').next().unwrap_or(&name);
+                    looks_like_release |= base == b"etcd" && name.starts_with(b"etcd-v");
+                    if unexpected <= MAX_NAMED_UNEXPECTED {
+                        findings.push(Finding::error(
+                            format!(
+                                "unexpected entry {shown} ({}); a snapshot archive holds only db and manifest.json",
+                                describe(etype)
+                            ),
+                            HINT_FOREIGN,
+                        ));
+                    }
                     continue;
                 }
                 w @ (Name::Db | Name::Manifest) => w,
@@ -744,6 +754,21 @@ fn tar_gz<'p, R: Read>(
         },
     }
 
+    if unexpected > MAX_NAMED_UNEXPECTED {
+        findings.push(Finding::error(
+            format!(
+                "and {} more unexpected entries",
+                unexpected - MAX_NAMED_UNEXPECTED
+            ),
+            HINT_FOREIGN,
+        ));
+    }
+    if looks_like_release {
+        findings.push(Finding::error(
+            "the archive holds an etcd binary",
+            HINT_RELEASE,
+        ));
+    }
     let mut decoder = archive.into_inner();
     if damaged.is_none() && !stopped {
         // Decode to the gzip stream's last byte: its CRC and length are

@@ -584,6 +584,24 @@ fn pax_and_long_name_headers_from_common_tools_are_read() {
 }
 
 #[test]
+fn an_etcd_release_tarball_is_named_as_such() {
+    let input = tar_gz(&[
+        raw_entry(b"etcd-v3.5.1-linux-amd64/", EntryType::Directory, b"", None),
+        file(b"etcd-v3.5.1-linux-amd64/README.md", b"readme"),
+        file(b"etcd-v3.5.1-linux-amd64/etcd", b"\x7fELF"),
+        file(b"etcd-v3.5.1-linux-amd64/etcdctl", b"\x7fELF"),
+        file(b"etcd-v3.5.1-linux-amd64/etcdutl", b"\x7fELF"),
+    ]);
+    let i = assert_refused(&input, Limits::default(), "etcd release tarball");
+    let msg = i.refused().unwrap();
+    assert!(msg.contains("and 2 more unexpected entries"), "{msg}");
+    assert!(
+        !msg.contains("etcdutl"),
+        "only the first entries are named: {msg}"
+    );
+}
+
+#[test]
 fn extra_and_duplicate_entries_are_refused() {
     let db = synth_db(2, 26);
     let (db_entry, manifest) = charm_parts(&db);
