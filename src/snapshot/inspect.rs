@@ -155,6 +155,26 @@ impl Default for Limits {
     }
 }
 
+/// The CA an archive carries (`include-pki=true`), verified against the
+/// manifest. The key's bytes are zeroed on drop and never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CarriedPki {
+    pub ca_cert: Vec<u8>,
+    pub ca_key: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for CarriedPki {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CarriedPki")
+            .field("ca_cert", &format_args!("{} bytes", self.ca_cert.len()))
+            .field("ca_key", &format_args!("[redacted]"))
+            .finish()
+    }
+}
+
+/// The largest `pki/` entry accepted; a PEM CA is a few KiB.
+const MAX_PKI_ENTRY: u64 = 64 << 10;
+
 /// The outcome of [`inspect`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspection {
@@ -174,6 +194,9 @@ pub struct Inspection {
     pub has_etcd_hash: bool,
     /// The db carries no hash: restore with `--skip-hash-check`.
     pub needs_skip_hash_check: bool,
+    /// The CA the archive carries, when it carries one and it matches the
+    /// manifest.
+    pub pki: Option<CarriedPki>,
     pub findings: Vec<Finding>,
 }
 
@@ -258,6 +281,7 @@ type Source<'p, R> = Chain<Cursor<Vec<u8>>, Tap<'p, R>>;
 /// What the pass found, before it becomes an [`Inspection`].
 struct Report {
     kind: Kind,
+    pki: Option<CarriedPki>,
     manifest: Option<Manifest>,
     db: Option<DbDigest>,
     has_etcd_hash: bool,
@@ -297,6 +321,7 @@ pub fn inspect<R: Read>(
     let head = &head[..head_len];
     let mut report = Report {
         kind: Kind::Unknown,
+        pki: None,
         manifest: None,
         db: None,
         has_etcd_hash: false,
@@ -339,6 +364,7 @@ pub fn inspect<R: Read>(
         input_size: tap.count,
         has_etcd_hash: report.has_etcd_hash,
         needs_skip_hash_check: report.needs_skip_hash_check,
+        pki: report.pki,
         findings: report.findings,
     })
 }
@@ -394,6 +420,10 @@ fn plain<'p, R: Read>(
 enum Name {
     Db,
     Manifest,
+    PkiCert,
+    PkiKey,
+    /// `pki/`: the directory of the two entries above.
+    PkiDir,
     /// `.` or `./`: the directory the original charm's `tar cvfz … .` adds.
     Root,
     Unsafe(&'static str),
@@ -410,6 +440,9 @@ fn classify(name: &[u8]) -> Name {
     match name.strip_prefix(b"./").unwrap_or(name) {
         b"db" => Name::Db,
         b"manifest.json" => Name::Manifest,
+        b"pki/ca.crt" => Name::PkiCert,
+        b"pki/ca.key" => Name::PkiKey,
+        b"pki" | b"pki/" => Name::PkiDir,
         b"" | b"." => Name::Root,
         _ => Name::Other,
     }
@@ -588,6 +621,8 @@ fn tar_gz<'p, R: Read>(
     let mut manifest_entries = 0usize;
     let mut buf = vec![0u8; BUF_SIZE];
     let mut pending = Pending::default();
+    let mut pki_cert: Option<zeroize::Zeroizing<Vec<u8>>> = None;
+    let mut pki_key: Option<zeroize::Zeroizing<Vec<u8>>> = None;
     let mut unexpected = 0usize;
     let mut looks_like_release = false;
     let findings = &mut report.findings;
@@ -671,8 +706,41 @@ fn tar_gz<'p, R: Read>(
                     ));
                     continue;
                 }
-                Name::Root if etype.is_dir() => continue,
-                Name::Root | Name::Other => {
+                Name::Root | Name::PkiDir if etype.is_dir() => continue,
+                Name::PkiCert | Name::PkiKey if etype.is_file() => {
+                    let is_key = matches!(which_pki(&name), Some(true));
+                    let slot = if is_key { &mut pki_key } else { &mut pki_cert };
+                    if slot.is_some() {
+                        findings.push(Finding::error(
+                            format!("the archive holds {shown} more than once; which copy is meant cannot be told"),
+                            HINT_FOREIGN,
+                        ));
+                        continue;
+                    }
+                    if size > MAX_PKI_ENTRY {
+                        findings.push(too_large(&format!("entry {shown}"), size, MAX_PKI_ENTRY));
+                        stopped = true;
+                        break;
+                    }
+                    let mut data = zeroize::Zeroizing::new(Vec::new());
+                    if let Err(e) = (&mut entry).take(size).read_to_end(&mut data) {
+                        damaged = Some(e);
+                        break;
+                    }
+                    if data.len() as u64 != size {
+                        damaged = Some(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!(
+                                "entry {shown} ends after {} of its {size} bytes",
+                                data.len()
+                            ),
+                        ));
+                        break;
+                    }
+                    *slot = Some(data);
+                    continue;
+                }
+                Name::Root | Name::Other | Name::PkiDir => {
                     unexpected += 1;
                     let base = name.rsplit(|b| *b == b'/').next().unwrap_or(&name);
                     looks_like_release |= base == b"etcd" && name.starts_with(b"etcd-v");
@@ -687,7 +755,7 @@ fn tar_gz<'p, R: Read>(
                     }
                     continue;
                 }
-                w @ (Name::Db | Name::Manifest) => w,
+                w @ (Name::Db | Name::Manifest | Name::PkiCert | Name::PkiKey) => w,
             };
             if !etype.is_file() {
                 findings.push(Finding::error(
@@ -875,8 +943,57 @@ fn tar_gz<'p, R: Read>(
             )));
         }
     }
+    check_pki(report, pki_cert, pki_key);
     check_db(report, db);
     Ok(src)
+}
+
+/// Whether a pki entry is the key (`Some(true)`) or the certificate.
+fn which_pki(name: &[u8]) -> Option<bool> {
+    match classify(name) {
+        Name::PkiKey => Some(true),
+        Name::PkiCert => Some(false),
+        _ => None,
+    }
+}
+
+/// The CA entries must come as a pair that the manifest records.
+fn check_pki(
+    report: &mut Report,
+    cert: Option<zeroize::Zeroizing<Vec<u8>>>,
+    key: Option<zeroize::Zeroizing<Vec<u8>>>,
+) {
+    let recorded = report.manifest.as_ref().and_then(|m| m.pki.clone());
+    let findings = &mut report.findings;
+    match (recorded, cert, key) {
+        (None, None, None) => {}
+        (Some(m), Some(cert), Some(key)) => {
+            let cert_ok = hex::encode(Sha256::digest(&cert[..])) == m.ca_cert_sha256;
+            let key_ok = hex::encode(Sha256::digest(&key[..])) == m.ca_key_sha256;
+            if cert_ok && key_ok {
+                findings.push(Finding::info(
+                    "the archive carries the application's CA (pki/ca.crt, pki/ca.key)",
+                ));
+                report.pki = Some(CarriedPki {
+                    ca_cert: cert.to_vec(),
+                    ca_key: key,
+                });
+            } else {
+                findings.push(Finding::error(
+                    "the CA in the archive does not match the hashes its manifest records",
+                    HINT_RECOPY,
+                ));
+            }
+        }
+        (Some(_), _, _) => findings.push(Finding::error(
+            "the manifest records a CA, but the archive does not hold both pki/ca.crt and pki/ca.key",
+            HINT_RECOPY,
+        )),
+        (None, _, _) => findings.push(Finding::error(
+            "the archive holds pki/ entries that no manifest records",
+            HINT_FOREIGN,
+        )),
+    }
 }
 
 /// The checks every kind of db gets once it has been read whole: bbolt's

@@ -38,6 +38,21 @@ pub struct Manifest {
     pub created: String,
     /// The unit that took it, e.g. `etcd/0`.
     pub source_unit: String,
+    /// Present when the archive also carries the application's CA
+    /// (`snapshot include-pki=true`): the hashes of `pki/ca.crt` and
+    /// `pki/ca.key`. Absent from archives without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pki: Option<PkiManifest>,
+}
+
+/// The CA carried next to the db.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PkiManifest {
+    /// sha256 of `pki/ca.crt` (PEM), lowercase hex.
+    pub ca_cert_sha256: String,
+    /// sha256 of `pki/ca.key` (PEM), lowercase hex.
+    pub ca_key_sha256: String,
 }
 
 /// What the caller knows before the db is streamed: the manifest without
@@ -131,6 +146,7 @@ impl ManifestFields {
             db_size,
             created: self.created,
             source_unit: self.source_unit,
+            pki: None,
         }
     }
 }

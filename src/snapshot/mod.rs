@@ -20,6 +20,9 @@
 //! exactly two regular files, both mode 0600, in this order: `db` (the
 //! snapshot exactly as etcd sent it, its trailing sha256 included) and then
 //! `manifest.json` (whose `db-sha256` and `db-size` describe that `db`).
+//! With `include-pki=true`, `pki/ca.crt` and `pki/ca.key` (the
+//! application's CA, PEM, 0600) come between the two, and the manifest's
+//! `pki` records their sha256.
 
 mod db;
 pub mod inspect;
@@ -35,10 +38,13 @@ mod tests;
 mod testutil;
 
 pub use db::{BBOLT_MAGIC, ETCD_HASH_LEN, MAGIC_OFFSET};
-pub use inspect::{inspect, Finding, InspectError, Inspection, Kind, Level, Limits};
-pub use manifest::{Manifest, ManifestError, ManifestFields, FORMAT};
+pub use inspect::{inspect, CarriedPki, Finding, InspectError, Inspection, Kind, Level, Limits};
+pub use manifest::{Manifest, ManifestError, ManifestFields, PkiManifest, FORMAT};
 pub use name::{archive_name, named_archive, parse_rfc3339, rfc3339};
-pub use pack::{pack, PackError, Packed, COMPRESSION_LEVEL};
+pub use pack::{
+    pack, pack_with_pki, PackError, Packed, PkiFiles, COMPRESSION_LEVEL, PKI_CERT_ENTRY,
+    PKI_KEY_ENTRY,
+};
 
 /// The size of the one buffer each streaming pass uses. Memory stays flat
 /// whatever the size of the db.

@@ -171,8 +171,42 @@ impl<R: Read> Read for StrictDb<'_, R> {
     }
 }
 
+/// The application's CA, carried in the archive by `include-pki=true`. Both
+/// are PEM; the key is written 0600 like every entry and never logged.
+#[derive(Clone, Copy)]
+pub struct PkiFiles<'a> {
+    pub ca_cert: &'a [u8],
+    pub ca_key: &'a [u8],
+}
+
+impl std::fmt::Debug for PkiFiles<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PkiFiles")
+            .field("ca_cert", &format_args!("{} bytes", self.ca_cert.len()))
+            .field("ca_key", &format_args!("[redacted]"))
+            .finish()
+    }
+}
+
+/// Entry names of the CA in an archive.
+pub const PKI_CERT_ENTRY: &str = "pki/ca.crt";
+pub const PKI_KEY_ENTRY: &str = "pki/ca.key";
+
+/// [`pack_with_pki`] without a CA.
+pub fn pack<R: Read, W: Write>(
+    db: R,
+    db_size: u64,
+    fields: ManifestFields,
+    out: W,
+    progress: &mut dyn Progress,
+) -> Result<Packed, PackError> {
+    pack_with_pki(db, db_size, fields, None, out, progress)
+}
+
 /// Streams etcd's snapshot into a gzip'd tar on `out` and returns the
-/// archive's sha256 and size and the manifest written.
+/// archive's sha256 and size and the manifest written. With `pki`, the CA
+/// goes in as `pki/ca.crt` and `pki/ca.key` between the db and the
+/// manifest, and the manifest records their hashes.
 ///
 /// `db` must yield exactly `db_size` bytes, exactly as etcd's Maintenance
 /// snapshot stream does: the bbolt file followed by its 32-byte sha256.
@@ -185,10 +219,11 @@ impl<R: Read> Read for StrictDb<'_, R> {
 ///
 /// `out` is flushed but not synced; the caller fsyncs and renames. Progress
 /// is reported in db bytes against `db_size`.
-pub fn pack<R: Read, W: Write>(
+pub fn pack_with_pki<R: Read, W: Write>(
     db: R,
     db_size: u64,
     fields: ManifestFields,
+    pki: Option<PkiFiles<'_>>,
     out: W,
     progress: &mut dyn Progress,
 ) -> Result<Packed, PackError> {
@@ -231,7 +266,17 @@ pub fn pack<R: Read, W: Write>(
         return Err(PackError::NotHashAligned { size: db_size });
     }
 
-    let manifest = fields.into_manifest(digest.sha256, digest.size);
+    let mut manifest = fields.into_manifest(digest.sha256, digest.size);
+    if let Some(p) = pki {
+        for (name, data) in [(PKI_CERT_ENTRY, p.ca_cert), (PKI_KEY_ENTRY, p.ca_key)] {
+            tar.append(&entry_header(name, data.len() as u64, mtime)?, data)
+                .map_err(w)?;
+        }
+        manifest.pki = Some(super::manifest::PkiManifest {
+            ca_cert_sha256: hex::encode(Sha256::digest(p.ca_cert)),
+            ca_key_sha256: hex::encode(Sha256::digest(p.ca_key)),
+        });
+    }
     let json = manifest.to_json()?;
     tar.append(
         &entry_header("manifest.json", json.len() as u64, mtime)?,

@@ -1012,3 +1012,122 @@ proptest! {
         }
     }
 }
+
+// ---- the CA carried by include-pki ---------------------------------------
+
+const CA_CERT: &[u8] = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+const CA_KEY: &[u8] = b"-----BEGIN PRIVATE KEY-----\nsecret-key-bytes\n-----END PRIVATE KEY-----\n";
+
+fn pack_pki(db: &[u8]) -> (Vec<u8>, Packed) {
+    let mut out = Vec::new();
+    let pki = PkiFiles {
+        ca_cert: CA_CERT,
+        ca_key: CA_KEY,
+    };
+    let packed = pack_with_pki(
+        db,
+        db.len() as u64,
+        testutil::fields(),
+        Some(pki),
+        &mut out,
+        &mut NoProgress,
+    )
+    .unwrap();
+    (out, packed)
+}
+
+#[test]
+fn the_ca_round_trips_and_is_never_printed() {
+    let db = synth_db(3, 7);
+    let (archive, packed) = pack_pki(&db);
+    let m = packed
+        .manifest
+        .pki
+        .clone()
+        .expect("manifest records the CA");
+    assert_eq!(m.ca_cert_sha256, sha(CA_CERT));
+    assert_eq!(m.ca_key_sha256, sha(CA_KEY));
+    let (i, extracted) = inspect_vec(&archive);
+    assert_eq!(i.refused(), None, "{:#?}", i.findings);
+    assert_eq!(extracted, db);
+    let pki = i.pki.as_ref().expect("the CA is carried");
+    assert_eq!(pki.ca_cert, CA_CERT);
+    assert_eq!(&pki.ca_key[..], CA_KEY);
+    let shown = format!(
+        "{i:?} {:?}",
+        PkiFiles {
+            ca_cert: CA_CERT,
+            ca_key: CA_KEY
+        }
+    );
+    assert!(!shown.contains("secret-key-bytes"), "{shown}");
+    // Entries as tar lists them: db, the CA, then the manifest, all 0600.
+    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(&archive[..]));
+    let names: Vec<(String, u32)> = a
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.path().unwrap().display().to_string(),
+                e.header().mode().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("db".to_string(), 0o600),
+            ("pki/ca.crt".to_string(), 0o600),
+            ("pki/ca.key".to_string(), 0o600),
+            ("manifest.json".to_string(), 0o600)
+        ]
+    );
+    // Without include-pki nothing changes.
+    let (plain, packed) = pack_vec(&db);
+    assert!(packed.manifest.pki.is_none());
+    assert!(!String::from_utf8_lossy(&plain).contains("pki"));
+    assert!(inspect_vec(&plain).0.pki.is_none());
+}
+
+#[test]
+fn a_ca_that_does_not_match_its_manifest_is_refused() {
+    let db = synth_db(2, 9);
+    let with_pki = |cert: Option<&[u8]>, key: Option<&[u8]>, recorded: bool| {
+        let mut m = testutil::fields().into_manifest(sha(&db), db.len() as u64);
+        if recorded {
+            m.pki = Some(PkiManifest {
+                ca_cert_sha256: sha(CA_CERT),
+                ca_key_sha256: sha(CA_KEY),
+            });
+        }
+        let mut parts = vec![file(b"db", &db)];
+        if let Some(c) = cert {
+            parts.push(file(b"pki/ca.crt", c));
+        }
+        if let Some(k) = key {
+            parts.push(file(b"pki/ca.key", k));
+        }
+        parts.push(file(b"manifest.json", &m.to_json().unwrap()));
+        tar_gz(&parts)
+    };
+    assert!(inspect_vec(&with_pki(Some(CA_CERT), Some(CA_KEY), true))
+        .0
+        .pki
+        .is_some());
+    assert_refused(
+        &with_pki(Some(CA_CERT), Some(b"another key"), true),
+        Limits::default(),
+        "does not match",
+    );
+    assert_refused(
+        &with_pki(Some(CA_CERT), None, true),
+        Limits::default(),
+        "does not hold both",
+    );
+    assert_refused(
+        &with_pki(Some(CA_CERT), Some(CA_KEY), false),
+        Limits::default(),
+        "no manifest records",
+    );
+}
