@@ -585,3 +585,70 @@ fn parallel_models_get_distinct_addresses() {
     assert_eq!(all.len(), n, "addresses clash: {all:?}");
     assert_eq!(n, 4);
 }
+
+/// Juju's contract for application-owned secrets: only the leader creates
+/// and updates them; every unit of the application reads them by URI;
+/// units of another application cannot see them; a unit-owned secret stays
+/// with its unit; a new leader manages the secret the old one made.
+#[test]
+fn application_secrets_are_shared_by_the_application_and_managed_by_the_leader() {
+    let sim = Sim::new();
+    sim.deploy("3");
+    let charm = sim.charm.to_string_lossy().to_string();
+    sim.ok(&["deploy", &charm, "other"]);
+    let out = |o: Output| {
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).trim().to_string(),
+            String::from_utf8_lossy(&o.stderr).trim().to_string(),
+        )
+    };
+
+    // A non-leader cannot create an application-owned secret.
+    let (code, _, err) = out(sim.exec("fix/1", "secret-add --owner application ca-key=k1"));
+    assert_ne!(code, Some(0));
+    assert!(err.contains("not the leader"), "{err}");
+
+    let (code, uri, err) = out(sim.exec(
+        "fix/0",
+        "secret-add --owner application --label ca ca-cert=c1 ca-key=k1",
+    ));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(uri.starts_with("secret:"), "{uri}");
+    for unit in ["fix/0", "fix/1", "fix/2"] {
+        let (code, got, err) = out(sim.exec(unit, &format!("secret-get --format=json {uri}")));
+        assert_eq!(code, Some(0), "{unit}: {err}");
+        let got: Value = serde_json::from_str(&got).unwrap();
+        assert_eq!(got["ca-key"], "k1", "{unit}");
+        assert_eq!(got["ca-cert"], "c1", "{unit}");
+    }
+    // Another application's unit does not see it.
+    let (code, _, err) = out(sim.exec("other/0", &format!("secret-get {uri}")));
+    assert_ne!(code, Some(0));
+    assert!(err.contains("not found"), "{err}");
+    // Only the leader writes a new revision.
+    let (code, _, err) = out(sim.exec("fix/1", &format!("secret-set {uri} ca-key=k2")));
+    assert_ne!(code, Some(0));
+    assert!(err.contains("not the leader"), "{err}");
+
+    // A unit-owned secret is its unit's alone.
+    let (code, mine, _) = out(sim.exec("fix/1", "secret-add --owner unit own-key=u1"));
+    assert_eq!(code, Some(0));
+    let (code, _, _) = out(sim.exec("fix/2", &format!("secret-get {mine}")));
+    assert_ne!(code, Some(0));
+
+    // The leader goes away: the new leader manages the same secret.
+    sim.ok(&["remove-unit", "fix/0"]);
+    let st = sim.status();
+    let leader = ["fix/1", "fix/2"]
+        .into_iter()
+        .find(|u| st["applications"]["fix"]["units"][u]["leader"] == true)
+        .expect("a new leader");
+    let (code, _, err) = out(sim.exec(leader, &format!("secret-set {uri} ca-key=k2")));
+    assert_eq!(code, Some(0), "{err}");
+    for unit in ["fix/1", "fix/2"] {
+        let (_, got, _) = out(sim.exec(unit, &format!("secret-get --format=json {uri}")));
+        let got: Value = serde_json::from_str(&got).unwrap();
+        assert_eq!(got["ca-key"], "k2", "{unit}");
+    }
+}
