@@ -10,7 +10,7 @@ use std::io;
 use serde::{Deserialize, Serialize};
 
 use crate::etcd::paths::{Root, STATE_FILE};
-use crate::etcd::Binaries;
+use crate::etcd::{Binaries, ClusterState};
 use crate::fsutil;
 
 /// What the charm last applied to the running etcd.
@@ -24,6 +24,15 @@ pub struct Applied {
     pub fingerprint: String,
 }
 
+/// How this member first started: kept so that later renders of etcd's
+/// config repeat it (etcd ignores `initial-*` once it has data, and a
+/// changed config would otherwise look like a reason to restart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bootstrap {
+    pub initial_cluster: String,
+    pub cluster_state: ClusterState,
+}
+
 /// The unit-local state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalState {
@@ -35,6 +44,10 @@ pub struct LocalState {
     pub started: bool,
     /// What the running etcd was started with.
     pub applied: Option<Applied>,
+    /// How this member joined the cluster, once it has.
+    pub bootstrap: Option<Bootstrap>,
+    /// This unit left the cluster (it is being removed): etcd stays stopped.
+    pub left: bool,
 }
 
 impl LocalState {

@@ -4,14 +4,68 @@
 //! The charm is a short-lived, sequential program, so each [`EtcdClient`]
 //! owns a current-thread tokio runtime and blocks on every call. Every call
 //! has a timeout, so a dead member costs seconds, not minutes.
+//!
+//! etcd runs with client-certificate auth, so every connection carries a
+//! [`ClientTls`]: the CA to trust and the client identity to present.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use etcd_client::{AlarmAction, AlarmType, Client, CompactionOptions, ConnectOptions, GetOptions};
+use etcd_client::{
+    AlarmAction, AlarmType, Certificate, Client, CompactionOptions, ConnectOptions, GetOptions,
+    Identity, TlsOptions,
+};
+
+use super::config::TlsFiles;
+
+/// The CA and client identity a connection uses, read from files. The key
+/// is held only as long as the connection is being set up; `Debug` never
+/// prints it.
+#[derive(Clone)]
+pub struct ClientTls {
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: zeroize::Zeroizing<String>,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientTls { key: [redacted] }")
+    }
+}
+
+impl ClientTls {
+    /// Reads the CA certificate, the client certificate and its key.
+    pub fn load(files: &TlsFiles) -> Result<Self, ClientError> {
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).map_err(|source| ClientError::Credentials {
+                path: p.to_path_buf(),
+                source,
+            })
+        };
+        Ok(ClientTls {
+            ca_pem: read(&files.ca)?,
+            cert_pem: read(&files.cert)?,
+            key_pem: zeroize::Zeroizing::new(read(&files.key)?),
+        })
+    }
+
+    fn options(&self) -> TlsOptions {
+        TlsOptions::new()
+            .ca_certificate(Certificate::from_pem(&self.ca_pem))
+            .identity(Identity::from_pem(&self.cert_pem, self.key_pem.as_bytes()))
+    }
+}
 
 /// A call to etcd that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    #[error("cannot read the TLS credentials {}: {source}", path.display())]
+    Credentials {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
     #[error("cannot reach etcd at {endpoint}: {source}")]
@@ -79,15 +133,20 @@ pub struct EtcdClient {
 }
 
 impl EtcdClient {
-    /// Connects to `endpoint` (e.g. `http://127.1.2.3:2379`).
-    pub fn connect(endpoint: &str, timeout: Duration) -> Result<Self, ClientError> {
+    /// Connects to `endpoint` (e.g. `https://127.1.2.3:2379`) with `tls`.
+    pub fn connect(
+        endpoint: &str,
+        tls: &ClientTls,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(ClientError::Runtime)?;
         let opts = ConnectOptions::new()
             .with_connect_timeout(timeout)
-            .with_timeout(timeout);
+            .with_timeout(timeout)
+            .with_tls(tls.options());
         let client = rt
             .block_on(async {
                 tokio::time::timeout(timeout, Client::connect([endpoint], Some(opts))).await
@@ -166,6 +225,25 @@ impl EtcdClient {
         .map(drop)
     }
 
+    /// Adds a member with `peer_urls`; returns its id. The new member must
+    /// then start with `initial-cluster-state: existing`.
+    pub fn member_add(&mut self, peer_urls: Vec<String>) -> Result<u64, ClientError> {
+        let r = self.call("member add", move |mut c| {
+            Box::pin(async move { c.member_add(peer_urls, None).await })
+        })?;
+        r.member()
+            .map(|m| m.id())
+            .ok_or(ClientError::NoHeader("member add"))
+    }
+
+    /// Removes a member. etcd refuses it when the rest would lose quorum.
+    pub fn member_remove(&mut self, id: u64) -> Result<(), ClientError> {
+        self.call("member remove", move |mut c| {
+            Box::pin(async move { c.member_remove(id).await })
+        })
+        .map(drop)
+    }
+
     /// Health as `etcdctl endpoint health` judges it: a linearizable read
     /// goes through raft, and no alarm is raised.
     pub fn health(&mut self) -> Result<Health, ClientError> {
@@ -210,11 +288,15 @@ impl EtcdClient {
 }
 
 /// Polls `endpoint` until it is healthy or `within` has passed.
-pub fn wait_healthy(endpoint: &str, within: Duration) -> Result<Health, ClientError> {
+pub fn wait_healthy(
+    endpoint: &str,
+    tls: &ClientTls,
+    within: Duration,
+) -> Result<Health, ClientError> {
     let deadline = Instant::now() + within;
     let per_try = Duration::from_secs(2);
     loop {
-        let last = match EtcdClient::connect(endpoint, per_try).and_then(|mut c| c.health()) {
+        let last = match EtcdClient::connect(endpoint, tls, per_try).and_then(|mut c| c.health()) {
             Ok(h) if h.is_healthy() => return Ok(h),
             Ok(h) => format!("alarms {:?}, leader {}", h.alarms, h.status.leader),
             Err(e) => e.to_string(),
