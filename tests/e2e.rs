@@ -632,3 +632,81 @@ fn losing_the_leader_keeps_the_ca_and_every_key() {
         assert_eq!(member_names(ctl, &e, &old), ["etcd-1", "etcd-2"]);
     }
 }
+
+#[test]
+fn update_status_renews_a_certificate_near_expiry_and_restarts_etcd() {
+    let m = Model::new();
+    m.sim(&["deploy", &charm()]).ok();
+    assert_active(&m, "etcd/0");
+    let ctl = Path::new(ETCDCTL_34);
+    let creds = m.credentials("etcd/0");
+    let endpoint = m.endpoint("etcd/0");
+    put_get(ctl, &endpoint, &creds, "renew/key", "kept");
+
+    // Read the CA back the way a unit does: the secret named in the peer
+    // relation's application data.
+    let exec = |cmd: &str| {
+        let r = m.sim(&["exec", "--unit", "etcd/0", "--", cmd]).ok();
+        r.stdout.trim().to_string()
+    };
+    let app: serde_json::Value = serde_json::from_str(&exec(
+        "relation-get --format=json -r cluster:0 --app - etcd",
+    ))
+    .unwrap();
+    let uri = app["ca-secret-id"].as_str().unwrap().to_string();
+    let secret: serde_json::Value =
+        serde_json::from_str(&exec(&format!("secret-get --format=json {uri}"))).unwrap();
+    let ca = etcd_charm::pki::Ca::from_pem(
+        secret["ca-cert"].as_str().unwrap(),
+        secret["ca-key"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ca.fingerprint_sha256(), creds.ca_fingerprint);
+
+    // Put a server certificate with 10 days left in place.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let addr = m.address("etcd/0");
+    let short = etcd_charm::pki::issue_server(
+        &ca,
+        "etcd-0",
+        &[etcd_charm::pki::San::parse(&addr).unwrap()],
+        now,
+        10,
+    )
+    .unwrap();
+    let pki = m.unit_root("etcd/0").join("etc/etcd-charm/pki");
+    fs::write(pki.join("server.key"), short.key_pem.expose()).unwrap();
+    fs::write(pki.join("server.crt"), &short.cert_pem).unwrap();
+    let root = m.unit_root("etcd/0").display().to_string();
+    let before = pids_mentioning(&root);
+    assert!(!before.is_empty());
+
+    m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
+    assert_active(&m, "etcd/0");
+    let renewed = fs::read_to_string(pki.join("server.crt")).unwrap();
+    let info = etcd_charm::pki::inspect_cert(&renewed).unwrap();
+    assert!(
+        info.not_after > now + 300 * 86_400,
+        "not renewed: not_after {}",
+        info.not_after
+    );
+    assert!(etcd_charm::pki::verify_signed_by(&renewed, ca.cert_pem()).unwrap());
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            fs::metadata(pki.join("server.key")).unwrap().mode() & 0o777,
+            0o600
+        );
+    }
+    // etcd was restarted onto it, and the data and credentials still work.
+    let after = pids_mentioning(&root);
+    assert!(
+        !after.is_empty() && after.iter().all(|p| !before.contains(p)),
+        "etcd was not restarted: {before:?} -> {after:?}"
+    );
+    assert_eq!(util::get(ctl, &endpoint, &creds, "renew/key"), "kept");
+    assert!(m.debug_log().contains("renewing it"), "{}", m.debug_log());
+}

@@ -300,7 +300,7 @@ fn non_leader_waits_to_be_registered_and_a_new_leader_reuses_the_ca() {
 fn unknown_hook_is_a_no_op_and_actions_fail_with_a_next_step() {
     let w = world();
     let tools = FakeHookTools::new(state(true));
-    run(&w, &tools, &hook("db-relation-joined")).unwrap();
+    run(&w, &tools, &hook("secret-rotate")).unwrap();
     assert!(tools.state.borrow().statuses.is_empty());
 
     let health = ctx(Dispatch::Action {

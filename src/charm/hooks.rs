@@ -24,6 +24,7 @@ use crate::fsutil;
 use crate::juju::Status;
 
 pub use super::cluster::PEER;
+use super::db::DB;
 /// The leader setting holding the cluster token.
 const TOKEN_KEY: &str = "cluster-token";
 /// How long a start may take before the unit is marked blocked.
@@ -77,7 +78,10 @@ pub fn run(charm: &Charm<'_>, hook: &str) -> Result<()> {
                 }
             }
         }
-        h if h.starts_with(&format!("{PEER}-relation-")) => {
+        h if h.starts_with(&format!("{PEER}-relation-"))
+            || h == format!("{DB}-relation-joined")
+            || h == format!("{DB}-relation-changed") =>
+        {
             let mut state = charm.load_state()?;
             charm.reconcile(&mut state)
         }
@@ -501,6 +505,7 @@ impl Charm<'_> {
             .filter(|m| m.name.is_empty())
             .filter_map(|m| m.peer_urls.first().cloned())
             .collect();
+        self.update_db_relations()?;
         if !pending.is_empty() {
             return self.set_status(Status::waiting(format!(
                 "Waiting for the new member at {} to join the cluster",

@@ -9,6 +9,7 @@
 
 pub mod actions;
 pub mod cluster;
+pub mod db;
 pub mod hooks;
 pub mod outcome;
 pub mod state;

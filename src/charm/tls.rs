@@ -46,7 +46,22 @@ fn hostname() -> Option<San> {
     San::parse(h.trim()).ok()
 }
 
-/// What a certificate on disk is missing, if anything.
+/// Whether a leaf certificate should be reissued: it is unreadable, or it
+/// is within [`pki::RENEW_WITHIN_DAYS`] of expiry and a new one would last
+/// longer (a leaf never outlives its CA, so one that already ends with the
+/// CA is as good as it gets; reissuing it on every hook would only churn).
+pub(crate) fn leaf_needs_renewal(cert_pem: &str, ca_not_after: i64, now: i64) -> bool {
+    match (
+        pki::needs_renewal(cert_pem, now, pki::RENEW_WITHIN_DAYS),
+        pki::inspect_cert(cert_pem),
+    ) {
+        (Ok(soon), Ok(info)) => soon && info.not_after < ca_not_after,
+        _ => true,
+    }
+}
+
+/// Whether the certificate at `cert_path` is signed by `ca`, carries
+/// `want_sans` and is not due for renewal.
 fn cert_is_current(
     cert_path: &Path,
     ca: &Ca,
@@ -59,7 +74,7 @@ fn cert_is_current(
     if !pki::verify_signed_by(&pem, ca.cert_pem()).unwrap_or(false) {
         return Ok(false);
     }
-    if pki::needs_renewal(&pem, now, pki::RENEW_WITHIN_DAYS)? {
+    if leaf_needs_renewal(&pem, ca.not_after(), now) {
         return Ok(false);
     }
     let info = pki::inspect_cert(&pem)?;
@@ -201,13 +216,17 @@ impl Charm<'_> {
         Ok(())
     }
 
-    /// Whether this unit's server certificate must be reissued now.
+    /// Whether this unit's certificates must be reissued now.
     pub(crate) fn certs_need_renewal(&self) -> bool {
         let now = now();
+        let ca_not_after = fs::read_to_string(self.root.at(CA_CERT))
+            .ok()
+            .and_then(|pem| pki::inspect_cert(&pem).ok())
+            .map_or(i64::MAX, |info| info.not_after);
         [SERVER_CERT, CLIENT_CERT]
             .into_iter()
             .any(|c| match fs::read_to_string(self.root.at(c)) {
-                Ok(pem) => pki::needs_renewal(&pem, now, pki::RENEW_WITHIN_DAYS).unwrap_or(true),
+                Ok(pem) => leaf_needs_renewal(&pem, ca_not_after, now),
                 Err(_) => true,
             })
     }
@@ -222,5 +241,26 @@ impl Charm<'_> {
                 "the leader has not created the cluster's CA yet; wait for the leader to be active"
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewal_only_when_a_new_certificate_would_last_longer() {
+        let t = now();
+        let ca = Ca::generate("ca", t, pki::CA_VALIDITY_DAYS).unwrap();
+        let fresh = pki::issue_client(&ca, "c", t, pki::LEAF_VALIDITY_DAYS).unwrap();
+        assert!(!leaf_needs_renewal(&fresh.cert_pem, ca.not_after(), t));
+        let short = pki::issue_client(&ca, "c", t, 10).unwrap();
+        assert!(leaf_needs_renewal(&short.cert_pem, ca.not_after(), t));
+        assert!(leaf_needs_renewal("not a certificate", ca.not_after(), t));
+        // A CA with 20 days left: its leaves end with it, and reissuing
+        // them on every hook would change nothing.
+        let old_ca = Ca::generate("old", t, 20).unwrap();
+        let leaf = pki::issue_client(&old_ca, "c", t, pki::LEAF_VALIDITY_DAYS).unwrap();
+        assert!(!leaf_needs_renewal(&leaf.cert_pem, old_ca.not_after(), t));
     }
 }
