@@ -710,3 +710,131 @@ fn update_status_renews_a_certificate_near_expiry_and_restarts_etcd() {
     assert_eq!(util::get(ctl, &endpoint, &creds, "renew/key"), "kept");
     assert!(m.debug_log().contains("renewing it"), "{}", m.debug_log());
 }
+
+#[test]
+fn a_three_member_cluster_on_etcd_35_loses_a_follower_cleanly() {
+    let m = Model::new();
+    let res = etcd35_resource(m.scratch.path());
+    m.sim(&[
+        "deploy",
+        &charm(),
+        "-n",
+        "3",
+        "--resource",
+        &format!("etcd={}", res.display()),
+    ])
+    .ok();
+    for u in ["etcd/0", "etcd/1", "etcd/2"] {
+        m.sim(&["run-hook", u, "update-status"]).ok();
+    }
+    for u in ["etcd/0", "etcd/1", "etcd/2"] {
+        assert_healthy_with(&m, u, 3);
+    }
+    assert_eq!(m.status()["applications"]["etcd"]["version"], "3.5.1");
+    let ctl = etcd35_dir().join("etcdctl");
+    let creds = m.credentials("etcd/2");
+    put_get(&ctl, &m.endpoint("etcd/0"), &creds, "/v35/a", "1");
+    assert_eq!(
+        util::get(&ctl, &m.endpoint("etcd/2"), &creds, "/v35/a"),
+        "1"
+    );
+
+    // A follower leaves: it is out of the membership, the others are healthy.
+    let root1 = m.unit_root("etcd/1").display().to_string();
+    m.sim(&["remove-unit", "etcd/1"]).ok();
+    assert!(eventually(15, || pids_mentioning(&root1).is_empty()));
+    for u in ["etcd/0", "etcd/2"] {
+        m.sim(&["run-hook", u, "update-status"]).ok();
+        assert_healthy_with(&m, u, 2);
+    }
+    assert_eq!(
+        member_names(&ctl, &m.endpoint("etcd/2"), &creds),
+        ["etcd-0", "etcd-2"]
+    );
+    assert_eq!(
+        util::get(&ctl, &m.endpoint("etcd/0"), &creds, "/v35/a"),
+        "1"
+    );
+    assert!(
+        !m.debug_log().contains("processes running; killed"),
+        "{}",
+        m.debug_log()
+    );
+}
+
+/// A consumer charm that only requires `etcd` over the `etcd` interface.
+fn consumer_charm(m: &Model) -> String {
+    let dir = m.scratch.path().join("kube");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("metadata.yaml"),
+        "name: kube\nsummary: s\ndescription: d\nrequires:\n  etcd:\n    interface: etcd\n",
+    )
+    .unwrap();
+    fs::write(dir.join("dispatch"), "#!/bin/sh\nexit 0\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir.join("dispatch"), fs::Permissions::from_mode(0o755)).unwrap();
+    dir.display().to_string()
+}
+
+#[test]
+fn db_consumers_get_working_credentials_and_every_member() {
+    let m = Model::new();
+    m.sim(&["deploy", &charm()]).ok();
+    assert_active(&m, "etcd/0");
+    m.sim(&["deploy", &consumer_charm(&m), "kube"]).ok();
+    m.sim(&["integrate", "etcd:db", "kube:etcd"]).ok();
+    m.sim(&["add-unit", "etcd", "-n", "2"]).ok();
+    for u in ["etcd/0", "etcd/1", "etcd/2"] {
+        m.sim(&["run-hook", u, "update-status"]).ok();
+    }
+    let exec = |cmd: &str| {
+        m.sim(&["exec", "--unit", "kube/0", "--", cmd])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    };
+    let ids: Vec<String> = serde_json::from_str(&exec("relation-ids --format=json etcd")).unwrap();
+    let data: serde_json::Value = serde_json::from_str(&exec(&format!(
+        "relation-get --format=json -r {} - etcd/0",
+        ids[0]
+    )))
+    .unwrap();
+    let conn = data["connection_string"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{data}"));
+    let urls: Vec<&str> = conn.split(',').collect();
+    assert_eq!(urls.len(), 3, "{conn}");
+    for u in ["etcd/0", "etcd/1", "etcd/2"] {
+        assert!(urls.contains(&m.endpoint(u).as_str()), "{conn}");
+    }
+    // The consumer's credentials work against every member.
+    let dir = m.scratch.path().join("kube-creds");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("ca.crt"), data["client_ca"].as_str().unwrap()).unwrap();
+    fs::write(
+        dir.join("client.crt"),
+        data["client_cert"].as_str().unwrap(),
+    )
+    .unwrap();
+    fs::write(dir.join("client.key"), data["client_key"].as_str().unwrap()).unwrap();
+    let creds = util::Creds {
+        dir,
+        ca_fingerprint: String::new(),
+    };
+    let ctl = Path::new(ETCDCTL_34);
+    put_get(ctl, urls[0], &creds, "/registry/ns/kube", "ok");
+    for url in &urls {
+        assert_eq!(util::get(ctl, url, &creds, "/registry/ns/kube"), "ok");
+    }
+    // The key never reached the log.
+    let key_line = data["client_key"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert!(!m.debug_log().contains(&key_line));
+}

@@ -652,3 +652,114 @@ fn application_secrets_are_shared_by_the_application_and_managed_by_the_leader()
         assert_eq!(got["ca-key"], "k2", "{unit}");
     }
 }
+
+/// `juju integrate`: one application provides what the other requires.
+/// Each side names the relation with its own endpoint and the same number,
+/// sees the other side's units join, change, and depart, and reads the
+/// data they set.
+#[test]
+fn integrate_relates_two_applications() {
+    let sim = Sim::new();
+    sim.deploy("2");
+    let cons = sim.charm.parent().unwrap().join("consumer");
+    fs::create_dir_all(&cons).unwrap();
+    fs::write(
+        cons.join("metadata.yaml"),
+        "name: cons\nrequires:\n  backend:\n    interface: fix\n",
+    )
+    .unwrap();
+    fs::write(cons.join("dispatch"), DISPATCH).unwrap();
+    fs::set_permissions(cons.join("dispatch"), fs::Permissions::from_mode(0o755)).unwrap();
+    sim.ok(&["deploy", &cons.to_string_lossy(), "cons"]);
+
+    // No shared interface with the wrong endpoint named.
+    assert_ne!(
+        sim.cmd(&["integrate", "fix:cluster", "cons"]).status.code(),
+        Some(0)
+    );
+    sim.ok(&["integrate", "fix", "cons"]);
+    assert_ne!(
+        sim.cmd(&["relate", "fix", "cons"]).status.code(),
+        Some(0),
+        "a second identical relation"
+    );
+    let hooks = sim.hooks("cons/0");
+    for want in [
+        "hooks/backend-relation-created",
+        "hooks/backend-relation-joined fix/0",
+        "hooks/backend-relation-changed fix/1",
+    ] {
+        assert!(hooks.iter().any(|h| h == want), "{want}: {hooks:?}");
+    }
+    assert!(sim
+        .hooks("fix/1")
+        .iter()
+        .any(|h| h == "hooks/db-relation-joined cons/0"));
+
+    let out = |unit: &str, cmd: &str| {
+        let o = sim.exec(unit, cmd);
+        assert!(
+            o.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let ids: Vec<String> =
+        serde_json::from_str(&out("cons/0", "relation-ids --format=json backend")).unwrap();
+    let db: Vec<String> =
+        serde_json::from_str(&out("fix/0", "relation-ids --format=json db")).unwrap();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(
+        ids[0].split_once(':').unwrap().1,
+        db[0].split_once(':').unwrap().1
+    );
+    assert!(ids[0].starts_with("backend:") && db[0].starts_with("db:"));
+    let listed: Vec<String> = serde_json::from_str(&out(
+        "cons/0",
+        &format!("relation-list --format=json -r {}", ids[0]),
+    ))
+    .unwrap();
+    assert_eq!(listed, ["fix/0", "fix/1"]);
+    assert_eq!(
+        out("cons/0", &format!("relation-list -r {} --app", ids[0])),
+        "fix"
+    );
+
+    // Data set by a provider unit reaches the consumer, with a changed hook.
+    let before = sim.hooks("cons/0").len();
+    out(
+        "fix/0",
+        &format!("relation-set -r {} url=https://x:2379", db[0]),
+    );
+    sim.ok(&["run-hook", "fix/0", "update-status"]);
+    let got: Value = serde_json::from_str(&out(
+        "cons/0",
+        &format!("relation-get --format=json -r {} - fix/0", ids[0]),
+    ))
+    .unwrap();
+    assert_eq!(got["url"], "https://x:2379");
+    assert!(sim.hooks("cons/0")[before..]
+        .iter()
+        .any(|h| h == "hooks/backend-relation-changed fix/0"));
+
+    // New provider units join; removed ones depart.
+    sim.ok(&["add-unit", "fix"]);
+    assert!(sim
+        .hooks("cons/0")
+        .iter()
+        .any(|h| h == "hooks/backend-relation-joined fix/2"));
+    sim.ok(&["remove-unit", "fix/1"]);
+    assert!(sim
+        .hooks("cons/0")
+        .iter()
+        .any(|h| h == "hooks/backend-relation-departed fix/1"));
+    let listed: Vec<String> = serde_json::from_str(&out(
+        "cons/0",
+        &format!("relation-list --format=json -r {}", ids[0]),
+    ))
+    .unwrap();
+    assert_eq!(listed, ["fix/0", "fix/2"]);
+    let st = sim.status();
+    assert_eq!(st["applications"]["cons"]["relations"]["backend"][0], "fix");
+}
