@@ -337,3 +337,31 @@ fn an_unexpected_failure_fails_the_hook_so_juju_retries() {
         "{text}"
     );
 }
+
+#[test]
+fn a_leader_reuses_an_unpublished_ca_secret_instead_of_making_a_second() {
+    let w = world();
+    let mut s = state(true);
+    s.resources
+        .insert("etcd".into(), resource(&w, &release_tarball()));
+    // A CA secret exists (its ID never reached the peer data).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let ca = etcd_charm::pki::Ca::generate("etcd etcd CA", now, 3650).unwrap();
+    let mut content = std::collections::BTreeMap::new();
+    content.insert("ca-cert".to_string(), ca.cert_pem().to_string());
+    content.insert("ca-key".to_string(), ca.key_pem().expose().to_string());
+    s.secrets.insert("secret:orphan".into(), content);
+    let tools = FakeHookTools::new(s);
+    run(&w, &tools, &hook("install")).unwrap();
+    let st = tools.state.borrow();
+    assert_eq!(st.secrets.len(), 1);
+    assert_eq!(
+        st.relation_data[&("cluster:0".to_string(), "etcd".to_string())]["ca-secret-id"],
+        "secret:orphan"
+    );
+    let on_disk = fs::read_to_string(w.root.base().join("etc/etcd-charm/pki/ca.crt")).unwrap();
+    assert_eq!(on_disk, ca.cert_pem());
+}

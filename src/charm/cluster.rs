@@ -116,18 +116,50 @@ impl Charm<'_> {
         // A started member whose unit is neither this one nor a peer has
         // departed without taking itself out: take it out now.
         let me = self.ctx.member_name();
+        // Only when it does not answer either: a unit this leader has not
+        // seen join yet may already be a member that the previous leader
+        // registered.
+        let tls = self.client_tls()?;
         let gone: Vec<String> = members
             .iter()
             .filter(|m| !m.name.is_empty() && m.name != me)
             .filter(|m| !bags.keys().any(|u| member_name_of(u) == m.name))
+            .filter(|m| {
+                !m.client_urls.iter().any(|url| {
+                    EtcdClient::connect(url, &tls, Duration::from_secs(2))
+                        .and_then(|mut c| c.status())
+                        .is_ok()
+                })
+            })
             .map(|m| m.name.clone())
             .collect();
-        for name in gone {
-            if let Err(e) = self.remove_member(client, &name) {
+        for name in &gone {
+            if let Err(e) = self.remove_member(client, name) {
                 tracing::warn!("cannot remove departed member {name} yet: {e:#}");
             }
         }
-        if !members.is_empty() {
+        // Likewise a registered member that never started (it has no name
+        // yet) whose peer URL no peer unit publishes any more.
+        let never_started: Vec<(u64, String)> = members
+            .iter()
+            .filter(|m| m.name.is_empty())
+            .filter(|m| {
+                !m.peer_urls.iter().any(|p| {
+                    bags.values()
+                        .any(|b| b.get("peer-url").is_some_and(|u| u == p))
+                })
+            })
+            .map(|m| (m.id, m.peer_urls.join(",")))
+            .collect();
+        for (id, urls) in &never_started {
+            match retry_unhealthy(|| client.member_remove(*id)) {
+                Ok(()) => {
+                    tracing::info!("removed the unstarted member at {urls}: its unit is gone")
+                }
+                Err(e) => tracing::warn!("cannot remove the unstarted member at {urls} yet: {e}"),
+            }
+        }
+        if !gone.is_empty() || !never_started.is_empty() {
             members = client.members().context("cannot list etcd's members")?;
         }
         let all_started = members.iter().all(|m| !m.name.is_empty());

@@ -123,6 +123,24 @@ impl Charm<'_> {
         if !leader {
             return Ok(None);
         }
+        // A CA secret this application already owns (say, the hook that
+        // made it failed before publishing its ID): publish and reuse it,
+        // never make a second CA.
+        for uri in self
+            .tools
+            .secret_ids()
+            .context("cannot list the application's secrets")?
+        {
+            let Ok(content) = self.tools.secret_get(&uri) else {
+                continue;
+            };
+            if content.contains_key(SECRET_CERT) && content.contains_key(SECRET_KEY) {
+                let ca = self.read_ca(&uri)?;
+                self.publish_ca_id(peer_id, &uri)?;
+                tracing::info!("reusing the cluster CA in secret {uri}");
+                return Ok(Some(ca));
+            }
+        }
         let ca = Ca::generate(
             &format!("{} etcd CA", self.ctx.app_name),
             now(),
@@ -136,16 +154,20 @@ impl Charm<'_> {
             .tools
             .secret_add(&content, Some(CA_LABEL), SecretOwner::Application)
             .context("cannot store the CA in a Juju secret")?;
-        let mut data = BTreeMap::new();
-        data.insert(CA_SECRET_KEY.to_string(), uri.clone());
-        self.tools
-            .relation_set(peer_id, true, &data)
-            .context("cannot publish the CA secret's ID in the peer relation")?;
+        self.publish_ca_id(peer_id, &uri)?;
         tracing::info!(
             "created the cluster CA (sha256 {}) in secret {uri}",
             ca.fingerprint_sha256()
         );
         Ok(Some(ca))
+    }
+
+    fn publish_ca_id(&self, peer_id: &str, uri: &str) -> Result<()> {
+        let mut data = BTreeMap::new();
+        data.insert(CA_SECRET_KEY.to_string(), uri.to_string());
+        self.tools
+            .relation_set(peer_id, true, &data)
+            .context("cannot publish the CA secret's ID in the peer relation")
     }
 
     fn read_ca(&self, uri: &str) -> Result<Ca> {
