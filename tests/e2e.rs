@@ -547,6 +547,28 @@ fn scaling_1_to_3_to_1_keeps_every_key() {
         member_names(ctl, &e0, &creds),
         ["etcd-0", "etcd-1", "etcd-2"]
     );
+    // Each joined as a learner (costing no quorum) and now votes.
+    let log = m.debug_log();
+    for (added, promoted) in [("etcd/1", "etcd-1"), ("etcd/2", "etcd-2")] {
+        assert!(
+            log.contains(&format!("added {added} to the etcd cluster")),
+            "{log}"
+        );
+        assert!(
+            log.contains(&format!("promoted {promoted} to a voting member")),
+            "{log}"
+        );
+    }
+    let out = etcdctl_tls(ctl, &e0, &creds, &["member", "list", "-w", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["isLearner"].as_bool() != Some(true)),
+        "{v}"
+    );
     // Each new member serves every key to the same credentials.
     for u in ["etcd/1", "etcd/2"] {
         let e = m.endpoint(u);

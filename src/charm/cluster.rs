@@ -3,10 +3,11 @@
 //! - Every unit publishes in its own bag where it can be reached:
 //!   `member-name`, `peer-url`, `client-url`, and `member-id` once it runs.
 //! - The leader bootstraps the cluster. It registers one new unit at a time
-//!   with `member add` (only while every registered member has started, so
-//!   the cluster never waits on two absent members at once), then publishes
-//!   the membership as `initial-cluster` (`name=peerURL,…`) in the peer
-//!   application data.
+//!   with `member add` as a learner (only while every registered member has
+//!   started and votes), then publishes the membership as `initial-cluster`
+//!   (`name=peerURL,…`) in the peer application data. A learner costs no
+//!   quorum; the leader promotes it once it has started and caught up, and
+//!   publishes the voting members as `voters`.
 //! - A unit that has no data starts only once it finds itself in
 //!   `initial-cluster`, with `initial-cluster-state: existing`.
 //! - A departing unit is removed from the membership before its etcd stops:
@@ -27,6 +28,8 @@ use crate::juju::Status;
 pub const PEER: &str = "cluster";
 /// Peer application-data key: the registered membership.
 pub const INITIAL_CLUSTER_KEY: &str = "initial-cluster";
+/// Peer application-data key: the voting members' names.
+pub const VOTERS_KEY: &str = "voters";
 
 /// How long a membership change is retried while etcd calls it unhealthy.
 const RECONFIG_RETRY_FOR: Duration = Duration::from_secs(20);
@@ -162,20 +165,35 @@ impl Charm<'_> {
         if !gone.is_empty() || !never_started.is_empty() {
             members = client.members().context("cannot list etcd's members")?;
         }
-        let all_started = members.iter().all(|m| !m.name.is_empty());
-        if all_started {
+        // A learner that has started is promoted once it has caught up.
+        let learners: Vec<(u64, String)> = members
+            .iter()
+            .filter(|m| m.is_learner && !m.name.is_empty())
+            .map(|m| (m.id, m.name.clone()))
+            .collect();
+        for (id, name) in &learners {
+            match retry_unhealthy(|| client.member_promote(*id)) {
+                Ok(()) => tracing::info!("promoted {name} to a voting member"),
+                Err(e) => tracing::warn!("cannot promote {name} yet: {e}"),
+            }
+        }
+        if !learners.is_empty() {
+            members = client.members().context("cannot list etcd's members")?;
+        }
+        // One new member at a time, and only while every member votes: a
+        // new unit joins as a learner, so it costs no quorum until it has
+        // started and caught up.
+        let settled = members.iter().all(|m| !m.name.is_empty() && !m.is_learner);
+        if settled {
             let next = bags.iter().find_map(|(unit, bag)| {
                 let url = bag.get("peer-url")?;
                 let known = members.iter().any(|m| m.peer_urls.iter().any(|p| p == url));
                 (!known).then(|| (unit.clone(), url.clone()))
             });
             if let Some((unit, url)) = next {
-                // etcd refuses a new voting member until every member has
-                // been connected for a few seconds ("unhealthy cluster"),
-                // which is the case right after the previous one joined.
-                match retry_unhealthy(|| client.member_add(vec![url.clone()])) {
+                match retry_unhealthy(|| client.member_add(vec![url.clone()], true)) {
                     Ok(_) => {
-                        tracing::info!("added {unit} to the etcd cluster at {url}");
+                        tracing::info!("added {unit} to the etcd cluster at {url} as a learner");
                         members = client.members().context("cannot list etcd's members")?;
                     }
                     // Not fatal: a later hook (update-status at the latest)
@@ -203,10 +221,24 @@ impl Charm<'_> {
             })
             .collect();
         let initial = entries.join(",");
+        // The voting members: a change tells a promoted learner's unit
+        // (through relation-changed) that it now votes.
+        let mut voters: Vec<&str> = members
+            .iter()
+            .filter(|m| !m.is_learner && !m.name.is_empty())
+            .map(|m| m.name.as_str())
+            .collect();
+        voters.sort_unstable();
+        let voters = voters.join(",");
         let app = self.peer_app_data(peer_id)?;
+        let mut data = BTreeMap::new();
         if app.get(INITIAL_CLUSTER_KEY) != Some(&initial) {
-            let mut data = BTreeMap::new();
             data.insert(INITIAL_CLUSTER_KEY.to_string(), initial);
+        }
+        if app.get(VOTERS_KEY) != Some(&voters) {
+            data.insert(VOTERS_KEY.to_string(), voters);
+        }
+        if !data.is_empty() {
             self.tools
                 .relation_set(peer_id, true, &data)
                 .context("cannot publish the cluster membership")?;

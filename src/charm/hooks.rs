@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::cluster::{member_name_of, parse_initial_cluster, INITIAL_CLUSTER_KEY};
 use super::state::{Applied, Bootstrap, LocalState};
 use super::Charm;
-use crate::etcd::client::{wait_healthy, EtcdClient};
+use crate::etcd::client::{wait_healthy, wait_ready, EtcdClient};
 use crate::etcd::config::Tuning;
 use crate::etcd::config::SCHEME;
 use crate::etcd::install::{self, sha256_file};
@@ -450,7 +450,17 @@ impl Charm<'_> {
             started_now = true;
         }
         if started_now {
-            if let Err(e) = wait_healthy(&wanted.client_url, &tls, START_TIMEOUT) {
+            // A new member is a learner until the leader promotes it: it
+            // answers status but not a linearizable read, so only a voting
+            // member is waited on until healthy.
+            let ready = wait_ready(&wanted.client_url, &tls, START_TIMEOUT).and_then(|st| {
+                if st.is_learner {
+                    Ok(())
+                } else {
+                    wait_healthy(&wanted.client_url, &tls, START_TIMEOUT).map(drop)
+                }
+            });
+            if let Err(e) = ready {
                 return self.set_status(Status::blocked(format!(
                     "etcd is not healthy at {}: {e}",
                     wanted.client_url
@@ -489,23 +499,30 @@ impl Charm<'_> {
         let Some(peer_id) = self.peer_relation()? else {
             return self.health_status(&mut client);
         };
+        let own = client.status().ok();
+        if let Some(st) = &own {
+            let mut bag = BTreeMap::new();
+            bag.insert("member-id".to_string(), format!("{:x}", st.member_id));
+            self.publish_unit(&peer_id, bag)?;
+        }
+        // A learner answers neither member list nor a linearizable read.
+        if own.as_ref().is_some_and(|st| st.is_learner) {
+            return self.set_status(Status::waiting(
+                "Joined the cluster as a learner; waiting for the leader to promote this member",
+            ));
+        }
         let leader = self.tools.is_leader().context("cannot ask is-leader")?;
         let members = if leader {
             self.register_peers(&peer_id, &mut client)?
         } else {
             client.members().context("cannot list etcd's members")?
         };
-        if let Ok(st) = client.status() {
-            let mut bag = BTreeMap::new();
-            bag.insert("member-id".to_string(), format!("{:x}", st.member_id));
-            self.publish_unit(&peer_id, bag)?;
-        }
+        self.update_db_relations()?;
         let pending: Vec<String> = members
             .iter()
-            .filter(|m| m.name.is_empty())
+            .filter(|m| m.name.is_empty() || m.is_learner)
             .filter_map(|m| m.peer_urls.first().cloned())
             .collect();
-        self.update_db_relations()?;
         if !pending.is_empty() {
             return self.set_status(Status::waiting(format!(
                 "Waiting for the new member at {} to join the cluster",

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{
     AlarmAction, AlarmType, Certificate, Client, CompactionOptions, ConnectOptions, GetOptions,
-    Identity, TlsOptions,
+    Identity, MemberAddOptions, TlsOptions,
 };
 
 use super::config::TlsFiles;
@@ -98,6 +98,9 @@ pub struct MemberStatus {
     pub revision: i64,
     pub db_size: i64,
     pub raft_index: u64,
+    /// This member is a learner: it replicates but does not vote, and
+    /// answers only serializable reads until it is promoted.
+    pub is_learner: bool,
 }
 
 /// One member of the cluster.
@@ -197,6 +200,7 @@ impl EtcdClient {
             revision: h.revision(),
             db_size: r.db_size(),
             raft_index: r.raft_index(),
+            is_learner: r.is_learner(),
         })
     }
 
@@ -225,15 +229,30 @@ impl EtcdClient {
         .map(drop)
     }
 
-    /// Adds a member with `peer_urls`; returns its id. The new member must
-    /// then start with `initial-cluster-state: existing`.
-    pub fn member_add(&mut self, peer_urls: Vec<String>) -> Result<u64, ClientError> {
+    /// Adds a member with `peer_urls`, as a learner when `learner` (it
+    /// does not count towards quorum until promoted); returns its id. The
+    /// new member must then start with `initial-cluster-state: existing`.
+    pub fn member_add(
+        &mut self,
+        peer_urls: Vec<String>,
+        learner: bool,
+    ) -> Result<u64, ClientError> {
+        let opts = learner.then(|| MemberAddOptions::new().with_is_learner());
         let r = self.call("member add", move |mut c| {
-            Box::pin(async move { c.member_add(peer_urls, None).await })
+            Box::pin(async move { c.member_add(peer_urls, opts).await })
         })?;
         r.member()
             .map(|m| m.id())
             .ok_or(ClientError::NoHeader("member add"))
+    }
+
+    /// Makes a learner a voting member. etcd refuses until the learner has
+    /// caught up with the leader.
+    pub fn member_promote(&mut self, id: u64) -> Result<(), ClientError> {
+        self.call("member promote", move |mut c| {
+            Box::pin(async move { c.member_promote(id).await })
+        })
+        .map(drop)
     }
 
     /// Removes a member. etcd refuses it when the rest would lose quorum.
@@ -284,6 +303,30 @@ impl EtcdClient {
             Box::pin(async move { c.defragment().await })
         })
         .map(drop)
+    }
+}
+
+/// Polls `endpoint` until it answers a status request (a learner does,
+/// though it cannot serve a linearizable read yet) or `within` has passed.
+pub fn wait_ready(
+    endpoint: &str,
+    tls: &ClientTls,
+    within: Duration,
+) -> Result<MemberStatus, ClientError> {
+    let deadline = Instant::now() + within;
+    let per_try = Duration::from_secs(2);
+    loop {
+        let last = match EtcdClient::connect(endpoint, tls, per_try).and_then(|mut c| c.status()) {
+            Ok(s) => return Ok(s),
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= deadline {
+            return Err(ClientError::NotHealthy {
+                secs: within.as_secs(),
+                last,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(250));
     }
 }
 
