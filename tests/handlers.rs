@@ -75,6 +75,8 @@ fn state(leader: bool) -> FakeState {
     .as_object()
     .unwrap()
     .clone();
+    // Juju creates the peer relation before the first hook that needs it.
+    s.relations.insert("cluster:0".into(), vec![]);
     s
 }
 
@@ -160,8 +162,38 @@ fn good_resource_installs_and_renders_config_and_unit() {
     let config = w.root.at(CONFIG_FILE);
     assert_eq!(mode(&config), 0o600);
     let y: serde_yaml::Value = serde_yaml::from_str(&fs::read_to_string(&config).unwrap()).unwrap();
-    assert_eq!(y["listen-client-urls"], "http://127.9.9.9:2379");
+    assert_eq!(y["listen-client-urls"], "https://127.9.9.9:2379");
     assert_eq!(y["name"], "etcd-0");
+    assert_eq!(y["client-transport-security"]["client-cert-auth"], true);
+    assert_eq!(y["peer-transport-security"]["client-cert-auth"], true);
+
+    // The leader made the CA, kept it in an application-owned secret and
+    // shared its ID through the peer relation's application data.
+    let uri = fs_state.relation_data[&("cluster:0".to_string(), "etcd".to_string())]
+        ["ca-secret-id"]
+        .clone();
+    let secret = &fs_state.secrets[&uri];
+    let ca = etcd_charm::pki::Ca::from_pem(&secret["ca-cert"], &secret["ca-key"]).unwrap();
+    // Its own certificates are signed by that CA; keys are 0600.
+    let pki_dir = w.root.base().join("etc/etcd-charm/pki");
+    for (cert, key) in [("server.crt", "server.key"), ("client.crt", "client.key")] {
+        let pem = fs::read_to_string(pki_dir.join(cert)).unwrap();
+        assert!(etcd_charm::pki::verify_signed_by(&pem, ca.cert_pem()).unwrap());
+        assert_eq!(mode(&pki_dir.join(key)), 0o600, "{key}");
+    }
+    let server =
+        etcd_charm::pki::inspect_cert(&fs::read_to_string(pki_dir.join("server.crt")).unwrap())
+            .unwrap();
+    let sans: Vec<String> = server.sans.iter().map(|s| s.to_string()).collect();
+    for want in ["IP:127.9.9.9", "DNS:localhost", "IP:127.0.0.1"] {
+        assert!(sans.iter().any(|s| s == want), "{sans:?}");
+    }
+    // No key material in any log line or status.
+    let key_text = fs::read_to_string(pki_dir.join("server.key")).unwrap();
+    let key_body = key_text.lines().nth(1).unwrap();
+    for (_, line) in &fs_state.logs {
+        assert!(!line.contains(key_body) && !line.contains(&secret["ca-key"][30..60]));
+    }
     let unit = fs::read_to_string(w.root.at(UNIT_FILE)).unwrap();
     let bin = w.root.base().join("var/lib/etcd-charm/bin/etcd");
     assert!(unit.contains(&format!(
@@ -193,28 +225,86 @@ fn bad_config_blocks_with_the_fix() {
 }
 
 #[test]
-fn non_leader_does_not_bootstrap_a_second_cluster() {
-    let w = world();
-    let mut s = state(false);
+fn non_leader_waits_to_be_registered_and_a_new_leader_reuses_the_ca() {
+    // The leader's first hooks make the CA.
+    let w0 = world();
+    let mut s = state(true);
     s.resources
-        .insert("etcd".into(), resource(&w, &release_tarball()));
-    s.leader_settings
-        .insert("cluster-token".into(), "etcd-abc".into());
+        .insert("etcd".into(), resource(&w0, &release_tarball()));
     let tools = FakeHookTools::new(s);
-    run(&w, &tools, &hook("install")).unwrap();
-    run(&w, &tools, &hook("start")).unwrap();
+    run(&w0, &tools, &hook("install")).unwrap();
+    let uri = tools
+        .state
+        .borrow()
+        .relation_data
+        .get(&("cluster:0".to_string(), "etcd".to_string()))
+        .and_then(|d| d.get("ca-secret-id").cloned())
+        .unwrap_or_else(|| panic!("no CA after install; status {:?}", tools.last_status()));
+
+    // Another unit (not the leader) with the same model state.
+    let w1 = world();
+    {
+        let mut st = tools.state.borrow_mut();
+        st.leader = false;
+        st.unit_name = "etcd/1".into();
+        st.address = "127.9.9.10".into();
+        st.resources
+            .insert("etcd".into(), resource(&w1, &release_tarball()));
+    }
+    let c1 = |name: &str| Context {
+        unit_name: "etcd/1".into(),
+        ..hook(name)
+    };
+    run(&w1, &tools, &c1("install")).unwrap();
+    run(&w1, &tools, &c1("start")).unwrap();
     let st = tools.last_status().unwrap();
-    assert_eq!(st.kind, StatusKind::Blocked);
-    assert!(st.message.contains("remove-unit etcd/0"), "{}", st.message);
-    let calls = fs::read_to_string(&w.log).unwrap_or_default();
+    assert_eq!(st.kind, StatusKind::Waiting, "{}", st.message);
+    assert!(st.message.contains("add this unit"), "{}", st.message);
+    let calls = fs::read_to_string(&w1.log).unwrap_or_default();
     assert!(!calls.contains("start etcd"), "{calls}");
+    // It published where the leader can reach it, and holds certificates
+    // from the same CA.
+    let bag = tools.state.borrow().relation_data[&("cluster:0".to_string(), "etcd/1".to_string())]
+        .clone();
+    assert_eq!(bag["peer-url"], "https://127.9.9.10:2380");
+    assert_eq!(bag["member-name"], "etcd-1");
+    let ca0 = fs::read_to_string(w0.root.base().join("etc/etcd-charm/pki/ca.crt")).unwrap();
+    let ca1 = fs::read_to_string(w1.root.base().join("etc/etcd-charm/pki/ca.crt")).unwrap();
+    assert_eq!(ca0, ca1);
+
+    // etcd/1 becomes the leader (the old one had bootstrapped the
+    // cluster): the same CA, no second secret.
+    {
+        let mut st = tools.state.borrow_mut();
+        st.leader = true;
+        st.relations
+            .insert("cluster:0".into(), vec!["etcd/2".into()]);
+        st.relation_data
+            .get_mut(&("cluster:0".to_string(), "etcd".to_string()))
+            .unwrap()
+            .insert(
+                "initial-cluster".into(),
+                "etcd-0=https://127.9.9.9:2380,etcd-2=https://127.9.9.11:2380".into(),
+            );
+    }
+    run(&w1, &tools, &c1("leader-elected")).unwrap();
+    // Members of the cluster are alive, so it does not bootstrap another.
+    let calls = fs::read_to_string(&w1.log).unwrap_or_default();
+    assert!(!calls.contains("start etcd"), "{calls}");
+    assert_eq!(tools.last_status().unwrap().kind, StatusKind::Waiting);
+    let st = tools.state.borrow();
+    assert_eq!(st.secrets.len(), 1);
+    assert_eq!(
+        st.relation_data[&("cluster:0".to_string(), "etcd".to_string())]["ca-secret-id"],
+        uri
+    );
 }
 
 #[test]
 fn unknown_hook_is_a_no_op_and_actions_fail_with_a_next_step() {
     let w = world();
     let tools = FakeHookTools::new(state(true));
-    run(&w, &tools, &hook("db-relation-joined")).unwrap();
+    run(&w, &tools, &hook("secret-rotate")).unwrap();
     assert!(tools.state.borrow().statuses.is_empty());
 
     let health = ctx(Dispatch::Action {
@@ -250,4 +340,32 @@ fn an_unexpected_failure_fails_the_hook_so_juju_retries() {
         text.contains("config-changed") && text.contains("retry"),
         "{text}"
     );
+}
+
+#[test]
+fn a_leader_reuses_an_unpublished_ca_secret_instead_of_making_a_second() {
+    let w = world();
+    let mut s = state(true);
+    s.resources
+        .insert("etcd".into(), resource(&w, &release_tarball()));
+    // A CA secret exists (its ID never reached the peer data).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let ca = etcd_charm::pki::Ca::generate("etcd etcd CA", now, 3650).unwrap();
+    let mut content = std::collections::BTreeMap::new();
+    content.insert("ca-cert".to_string(), ca.cert_pem().to_string());
+    content.insert("ca-key".to_string(), ca.key_pem().expose().to_string());
+    s.secrets.insert("secret:orphan".into(), content);
+    let tools = FakeHookTools::new(s);
+    run(&w, &tools, &hook("install")).unwrap();
+    let st = tools.state.borrow();
+    assert_eq!(st.secrets.len(), 1);
+    assert_eq!(
+        st.relation_data[&("cluster:0".to_string(), "etcd".to_string())]["ca-secret-id"],
+        "secret:orphan"
+    );
+    let on_disk = fs::read_to_string(w.root.base().join("etc/etcd-charm/pki/ca.crt")).unwrap();
+    assert_eq!(on_disk, ca.cert_pem());
 }

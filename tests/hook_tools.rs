@@ -103,6 +103,7 @@ fn the_client_speaks_the_simulators_hook_tools() {
     leader
         .secret_set(&uri, &map(&[("ca-key", "rotated")]))
         .unwrap();
+    assert!(leader.secret_ids().unwrap().contains(&uri));
     let err = leader.secret_get("secret:doesnotexist0000000").unwrap_err();
     assert!(err.is_not_found(), "{err}");
 

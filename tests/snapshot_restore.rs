@@ -25,8 +25,9 @@ fn charm() -> String {
     util::charm_dir().display().to_string()
 }
 
-fn endpoint(m: &Model, unit: &str) -> String {
-    format!("http://{}:2379", m.address(unit))
+/// The unit's https endpoint with its application's client credentials.
+fn endpoint(m: &Model, unit: &str) -> kv::Conn {
+    kv::Conn::to(m, unit)
 }
 
 /// Runs juju-sim in the model's scratch directory, where `./file` paths
@@ -221,7 +222,12 @@ fn seed_workflow(m: &Model, deploy: &[&str], etcdctl: &Path) {
         ("active", "Healthy with 1 known peer")
     );
     // etcdctl agrees the restored member is healthy.
-    let health = util::etcdctl(etcdctl, &new_ep, &["endpoint", "health"]);
+    let health = util::etcdctl_tls(
+        etcdctl,
+        &new_ep.endpoint,
+        &new_ep.creds,
+        &["endpoint", "health"],
+    );
     assert!(
         health.status.success(),
         "{}",
@@ -490,7 +496,12 @@ fn other_tools_inputs_restore(etcd_res: Option<&str>, etcdctl: &Path, tool: &str
     let src = kv::digest(&ep);
 
     let saved = m.scratch.path().join("plain.db");
-    let out = util::etcdctl(etcdctl, &ep, &["snapshot", "save", saved.to_str().unwrap()]);
+    let out = util::etcdctl_tls(
+        etcdctl,
+        &ep.endpoint,
+        &ep.creds,
+        &["snapshot", "save", saved.to_str().unwrap()],
+    );
     assert!(
         out.status.success(),
         "{}",

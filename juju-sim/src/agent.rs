@@ -97,9 +97,16 @@ impl Agent {
                 env.push(("JUJU_DISPATCH_PATH".into(), format!("hooks/{}", op.hook)));
                 env.push(("JUJU_HOOK_NAME".into(), op.hook.clone()));
                 if let Some(rel) = &op.relation {
-                    let ep = rel.split(':').next().unwrap_or(rel);
-                    env.push(("JUJU_RELATION".into(), ep.to_string()));
-                    env.push(("JUJU_RELATION_ID".into(), rel.clone()));
+                    // Each side names the relation with its own endpoint.
+                    let app = model
+                        .units
+                        .get(unit)
+                        .map(|u| u.app.clone())
+                        .unwrap_or_default();
+                    let id = model.relation_id_for(rel, &app);
+                    let ep = id.split(':').next().unwrap_or(&id).to_string();
+                    env.push(("JUJU_RELATION".into(), ep));
+                    env.push(("JUJU_RELATION_ID".into(), id));
                 }
                 if let Some(r) = &op.remote_unit {
                     env.push(("JUJU_REMOTE_UNIT".into(), r.clone()));
@@ -427,7 +434,7 @@ impl Agent {
             }
             if app.dying && remaining.is_empty() {
                 m.applications.remove(&u.app);
-                m.relations.retain(|_, r| r.app != u.app);
+                m.relations.retain(|_, r| !r.involves(&u.app));
                 return Ok(Some(u.app.clone()));
             }
             Ok(None)

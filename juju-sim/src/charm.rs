@@ -74,6 +74,25 @@ impl Charm {
             .unwrap_or_default()
     }
 
+    /// The `provides` (`true`) or `requires` (`false`) endpoints with their
+    /// interfaces.
+    pub fn relation_endpoints(&self, provides: bool) -> Vec<(String, String)> {
+        let key = if provides { "provides" } else { "requires" };
+        self.meta[key]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(ep, v)| {
+                        (
+                            ep.clone(),
+                            v["interface"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn peers(&self) -> Vec<String> {
         self.section("peers")
     }

@@ -59,6 +59,9 @@ enum Cmd {
         #[arg(long)]
         destroy_storage: bool,
     },
+    /// Relate two applications (`APP[:ENDPOINT]` each; Juju 2.9: relate).
+    #[command(alias = "relate", alias = "add-relation")]
+    Integrate { a: String, b: String },
     /// Remove an application and all its units.
     RemoveApplication {
         app: String,
@@ -242,6 +245,7 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::RemoveUnit { units, .. } => remove_units(&agent, &units),
         Cmd::RemoveApplication { app, .. } => remove_application(&agent, &app),
+        Cmd::Integrate { a, b } => integrate(&agent, &a, &b),
         Cmd::Config {
             app,
             args,
@@ -621,16 +625,16 @@ fn add_units(agent: &Agent, app: &str, n: u32) -> Result<Vec<String>> {
         for u in &new {
             m.queue.push_back(Op::hook(u, "install"));
             for r in &rels {
-                let ep = m
+                let (ep, other) = m
                     .relations
                     .get(r)
-                    .map(|x| x.endpoint.clone())
+                    .map(|x| (x.endpoint_of(app).to_string(), x.other_app(app).to_string()))
                     .unwrap_or_default();
                 m.queue.push_back(Op::relation(
                     u,
                     &format!("{ep}-relation-created"),
                     r,
-                    app,
+                    &other,
                     None,
                 ));
             }
@@ -643,15 +647,47 @@ fn add_units(agent: &Agent, app: &str, n: u32) -> Result<Vec<String>> {
             m.queue.push_back(Op::hook(u, "config-changed"));
             m.queue.push_back(Op::hook(u, "start"));
         }
+        // Units of another application on a relation meet the new units
+        // as soon as those have started.
+        for nu in &new {
+            for r in &rels {
+                let Some(rel) = m.relations.get(r).filter(|x| x.remote_app.is_some()) else {
+                    continue;
+                };
+                let other = rel.other_app(app).to_string();
+                let (mine, theirs) = (
+                    rel.endpoint_of(app).to_string(),
+                    rel.endpoint_of(&other).to_string(),
+                );
+                for o in m.live_units(&other) {
+                    for (on, remote, ep, remote_app) in
+                        [(&o, nu, &theirs, app), (nu, &o, &mine, other.as_str())]
+                    {
+                        for kind in ["joined", "changed"] {
+                            m.queue.push_back(Op::relation(
+                                on,
+                                &format!("{ep}-relation-{kind}"),
+                                r,
+                                remote_app,
+                                Some(remote),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
         let mut before = existing;
         for nu in &new {
             for e in &before {
                 for r in &rels {
-                    let ep = m
+                    let Some(ep) = m
                         .relations
                         .get(r)
+                        .filter(|x| x.remote_app.is_none())
                         .map(|x| x.endpoint.clone())
-                        .unwrap_or_default();
+                    else {
+                        continue;
+                    };
                     for (on, remote) in [(e, nu), (nu, e)] {
                         for kind in ["joined", "changed"] {
                             m.queue.push_back(Op::relation(
@@ -682,15 +718,27 @@ fn queue_removal(m: &mut Model, unit: &str) -> Result<()> {
         .ok_or_else(|| anyhow!("unit \"{unit}\" not found"))?;
     u.dying = true;
     let app = u.app.clone();
-    let remaining = m.live_units(&app);
     let rels = m.app_relations(&app);
     for r in &rels {
-        let ep = m
-            .relations
-            .get(r)
-            .map(|x| x.endpoint.clone())
-            .unwrap_or_default();
+        let Some((ep, their_ep, other)) = m.relations.get(r).map(|x| {
+            let other = x.other_app(&app).to_string();
+            (
+                x.endpoint_of(&app).to_string(),
+                x.endpoint_of(&other).to_string(),
+                other,
+            )
+        }) else {
+            continue;
+        };
+        // The units on the other side: the remaining peers, or the other
+        // application's units.
+        let remaining: Vec<String> = m
+            .live_units(&other)
+            .into_iter()
+            .filter(|o| o != unit)
+            .collect();
         let departed = format!("{ep}-relation-departed");
+        let their_departed = format!("{their_ep}-relation-departed");
         let seen_by = |m: &Model, a: &str, b: &str| {
             m.relations
                 .get(r)
@@ -698,14 +746,14 @@ fn queue_removal(m: &mut Model, unit: &str) -> Result<()> {
         };
         for o in &remaining {
             if seen_by(m, o, unit) {
-                let mut op = Op::relation(o, &departed, r, &app, Some(unit));
+                let mut op = Op::relation(o, &their_departed, r, &app, Some(unit));
                 op.departing = Some(unit.to_string());
                 m.queue.push_back(op);
             }
         }
         for o in &remaining {
             if seen_by(m, unit, o) {
-                let mut op = Op::relation(unit, &departed, r, &app, Some(o));
+                let mut op = Op::relation(unit, &departed, r, &other, Some(o));
                 op.departing = Some(unit.to_string());
                 m.queue.push_back(op);
             }
@@ -714,7 +762,7 @@ fn queue_removal(m: &mut Model, unit: &str) -> Result<()> {
             unit,
             &format!("{ep}-relation-broken"),
             r,
-            &app,
+            &other,
             None,
         ));
     }
@@ -748,6 +796,104 @@ fn remove_units(agent: &Agent, units: &[String]) -> Result<i32> {
     Ok(0)
 }
 
+/// `juju integrate A[:EP] B[:EP]`: one side provides what the other
+/// requires, on the same interface. Queues `-relation-created` on every unit
+/// of both sides, then `-joined`/`-changed` for each pair, as Juju does.
+fn integrate(agent: &Agent, a: &str, b: &str) -> Result<i32> {
+    let split = |spec: &str| -> (String, Option<String>) {
+        match spec.split_once(':') {
+            Some((app, ep)) => (app.to_string(), Some(ep.to_string())),
+            None => (spec.to_string(), None),
+        }
+    };
+    let ((app_a, ep_a), (app_b, ep_b)) = (split(a), split(b));
+    let model = agent.store.read()?;
+    for app in [&app_a, &app_b] {
+        if !model.applications.contains_key(app) {
+            bail!("application \"{app}\" not found");
+        }
+    }
+    if app_a == app_b {
+        bail!("cannot relate an application to itself; peer relations are made by deploy");
+    }
+    let (ca, cb) = (
+        app_charm(&agent.store, &app_a)?,
+        app_charm(&agent.store, &app_b)?,
+    );
+    // (provider app, provider endpoint, requirer app, requirer endpoint)
+    let mut candidates = Vec::new();
+    for (pa, pc, pep, ra, rc, rep) in [
+        (&app_a, &ca, &ep_a, &app_b, &cb, &ep_b),
+        (&app_b, &cb, &ep_b, &app_a, &ca, &ep_a),
+    ] {
+        for (p_ep, p_if) in pc.relation_endpoints(true) {
+            for (r_ep, r_if) in rc.relation_endpoints(false) {
+                let named =
+                    |want: &Option<String>, got: &str| want.as_deref().is_none_or(|w| w == got);
+                if p_if == r_if && named(pep, &p_ep) && named(rep, &r_ep) {
+                    candidates.push((pa.clone(), p_ep.clone(), ra.clone(), r_ep.clone()));
+                }
+            }
+        }
+    }
+    let (prov, prov_ep, req, req_ep) = match candidates.as_slice() {
+        [one] => one.clone(),
+        [] => bail!("no relations found between \"{a}\" and \"{b}\": no provides/requires endpoints share an interface"),
+        _ => bail!("ambiguous relation: \"{a} {b}\" could refer to several endpoint pairs; name the endpoints as APP:ENDPOINT"),
+    };
+    agent.store.update(|m| -> Result<()> {
+        if m.relations.values().any(|r| {
+            r.app == prov && r.endpoint == prov_ep && r.remote_app.as_deref() == Some(req.as_str())
+        }) {
+            bail!("relation {prov}:{prov_ep} {req}:{req_ep} already exists");
+        }
+        let key = format!("{prov_ep}:{}", m.next_relation);
+        m.next_relation += 1;
+        let mut rel = Relation {
+            endpoint: prov_ep.clone(),
+            app: prov.clone(),
+            remote_app: Some(req.clone()),
+            remote_endpoint: Some(req_ep.clone()),
+            ..Relation::default()
+        };
+        let (pu, ru) = (m.live_units(&prov), m.live_units(&req));
+        for u in pu.iter().chain(&ru) {
+            rel.views.insert(u.clone(), Default::default());
+        }
+        m.relations.insert(key.clone(), rel);
+        for (units, ep, other) in [(&pu, &prov_ep, &req), (&ru, &req_ep, &prov)] {
+            for u in units {
+                m.queue.push_back(Op::relation(
+                    u,
+                    &format!("{ep}-relation-created"),
+                    &key,
+                    other,
+                    None,
+                ));
+            }
+        }
+        for p in &pu {
+            for r in &ru {
+                for (on, remote, ep, remote_app) in [(p, r, &prov_ep, &req), (r, p, &req_ep, &prov)]
+                {
+                    for kind in ["joined", "changed"] {
+                        m.queue.push_back(Op::relation(
+                            on,
+                            &format!("{ep}-relation-{kind}"),
+                            &key,
+                            remote_app,
+                            Some(remote),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    })?;
+    agent.drain()?;
+    Ok(0)
+}
+
 fn remove_application(agent: &Agent, app: &str) -> Result<i32> {
     agent.store.update(|m| -> Result<()> {
         let a = m
@@ -758,7 +904,7 @@ fn remove_application(agent: &Agent, app: &str) -> Result<i32> {
         let units = m.app_units(app);
         if units.is_empty() {
             m.applications.remove(app);
-            m.relations.retain(|_, r| r.app != app);
+            m.relations.retain(|_, r| !r.involves(app));
         }
         for u in units {
             queue_removal(m, &u)?;
@@ -1231,7 +1377,10 @@ fn status_json(agent: &Agent, m: &Model) -> Value {
         let mut rels = Map::new();
         for id in m.app_relations(app_name) {
             if let Some(r) = m.relations.get(&id) {
-                rels.insert(r.endpoint.clone(), json!([app_name]));
+                rels.insert(
+                    r.endpoint_of(app_name).to_string(),
+                    json!([r.other_app(app_name)]),
+                );
             }
         }
         apps.insert(

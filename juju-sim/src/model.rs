@@ -92,16 +92,50 @@ pub struct Unit {
     pub dying: bool,
 }
 
-/// A relation (only peer relations are simulated).
+/// A relation: a peer relation of one application, or a relation between
+/// two applications (`juju integrate`). It is keyed by `endpoint:N` from
+/// `app`'s side; each side sees the same number with its own endpoint.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Relation {
     pub endpoint: String,
     pub app: String,
+    /// The other application and its endpoint; `None` for a peer relation.
+    pub remote_app: Option<String>,
+    pub remote_endpoint: Option<String>,
     /// Per unit, the remote units it has seen join (what relation-list shows).
     pub views: BTreeMap<String, BTreeSet<String>>,
     pub unit_data: BTreeMap<String, BTreeMap<String, String>>,
     pub app_data: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Relation {
+    /// Whether `app` is on either side.
+    pub fn involves(&self, app: &str) -> bool {
+        self.app == app || self.remote_app.as_deref() == Some(app)
+    }
+
+    /// `app`'s endpoint name in this relation.
+    pub fn endpoint_of(&self, app: &str) -> &str {
+        match (&self.remote_app, &self.remote_endpoint) {
+            (Some(r), Some(ep)) if r == app => ep,
+            _ => &self.endpoint,
+        }
+    }
+
+    /// The application on the other side from `app` (itself for a peer relation).
+    pub fn other_app(&self, app: &str) -> &str {
+        match &self.remote_app {
+            Some(r) if self.app == app => r,
+            Some(_) => &self.app,
+            None => &self.app,
+        }
+    }
+}
+
+/// The number of a relation key `endpoint:N`.
+pub fn relation_number(key: &str) -> Option<&str> {
+    key.rsplit_once(':').map(|(_, n)| n)
 }
 
 /// An action record (Juju 2.9's "action", Juju 3's "task").
@@ -217,7 +251,7 @@ impl Model {
         let mut v: Vec<(u64, String)> = self
             .relations
             .iter()
-            .filter(|(_, r)| r.app == app)
+            .filter(|(_, r)| r.involves(app))
             .map(|(id, _)| {
                 let n = id
                     .rsplit_once(':')
@@ -228,6 +262,25 @@ impl Model {
             .collect();
         v.sort();
         v.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// The id `app`'s units see for the relation keyed `key`: `endpoint:N`
+    /// with `app`'s own endpoint.
+    pub fn relation_id_for(&self, key: &str, app: &str) -> String {
+        match (self.relations.get(key), relation_number(key)) {
+            (Some(r), Some(n)) => format!("{}:{n}", r.endpoint_of(app)),
+            _ => key.to_string(),
+        }
+    }
+
+    /// The key of the relation a unit of `app` calls `id` (or `N`).
+    pub fn relation_key(&self, id: &str, app: &str) -> Option<String> {
+        let n = relation_number(id).unwrap_or(id);
+        self.relations
+            .iter()
+            .find(|(k, r)| relation_number(k) == Some(n) && r.involves(app))
+            .filter(|(_, r)| !id.contains(':') || format!("{}:{n}", r.endpoint_of(app)) == id)
+            .map(|(k, _)| k.clone())
     }
 
     pub fn is_leader(&self, unit: &str) -> bool {

@@ -209,19 +209,11 @@ impl Ctx {
                 .filter(|s| !s.is_empty())
                 .ok_or_else(|| ToolError::Failed("no relation id specified".into()))?,
         };
-        // Accept a bare number as Juju does.
-        let id = if id.contains(':') {
-            id
-        } else {
-            m.relations
-                .keys()
-                .find(|k| k.rsplit_once(':').map(|(_, n)| n) == Some(id.as_str()))
-                .cloned()
-                .unwrap_or(id)
-        };
-        match m.relations.get(&id) {
-            Some(r) if r.app == self.app => Ok(id),
-            _ => failed(format!(
+        // Accept a bare number as Juju does; each side names the relation
+        // with its own endpoint.
+        match m.relation_key(&id, &self.app) {
+            Some(key) => Ok(key),
+            None => failed(format!(
                 "invalid value \"{id}\" for option -r: relation not found"
             )),
         }
@@ -627,8 +619,12 @@ fn relation_ids(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
     let ids: Vec<Value> = m
         .app_relations(&ctx.app)
         .into_iter()
-        .filter(|id| m.relations.get(id).is_some_and(|r| r.endpoint == name))
-        .map(Value::from)
+        .filter(|id| {
+            m.relations
+                .get(id)
+                .is_some_and(|r| r.endpoint_of(&ctx.app) == name)
+        })
+        .map(|id| Value::from(m.relation_id_for(&id, &ctx.app)))
         .collect();
     emit(&Value::Array(ids), a);
     Ok(())
@@ -639,7 +635,7 @@ fn relation_list(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
     let id = ctx.relation_id(a, &m)?;
     let rel = &m.relations[&id];
     if a.flag("app") {
-        emit(&Value::from(rel.app.clone()), a);
+        emit(&Value::from(rel.other_app(&ctx.app).to_string()), a);
         return Ok(());
     }
     let mut units: Vec<(u32, String)> = rel
@@ -684,14 +680,15 @@ fn relation_get(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
         }
     };
     let bag = if a.flag("app") || !target.contains('/') {
-        if target != rel.app {
+        if target != rel.other_app(&ctx.app) && target != ctx.app {
             return failed(format!(
                 "permission denied: cannot read application \"{target}\" settings"
             ));
         }
         rel.app_data.get(&target).cloned().unwrap_or_default()
     } else {
-        let known = target == ctx.unit || m.units.get(&target).is_some_and(|u| u.app == rel.app);
+        let known =
+            target == ctx.unit || m.units.get(&target).is_some_and(|u| rel.involves(&u.app));
         if !known {
             return failed(format!(
                 "cannot read settings for unit \"{target}\" in relation \"{id}\": unit not found"
@@ -748,12 +745,22 @@ fn relation_set(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
     ctx.store.update(|m| -> Result<(), ToolError> {
         let id = ctx.relation_id(a, m)?;
         let leader = m.is_leader(&ctx.unit);
-        let others: Vec<String> = m.live_units(&ctx.app).into_iter().filter(|u| *u != ctx.unit).collect();
+        let Some(other_app) = m.relations.get(&id).map(|r| r.other_app(&ctx.app).to_string()) else {
+            return failed(format!("relation {id} not found"));
+        };
+        // Who sees this unit's changes: the other units of a peer
+        // relation, the other application's units otherwise.
+        let others: Vec<String> = m
+            .live_units(&other_app)
+            .into_iter()
+            .filter(|u| *u != ctx.unit)
+            .collect();
         let rel = m
             .relations
             .get_mut(&id)
             .ok_or_else(|| ToolError::Failed(format!("relation {id} not found")))?;
-        let app = rel.app.clone();
+        let app = ctx.app.clone();
+        let their_ep = rel.endpoint_of(&other_app).to_string();
         let mut events = Vec::new();
         if a.flag("app") {
             if !leader {
@@ -763,7 +770,7 @@ fn relation_set(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
             }
             if apply(rel.app_data.entry(app.clone()).or_default(), &pairs) {
                 for u in &others {
-                    events.push(Op::relation(u, &format!("{}-relation-changed", rel.endpoint), &id, &app, None));
+                    events.push(Op::relation(u, &format!("{their_ep}-relation-changed"), &id, &app, None));
                 }
             }
         } else if apply(rel.unit_data.entry(ctx.unit.clone()).or_default(), &pairs) {
@@ -771,7 +778,7 @@ fn relation_set(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
                 if rel.views.get(u).is_some_and(|v| v.contains(&ctx.unit)) {
                     events.push(Op::relation(
                         u,
-                        &format!("{}-relation-changed", rel.endpoint),
+                        &format!("{their_ep}-relation-changed"),
                         &id,
                         &app,
                         Some(&ctx.unit),

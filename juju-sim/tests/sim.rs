@@ -585,3 +585,181 @@ fn parallel_models_get_distinct_addresses() {
     assert_eq!(all.len(), n, "addresses clash: {all:?}");
     assert_eq!(n, 4);
 }
+
+/// Juju's contract for application-owned secrets: only the leader creates
+/// and updates them; every unit of the application reads them by URI;
+/// units of another application cannot see them; a unit-owned secret stays
+/// with its unit; a new leader manages the secret the old one made.
+#[test]
+fn application_secrets_are_shared_by_the_application_and_managed_by_the_leader() {
+    let sim = Sim::new();
+    sim.deploy("3");
+    let charm = sim.charm.to_string_lossy().to_string();
+    sim.ok(&["deploy", &charm, "other"]);
+    let out = |o: Output| {
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).trim().to_string(),
+            String::from_utf8_lossy(&o.stderr).trim().to_string(),
+        )
+    };
+
+    // A non-leader cannot create an application-owned secret.
+    let (code, _, err) = out(sim.exec("fix/1", "secret-add --owner application ca-key=k1"));
+    assert_ne!(code, Some(0));
+    assert!(err.contains("not the leader"), "{err}");
+
+    let (code, uri, err) = out(sim.exec(
+        "fix/0",
+        "secret-add --owner application --label ca ca-cert=c1 ca-key=k1",
+    ));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(uri.starts_with("secret:"), "{uri}");
+    for unit in ["fix/0", "fix/1", "fix/2"] {
+        let (code, got, err) = out(sim.exec(unit, &format!("secret-get --format=json {uri}")));
+        assert_eq!(code, Some(0), "{unit}: {err}");
+        let got: Value = serde_json::from_str(&got).unwrap();
+        assert_eq!(got["ca-key"], "k1", "{unit}");
+        assert_eq!(got["ca-cert"], "c1", "{unit}");
+    }
+    // Another application's unit does not see it.
+    let (code, _, err) = out(sim.exec("other/0", &format!("secret-get {uri}")));
+    assert_ne!(code, Some(0));
+    assert!(err.contains("not found"), "{err}");
+    // Only the leader writes a new revision.
+    let (code, _, err) = out(sim.exec("fix/1", &format!("secret-set {uri} ca-key=k2")));
+    assert_ne!(code, Some(0));
+    assert!(err.contains("not the leader"), "{err}");
+
+    // A unit-owned secret is its unit's alone.
+    let (code, mine, _) = out(sim.exec("fix/1", "secret-add --owner unit own-key=u1"));
+    assert_eq!(code, Some(0));
+    let (code, _, _) = out(sim.exec("fix/2", &format!("secret-get {mine}")));
+    assert_ne!(code, Some(0));
+
+    // The leader goes away: the new leader manages the same secret.
+    sim.ok(&["remove-unit", "fix/0"]);
+    let st = sim.status();
+    let leader = ["fix/1", "fix/2"]
+        .into_iter()
+        .find(|u| st["applications"]["fix"]["units"][u]["leader"] == true)
+        .expect("a new leader");
+    let (code, _, err) = out(sim.exec(leader, &format!("secret-set {uri} ca-key=k2")));
+    assert_eq!(code, Some(0), "{err}");
+    for unit in ["fix/1", "fix/2"] {
+        let (_, got, _) = out(sim.exec(unit, &format!("secret-get --format=json {uri}")));
+        let got: Value = serde_json::from_str(&got).unwrap();
+        assert_eq!(got["ca-key"], "k2", "{unit}");
+    }
+}
+
+/// `juju integrate`: one application provides what the other requires.
+/// Each side names the relation with its own endpoint and the same number,
+/// sees the other side's units join, change, and depart, and reads the
+/// data they set.
+#[test]
+fn integrate_relates_two_applications() {
+    let sim = Sim::new();
+    sim.deploy("2");
+    let cons = sim.charm.parent().unwrap().join("consumer");
+    fs::create_dir_all(&cons).unwrap();
+    fs::write(
+        cons.join("metadata.yaml"),
+        "name: cons\nrequires:\n  backend:\n    interface: fix\n",
+    )
+    .unwrap();
+    fs::write(cons.join("dispatch"), DISPATCH).unwrap();
+    fs::set_permissions(cons.join("dispatch"), fs::Permissions::from_mode(0o755)).unwrap();
+    sim.ok(&["deploy", &cons.to_string_lossy(), "cons"]);
+
+    // No shared interface with the wrong endpoint named.
+    assert_ne!(
+        sim.cmd(&["integrate", "fix:cluster", "cons"]).status.code(),
+        Some(0)
+    );
+    sim.ok(&["integrate", "fix", "cons"]);
+    assert_ne!(
+        sim.cmd(&["relate", "fix", "cons"]).status.code(),
+        Some(0),
+        "a second identical relation"
+    );
+    let hooks = sim.hooks("cons/0");
+    for want in [
+        "hooks/backend-relation-created",
+        "hooks/backend-relation-joined fix/0",
+        "hooks/backend-relation-changed fix/1",
+    ] {
+        assert!(hooks.iter().any(|h| h == want), "{want}: {hooks:?}");
+    }
+    assert!(sim
+        .hooks("fix/1")
+        .iter()
+        .any(|h| h == "hooks/db-relation-joined cons/0"));
+
+    let out = |unit: &str, cmd: &str| {
+        let o = sim.exec(unit, cmd);
+        assert!(
+            o.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let ids: Vec<String> =
+        serde_json::from_str(&out("cons/0", "relation-ids --format=json backend")).unwrap();
+    let db: Vec<String> =
+        serde_json::from_str(&out("fix/0", "relation-ids --format=json db")).unwrap();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(
+        ids[0].split_once(':').unwrap().1,
+        db[0].split_once(':').unwrap().1
+    );
+    assert!(ids[0].starts_with("backend:") && db[0].starts_with("db:"));
+    let listed: Vec<String> = serde_json::from_str(&out(
+        "cons/0",
+        &format!("relation-list --format=json -r {}", ids[0]),
+    ))
+    .unwrap();
+    assert_eq!(listed, ["fix/0", "fix/1"]);
+    assert_eq!(
+        out("cons/0", &format!("relation-list -r {} --app", ids[0])),
+        "fix"
+    );
+
+    // Data set by a provider unit reaches the consumer, with a changed hook.
+    let before = sim.hooks("cons/0").len();
+    out(
+        "fix/0",
+        &format!("relation-set -r {} url=https://x:2379", db[0]),
+    );
+    sim.ok(&["run-hook", "fix/0", "update-status"]);
+    let got: Value = serde_json::from_str(&out(
+        "cons/0",
+        &format!("relation-get --format=json -r {} - fix/0", ids[0]),
+    ))
+    .unwrap();
+    assert_eq!(got["url"], "https://x:2379");
+    assert!(sim.hooks("cons/0")[before..]
+        .iter()
+        .any(|h| h == "hooks/backend-relation-changed fix/0"));
+
+    // New provider units join; removed ones depart.
+    sim.ok(&["add-unit", "fix"]);
+    assert!(sim
+        .hooks("cons/0")
+        .iter()
+        .any(|h| h == "hooks/backend-relation-joined fix/2"));
+    sim.ok(&["remove-unit", "fix/1"]);
+    assert!(sim
+        .hooks("cons/0")
+        .iter()
+        .any(|h| h == "hooks/backend-relation-departed fix/1"));
+    let listed: Vec<String> = serde_json::from_str(&out(
+        "cons/0",
+        &format!("relation-list --format=json -r {}", ids[0]),
+    ))
+    .unwrap();
+    assert_eq!(listed, ["fix/0", "fix/2"]);
+    let st = sim.status();
+    assert_eq!(st["applications"]["cons"]["relations"]["backend"][0], "fix");
+}

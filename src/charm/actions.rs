@@ -2,14 +2,18 @@
 //! caller turns it into `action-fail` (see [`super::outcome`]).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
+use flate2::write::GzEncoder;
 use serde_json::Value;
+use std::os::unix::fs::OpenOptionsExt;
 
 use super::hooks::healthy_message;
+use super::tls::now;
 use super::Charm;
-use crate::etcd::EtcdClient;
+use crate::etcd::paths::CREDENTIALS_DIR;
+use crate::fsutil;
+use crate::pki;
 
 /// Routes an action.
 pub fn run(charm: &Charm<'_>, action: &str) -> Result<()> {
@@ -19,6 +23,7 @@ pub fn run(charm: &Charm<'_>, action: &str) -> Result<()> {
         "defrag" => charm.defrag_action(),
         "snapshot" => charm.snapshot_action(),
         "restore" => charm.restore_action(),
+        "package-client-credentials" => charm.package_client_credentials(),
         other => bail!(
             "this charm has no action {other:?}; see the actions it offers with: juju actions {}",
             charm.ctx.app_name
@@ -34,19 +39,6 @@ impl Charm<'_> {
         self.tools
             .action_set(&r)
             .context("cannot set the action's results")
-    }
-
-    /// Connects to this unit's etcd, or says why it cannot.
-    pub(crate) fn connect(&self) -> Result<EtcdClient> {
-        let state = self.load_state()?;
-        let applied = state.applied.ok_or_else(|| {
-            anyhow!(
-                "etcd is not running on {} yet; check `juju status` and wait for the unit to be active",
-                self.ctx.unit_name
-            )
-        })?;
-        EtcdClient::connect(&applied.client_url, Duration::from_secs(5))
-            .with_context(|| format!("cannot reach this unit's etcd at {}", applied.client_url))
     }
 
     fn health_action(&self) -> Result<()> {
@@ -142,6 +134,87 @@ impl Charm<'_> {
         let mut r = BTreeMap::new();
         r.insert("defrag.db-size-before".to_string(), before.to_string());
         r.insert("defrag.db-size-after".to_string(), after.to_string());
+        self.tools
+            .action_set(&r)
+            .context("cannot set the action's results")
+    }
+}
+
+/// Appends one 0600 file to a tar archive.
+fn append_private(
+    tar: &mut tar::Builder<GzEncoder<std::fs::File>>,
+    name: &str,
+    data: &[u8],
+    mtime: i64,
+) -> std::io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o600);
+    h.set_size(data.len() as u64);
+    h.set_mtime(u64::try_from(mtime).unwrap_or(0));
+    h.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut h, name, data)
+}
+
+impl Charm<'_> {
+    /// Issues a client certificate from the cluster's CA and packs it with
+    /// the CA certificate into a 0600 tar.gz for the operator to copy off.
+    fn package_client_credentials(&self) -> Result<()> {
+        let ca = self.current_ca()?;
+        let now = now();
+        let issued = pki::issue_client(&ca, "etcd-operator", now, pki::LEAF_VALIDITY_DAYS)
+            .context("cannot issue a client certificate")?;
+        let dir_unit = CREDENTIALS_DIR;
+        let dir = self.root.at(CREDENTIALS_DIR);
+        fsutil::create_dir_mode(&dir, 0o700)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let file = format!(
+            "etcd-client-credentials-{}-{}.tar.gz",
+            self.ctx.member_name(),
+            crate::timefmt::rfc3339(now)
+                .map(|t| t.replace([':', '-'], ""))
+                .unwrap_or_else(|| now.to_string())
+        );
+        let path = dir.join(&file);
+        let partial = dir.join(format!("{file}.partial"));
+        let write = || -> std::io::Result<()> {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&partial)?;
+            let mut tar = tar::Builder::new(GzEncoder::new(f, flate2::Compression::default()));
+            append_private(&mut tar, "ca.crt", ca.cert_pem().as_bytes(), now)?;
+            append_private(&mut tar, "client.crt", issued.cert_pem.as_bytes(), now)?;
+            append_private(
+                &mut tar,
+                "client.key",
+                issued.key_pem.expose().as_bytes(),
+                now,
+            )?;
+            let f = tar.into_inner()?.finish()?;
+            f.sync_all()?;
+            std::fs::rename(&partial, &path)
+        };
+        write().with_context(|| format!("cannot write {}", path.display()))?;
+        let unit_path = format!("{dir_unit}/{file}");
+        let mut r = BTreeMap::new();
+        r.insert("credentials.path".to_string(), unit_path.clone());
+        r.insert(
+            "credentials.command".to_string(),
+            format!("juju scp {}:{unit_path} .", self.ctx.unit_name),
+        );
+        r.insert(
+            "credentials.ca-fingerprint".to_string(),
+            ca.fingerprint_sha256(),
+        );
+        r.insert(
+            "credentials.endpoints".to_string(),
+            self.load_state()?
+                .applied
+                .map(|a| a.client_url)
+                .unwrap_or_default(),
+        );
         self.tools
             .action_set(&r)
             .context("cannot set the action's results")

@@ -11,25 +11,30 @@ use anyhow::{Context as _, Result};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::cluster::{member_name_of, parse_initial_cluster, INITIAL_CLUSTER_KEY};
 use super::lock::OpLock;
-use super::state::{Applied, LocalState};
+use super::state::{Applied, Bootstrap, LocalState};
 use super::Charm;
-use crate::etcd::client::{wait_healthy, EtcdClient};
+use crate::etcd::client::{wait_healthy, wait_ready, EtcdClient};
 use crate::etcd::config::Tuning;
+use crate::etcd::config::SCHEME;
 use crate::etcd::install::{self, sha256_file};
-use crate::etcd::paths::{CONFIG_FILE, DATA_DIR, UNIT_FILE};
+use crate::etcd::paths::{CONFIG_FILE, DATA_DIR, SERVER_CERT, UNIT_FILE};
 use crate::etcd::{service, BinarySource, ClusterState, MemberConfig};
 use crate::fsutil;
 use crate::juju::Status;
 
-/// The peer relation's endpoint name.
-pub const PEER: &str = "cluster";
+pub use super::cluster::PEER;
+use super::db::DB;
 /// The leader setting holding the cluster token.
 const TOKEN_KEY: &str = "cluster-token";
 /// How long a hook waits for a running snapshot or restore.
 const HOOK_LOCK_WAIT: Duration = Duration::from_secs(600);
 /// How long a start may take before the unit is marked blocked.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a running cluster may take to settle (elect a leader) before
+/// the unit reports it unhealthy.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Routes a hook. Unknown hooks are a successful no-op.
 pub fn run(charm: &Charm<'_>, hook: &str) -> Result<()> {
@@ -59,7 +64,31 @@ pub fn run(charm: &Charm<'_>, hook: &str) -> Result<()> {
             let mut state = charm.load_state()?;
             charm.reconcile(&mut state)
         }
-        h if h.starts_with(&format!("{PEER}-relation-")) => {
+        h if h == format!("{PEER}-relation-departed") => {
+            let departing = charm
+                .ctx
+                .relation
+                .as_ref()
+                .and_then(|r| r.departing_unit.clone());
+            match departing {
+                Some(u) if u == charm.ctx.unit_name => charm.leave(),
+                Some(u) => {
+                    if charm.tools.is_leader().context("cannot ask is-leader")? {
+                        charm.forget_unit(&u)?;
+                    }
+                    let mut state = charm.load_state()?;
+                    charm.reconcile(&mut state)
+                }
+                None => {
+                    let mut state = charm.load_state()?;
+                    charm.reconcile(&mut state)
+                }
+            }
+        }
+        h if h.starts_with(&format!("{PEER}-relation-"))
+            || h == format!("{DB}-relation-joined")
+            || h == format!("{DB}-relation-changed") =>
+        {
             let mut state = charm.load_state()?;
             charm.reconcile(&mut state)
         }
@@ -184,18 +213,15 @@ impl Charm<'_> {
         self.save_state(state)
     }
 
-    /// Brings the unit to the state the model asks for.
-    fn reconcile(&self, state: &mut LocalState) -> Result<()> {
-        if let Some(err) = &state.install_error {
-            return self.set_status(Status::blocked(err.clone()));
-        }
-        let Some(binaries) = state.binaries.clone() else {
-            return self.set_status(Status::maintenance("Waiting for etcd to be installed"));
-        };
-        self.tools
-            .application_version_set(&binaries.version)
-            .context("cannot set the application version")?;
-
+    /// Builds this unit's [`MemberConfig`]: the one place that decides the
+    /// member's name, URLs, TLS files, data dir and how it joins. Creates
+    /// the cluster token and the CA on the leader, and (re)issues this
+    /// unit's certificates. `Ok(Err(status))` says what the unit waits for
+    /// or what the operator must fix.
+    pub fn member_config(
+        &self,
+        state: &LocalState,
+    ) -> Result<std::result::Result<MemberConfig, Status>> {
         let config = self
             .tools
             .config_get()
@@ -208,7 +234,7 @@ impl Charm<'_> {
             config_bool(&config, "bind_to_all_interfaces", false),
         ) {
             Ok(t) => t,
-            Err(e) => return self.set_status(Status::blocked(e.to_string())),
+            Err(e) => return Ok(Err(Status::blocked(e.to_string()))),
         };
 
         let leader = self.tools.is_leader().context("cannot ask is-leader")?;
@@ -226,29 +252,34 @@ impl Charm<'_> {
             settings.insert(TOKEN_KEY.to_string(), token);
         }
         let Some(token) = settings.get(TOKEN_KEY).cloned() else {
-            return self.set_status(Status::waiting(
+            return Ok(Err(Status::waiting(
                 "Waiting for the leader to create the cluster",
-            ));
-        };
-        let data_dir = self.root.at(DATA_DIR);
-        let bootstrapped = data_dir.join("member").exists();
-        if !leader && !bootstrapped {
-            return self.set_status(Status::blocked(format!(
-                "Not part of the cluster: this release runs etcd on the leader only; remove this unit with: juju remove-unit {}",
-                self.ctx.unit_name
             )));
-        }
+        };
+        let Some(peer_id) = self.peer_relation()? else {
+            return Ok(Err(Status::waiting(
+                "Waiting for Juju to create the peer relation",
+            )));
+        };
 
         let net = self
             .tools
             .network_get(PEER)
             .context("cannot ask network-get for the cluster endpoint")?;
         let Some(address) = net.primary().map(str::to_string) else {
-            return self.set_status(Status::blocked(
+            return Ok(Err(Status::blocked(
                 "network-get gave no address for the cluster endpoint; check the unit's network bindings",
-            ));
+            )));
+        };
+        let Some(ca) = self.ensure_ca(&peer_id, leader)? else {
+            return Ok(Err(Status::waiting(
+                "Waiting for the leader to create the cluster's CA",
+            )));
         };
         let name = self.ctx.member_name();
+        self.ensure_unit_certs(&ca, &name, &address)?;
+
+        let data_dir = self.root.at(DATA_DIR);
         let mut member = MemberConfig {
             name: name.clone(),
             data_dir: data_dir.clone(),
@@ -257,8 +288,102 @@ impl Charm<'_> {
             initial_cluster: String::new(),
             initial_cluster_state: ClusterState::New,
             initial_cluster_token: token,
+            tls: self.server_tls_files(),
         };
-        member.initial_cluster = MemberConfig::single_member_cluster(&name, &member.peer_url());
+        let single = MemberConfig::single_member_cluster(&name, &member.peer_url());
+        let (initial, cluster_state) = if let Some(b) = &state.bootstrap {
+            (b.initial_cluster.clone(), b.cluster_state)
+        } else if data_dir.join("member").exists() {
+            (single, ClusterState::New)
+        } else {
+            let published = self
+                .peer_app_data(&peer_id)?
+                .get(INITIAL_CLUSTER_KEY)
+                .cloned()
+                .unwrap_or_default();
+            let me = (name.clone(), member.peer_url());
+            let registered = parse_initial_cluster(&published);
+            // The published members that still have a unit: none means
+            // the application lost every member (scaled to zero), and the
+            // leader starts a new cluster.
+            let peers: Vec<String> = self
+                .tools
+                .relation_list(&peer_id)
+                .context("cannot list the peer units")?
+                .iter()
+                .map(|u| member_name_of(u))
+                .collect();
+            let alive = registered.iter().any(|(n, _)| peers.contains(n));
+            if registered.contains(&me) {
+                (published, ClusterState::Existing)
+            } else if leader && !alive {
+                if !registered.is_empty() {
+                    tracing::warn!(
+                        "no unit of the published cluster ({published}) is left; bootstrapping a new cluster"
+                    );
+                }
+                (single, ClusterState::New)
+            } else {
+                return Ok(Err(Status::waiting(
+                    "Waiting for the leader to add this unit to the etcd cluster",
+                )));
+            }
+        };
+        member.initial_cluster = initial;
+        member.initial_cluster_state = cluster_state;
+        Ok(Ok(member))
+    }
+
+    /// Brings the unit to the state the model asks for.
+    fn reconcile(&self, state: &mut LocalState) -> Result<()> {
+        if state.left {
+            return self.set_status(Status::maintenance(
+                "Left the etcd cluster; this unit is being removed",
+            ));
+        }
+        if let Some(err) = &state.install_error {
+            return self.set_status(Status::blocked(err.clone()));
+        }
+        let Some(binaries) = state.binaries.clone() else {
+            return self.set_status(Status::maintenance("Waiting for etcd to be installed"));
+        };
+        self.tools
+            .application_version_set(&binaries.version)
+            .context("cannot set the application version")?;
+
+        // Publish where this unit can be reached, so the leader can register it.
+        if let Some(peer_id) = self.peer_relation()? {
+            if let Ok(net) = self.tools.network_get(PEER) {
+                if let Some(addr) = net.primary() {
+                    let config = self
+                        .tools
+                        .config_get()
+                        .context("cannot read the charm config")?;
+                    let peer_port = config_int(&config, "management_port", 2380);
+                    let client_port = config_int(&config, "port", 2379);
+                    if let (Ok(pp), Ok(cp)) = (u16::try_from(peer_port), u16::try_from(client_port))
+                    {
+                        let mut bag = BTreeMap::new();
+                        bag.insert("member-name".to_string(), self.ctx.member_name());
+                        bag.insert(
+                            "peer-url".to_string(),
+                            crate::etcd::config::url(SCHEME, addr, pp),
+                        );
+                        bag.insert(
+                            "client-url".to_string(),
+                            crate::etcd::config::url(SCHEME, addr, cp),
+                        );
+                        self.publish_unit(&peer_id, bag)?;
+                    }
+                }
+            }
+        }
+
+        let member = match self.member_config(state)? {
+            Ok(m) => m,
+            Err(status) => return self.set_status(status),
+        };
+        let data_dir = member.data_dir.clone();
         let config_text = member.render().context("cannot render etcd's config")?;
         let config_path = self.root.at(CONFIG_FILE);
         fsutil::write_atomic(&config_path, config_text.as_bytes(), 0o600)
@@ -285,18 +410,29 @@ impl Charm<'_> {
             )));
         }
 
-        let fingerprint = hex::encode(Sha256::digest(format!("{config_text}\0{unit_text}")));
+        // The certificates are part of what etcd was started with: a
+        // reissued one needs a restart.
+        let cert = fs::read(self.root.at(SERVER_CERT)).unwrap_or_default();
+        let mut hasher = Sha256::new();
+        hasher.update(config_text.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(unit_text.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(&cert);
+        let fingerprint = hex::encode(hasher.finalize());
         let wanted = Applied {
             client_url: member.client_url(),
             peer_url: member.peer_url(),
             client_port: member.tuning.client_port,
             fingerprint,
         };
+        let tls = self.client_tls()?;
         let running = self
             .service
             .is_active()
             .context("systemctl is-active failed")?;
         let changed = state.applied.as_ref() != Some(&wanted);
+        let mut started_now = false;
         if running && changed {
             if let Some(old) = &state.applied {
                 if old.peer_url != wanted.peer_url {
@@ -309,6 +445,7 @@ impl Charm<'_> {
             self.service
                 .restart()
                 .context("systemctl restart etcd failed")?;
+            started_now = true;
         } else if !running {
             self.set_status(Status::maintenance("Starting etcd"))?;
             if let Err(e) = self.service.start() {
@@ -317,16 +454,26 @@ impl Charm<'_> {
                     self.ctx.unit_name
                 )));
             }
+            started_now = true;
         }
-        let health = match wait_healthy(&wanted.client_url, START_TIMEOUT) {
-            Ok(h) => h,
-            Err(e) => {
+        if started_now {
+            // A new member is a learner until the leader promotes it: it
+            // answers status but not a linearizable read, so only a voting
+            // member is waited on until healthy.
+            let ready = wait_ready(&wanted.client_url, &tls, START_TIMEOUT).and_then(|st| {
+                if st.is_learner {
+                    Ok(())
+                } else {
+                    wait_healthy(&wanted.client_url, &tls, START_TIMEOUT).map(drop)
+                }
+            });
+            if let Err(e) = ready {
                 return self.set_status(Status::blocked(format!(
                     "etcd is not healthy at {}: {e}",
                     wanted.client_url
-                )))
+                )));
             }
-        };
+        }
         if let Some(old) = &state.applied {
             if old.client_port != wanted.client_port {
                 self.tools
@@ -337,9 +484,90 @@ impl Charm<'_> {
         self.tools
             .open_port(wanted.client_port)
             .context("cannot open the client port")?;
-        state.applied = Some(wanted);
+        if state.bootstrap.is_none() {
+            state.bootstrap = Some(Bootstrap {
+                initial_cluster: member.initial_cluster.clone(),
+                cluster_state: member.initial_cluster_state,
+            });
+        }
+        state.applied = Some(wanted.clone());
         self.save_state(state)?;
-        self.set_status(Status::active(self.active_message(health.members.len())?))
+
+        let mut client = match EtcdClient::connect(&wanted.client_url, &tls, Duration::from_secs(5))
+        {
+            Ok(c) => c,
+            Err(e) => {
+                return self.set_status(Status::blocked(format!(
+                    "etcd is running but unreachable at {}: {e}",
+                    wanted.client_url
+                )))
+            }
+        };
+        let Some(peer_id) = self.peer_relation()? else {
+            return self.health_status(&mut client);
+        };
+        let own = client.status().ok();
+        if let Some(st) = &own {
+            let mut bag = BTreeMap::new();
+            bag.insert("member-id".to_string(), format!("{:x}", st.member_id));
+            self.publish_unit(&peer_id, bag)?;
+        }
+        // A learner answers neither member list nor a linearizable read.
+        if own.as_ref().is_some_and(|st| st.is_learner) {
+            return self.set_status(Status::waiting(
+                "Joined the cluster as a learner; waiting for the leader to promote this member",
+            ));
+        }
+        let leader = self.tools.is_leader().context("cannot ask is-leader")?;
+        let members = if leader {
+            self.register_peers(&peer_id, &mut client)?
+        } else {
+            client.members().context("cannot list etcd's members")?
+        };
+        self.update_db_relations()?;
+        let pending: Vec<String> = members
+            .iter()
+            .filter(|m| m.name.is_empty() || m.is_learner)
+            .filter_map(|m| m.peer_urls.first().cloned())
+            .collect();
+        if !pending.is_empty() {
+            return self.set_status(Status::waiting(format!(
+                "Waiting for the new member at {} to join the cluster",
+                pending.join(", ")
+            )));
+        }
+        self.health_status(&mut client)
+    }
+
+    /// Sets the status from one health check.
+    fn health_status(&self, client: &mut EtcdClient) -> Result<()> {
+        // An election (after a member left, say) makes etcd answer "leader
+        // changed" or have no leader for a moment: look again before
+        // calling it unhealthy.
+        let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
+        let health = loop {
+            let h = client.health();
+            if matches!(&h, Ok(h) if h.is_healthy()) || std::time::Instant::now() >= deadline {
+                break h;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        match health {
+            Ok(h) if h.is_healthy() => {
+                self.set_status(Status::active(self.active_message(h.members.len())?))
+            }
+            Ok(h) if !h.alarms.is_empty() => self.set_status(Status::blocked(format!(
+                "etcd raised alarms {}: free space, then run: juju run {} compact, then defrag",
+                h.alarms.join(", "),
+                self.ctx.unit_name
+            ))),
+            Ok(_) => self.set_status(Status::blocked(
+                "etcd has no leader: the cluster has lost quorum; bring the other members back",
+            )),
+            Err(e) => self.set_status(Status::blocked(format!(
+                "etcd is running but unhealthy: {e}"
+            ))),
+        }
     }
 
     /// The active status: healthy, and whether a snapshot waits to be
@@ -358,7 +586,8 @@ impl Charm<'_> {
 
     /// Tells the cluster this member's new peer URL before restarting on it.
     fn move_peer_url(&self, old: &Applied, wanted: &Applied) -> Result<()> {
-        let mut client = EtcdClient::connect(&old.client_url, Duration::from_secs(5))
+        let tls = self.client_tls()?;
+        let mut client = EtcdClient::connect(&old.client_url, &tls, Duration::from_secs(5))
             .context("cannot reach etcd to change its peer URL")?;
         let status = client.status().context("cannot read etcd's member id")?;
         client
@@ -372,52 +601,36 @@ impl Charm<'_> {
         Ok(())
     }
 
-    /// A health check over etcd-client; restarts etcd once if it should be
-    /// running and is not.
+    /// A health check over etcd-client; restarts etcd if it should be
+    /// running and is not, and renews certificates before they expire.
     fn update_status(&self) -> Result<()> {
         let mut state = self.load_state()?;
-        if state.install_error.is_some() || state.binaries.is_none() || !state.started {
+        if state.left
+            || state.install_error.is_some()
+            || state.binaries.is_none()
+            || !state.started
+            || state.applied.is_none()
+        {
             return self.reconcile(&mut state);
         }
-        let Some(applied) = state.applied.clone() else {
+        if self.certs_need_renewal() {
+            tracing::info!("a certificate expires soon; renewing it and restarting etcd");
             return self.reconcile(&mut state);
-        };
+        }
         if !self
             .service
             .is_active()
             .context("systemctl is-active failed")?
         {
             tracing::warn!("etcd.service is not running; starting it");
-            return self.reconcile(&mut state);
         }
-        let result = EtcdClient::connect(&applied.client_url, Duration::from_secs(3))
-            .and_then(|mut c| c.health());
-        match result {
-            Ok(h) if h.is_healthy() => {
-                self.set_status(Status::active(self.active_message(h.members.len())?))
-            }
-            Ok(h) if !h.alarms.is_empty() => self.set_status(Status::blocked(format!(
-                "etcd raised alarms {}: free space, then run: juju run {} compact, then defrag",
-                h.alarms.join(", "),
-                self.ctx.unit_name
-            ))),
-            Ok(_) => self.set_status(Status::blocked(
-                "etcd has no leader: the cluster has lost quorum",
-            )),
-            Err(e) => self.set_status(Status::blocked(format!(
-                "etcd is running but unhealthy: {e}"
-            ))),
-        }
+        // reconcile also lets the leader register units still waiting.
+        self.reconcile(&mut state)
     }
 
+    /// Stop runs when the unit is torn down: leave the cluster first.
     fn stop(&self) -> Result<()> {
-        let mut state = self.load_state()?;
-        state.started = false;
-        self.save_state(&state)?;
-        if state.binaries.is_some() && self.root.at(UNIT_FILE).exists() {
-            self.service.stop().context("systemctl stop etcd failed")?;
-        }
-        self.set_status(Status::maintenance("etcd stopped"))
+        self.leave()
     }
 
     /// The unit is going away. etcd is stopped and disabled; its data stays

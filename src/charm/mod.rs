@@ -8,16 +8,21 @@
 //! status and the hook succeeds, so Juju does not retry in a loop.
 
 pub mod actions;
+pub mod cluster;
+pub mod db;
 pub mod hooks;
 pub mod lock;
 pub mod outcome;
 pub mod restore;
 pub mod snapshot;
 pub mod state;
+pub mod tls;
 
-use anyhow::Result;
+use std::time::Duration;
 
-use crate::etcd::{Root, Service};
+use anyhow::{anyhow, Context as _, Result};
+
+use crate::etcd::{EtcdClient, Root, Service};
 use crate::juju::{Context, Dispatch, HookTools};
 
 /// Everything a handler needs.
@@ -36,6 +41,23 @@ impl<'a> Charm<'a> {
             root,
             service: Service::default(),
         }
+    }
+}
+
+impl Charm<'_> {
+    /// A ready TLS client to this unit's etcd, or an error that says why
+    /// there is none. Every caller that talks to this unit's etcd uses it.
+    pub fn connect(&self) -> Result<EtcdClient> {
+        let state = self.load_state()?;
+        let applied = state.applied.ok_or_else(|| {
+            anyhow!(
+                "etcd is not running on {} yet; check `juju status` and wait for the unit to be active",
+                self.ctx.unit_name
+            )
+        })?;
+        let tls = self.client_tls()?;
+        EtcdClient::connect(&applied.client_url, &tls, Duration::from_secs(5))
+            .with_context(|| format!("cannot reach this unit's etcd at {}", applied.client_url))
     }
 }
 

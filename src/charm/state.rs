@@ -10,7 +10,7 @@ use std::io;
 use serde::{Deserialize, Serialize};
 
 use crate::etcd::paths::{Root, STATE_FILE};
-use crate::etcd::Binaries;
+use crate::etcd::{Binaries, ClusterState};
 use crate::fsutil;
 
 /// What the charm last applied to the running etcd.
@@ -35,6 +35,15 @@ pub struct RestoredSnapshot {
     pub sha256: String,
 }
 
+/// How this member first started: kept so that later renders of etcd's
+/// config repeat it (etcd ignores `initial-*` once it has data, and a
+/// changed config would otherwise look like a reason to restart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bootstrap {
+    pub initial_cluster: String,
+    pub cluster_state: ClusterState,
+}
+
 /// The unit-local state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalState {
@@ -49,6 +58,11 @@ pub struct LocalState {
     /// The snapshot resource last restored, if any.
     #[serde(default)]
     pub restored: Option<RestoredSnapshot>,
+    /// How this member joined the cluster, once it has.
+    pub bootstrap: Option<Bootstrap>,
+    /// This unit left the cluster (it is being removed): etcd stays stopped.
+    #[serde(default)]
+    pub left: bool,
 }
 
 impl LocalState {

@@ -4,19 +4,69 @@
 //! The charm is a short-lived, sequential program, so each [`EtcdClient`]
 //! owns a current-thread tokio runtime and blocks on every call. Every call
 //! has a timeout, so a dead member costs seconds, not minutes.
-
-use std::time::{Duration, Instant};
+//!
+//! etcd runs with client-certificate auth, so every connection carries a
+//! [`ClientTls`]: the CA to trust and the client identity to present.
 
 use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use etcd_client::{
-    AlarmAction, AlarmType, Client, CompactionOptions, ConnectOptions, GetOptions,
-    SnapshotStreaming,
+    AlarmAction, AlarmType, Certificate, Client, CompactionOptions, ConnectOptions, GetOptions,
+    Identity, MemberAddOptions, SnapshotStreaming, TlsOptions,
 };
+
+use super::config::TlsFiles;
+
+/// The CA and client identity a connection uses, read from files. The key
+/// is held only as long as the connection is being set up; `Debug` never
+/// prints it.
+#[derive(Clone)]
+pub struct ClientTls {
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: zeroize::Zeroizing<String>,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientTls { key: [redacted] }")
+    }
+}
+
+impl ClientTls {
+    /// Reads the CA certificate, the client certificate and its key.
+    pub fn load(files: &TlsFiles) -> Result<Self, ClientError> {
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).map_err(|source| ClientError::Credentials {
+                path: p.to_path_buf(),
+                source,
+            })
+        };
+        Ok(ClientTls {
+            ca_pem: read(&files.ca)?,
+            cert_pem: read(&files.cert)?,
+            key_pem: zeroize::Zeroizing::new(read(&files.key)?),
+        })
+    }
+
+    fn options(&self) -> TlsOptions {
+        TlsOptions::new()
+            .ca_certificate(Certificate::from_pem(&self.ca_pem))
+            .identity(Identity::from_pem(&self.cert_pem, self.key_pem.as_bytes()))
+    }
+}
 
 /// A call to etcd that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    #[error("cannot read the TLS credentials {}: {source}", path.display())]
+    Credentials {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
     #[error("cannot reach etcd at {endpoint}: {source}")]
@@ -51,6 +101,9 @@ pub struct MemberStatus {
     pub revision: i64,
     pub db_size: i64,
     pub raft_index: u64,
+    /// This member is a learner: it replicates but does not vote, and
+    /// answers only serializable reads until it is promoted.
+    pub is_learner: bool,
 }
 
 /// One member of the cluster.
@@ -86,15 +139,20 @@ pub struct EtcdClient {
 }
 
 impl EtcdClient {
-    /// Connects to `endpoint` (e.g. `http://127.1.2.3:2379`).
-    pub fn connect(endpoint: &str, timeout: Duration) -> Result<Self, ClientError> {
+    /// Connects to `endpoint` (e.g. `https://127.1.2.3:2379`) with `tls`.
+    pub fn connect(
+        endpoint: &str,
+        tls: &ClientTls,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(ClientError::Runtime)?;
         let opts = ConnectOptions::new()
             .with_connect_timeout(timeout)
-            .with_timeout(timeout);
+            .with_timeout(timeout)
+            .with_tls(tls.options());
         let client = rt
             .block_on(async {
                 tokio::time::timeout(timeout, Client::connect([endpoint], Some(opts))).await
@@ -145,6 +203,7 @@ impl EtcdClient {
             revision: h.revision(),
             db_size: r.db_size(),
             raft_index: r.raft_index(),
+            is_learner: r.is_learner(),
         })
     }
 
@@ -169,6 +228,40 @@ impl EtcdClient {
     pub fn member_update(&mut self, id: u64, peer_urls: Vec<String>) -> Result<(), ClientError> {
         self.call("member update", move |mut c| {
             Box::pin(async move { c.member_update(id, peer_urls).await })
+        })
+        .map(drop)
+    }
+
+    /// Adds a member with `peer_urls`, as a learner when `learner` (it
+    /// does not count towards quorum until promoted); returns its id. The
+    /// new member must then start with `initial-cluster-state: existing`.
+    pub fn member_add(
+        &mut self,
+        peer_urls: Vec<String>,
+        learner: bool,
+    ) -> Result<u64, ClientError> {
+        let opts = learner.then(|| MemberAddOptions::new().with_is_learner());
+        let r = self.call("member add", move |mut c| {
+            Box::pin(async move { c.member_add(peer_urls, opts).await })
+        })?;
+        r.member()
+            .map(|m| m.id())
+            .ok_or(ClientError::NoHeader("member add"))
+    }
+
+    /// Makes a learner a voting member. etcd refuses until the learner has
+    /// caught up with the leader.
+    pub fn member_promote(&mut self, id: u64) -> Result<(), ClientError> {
+        self.call("member promote", move |mut c| {
+            Box::pin(async move { c.member_promote(id).await })
+        })
+        .map(drop)
+    }
+
+    /// Removes a member. etcd refuses it when the rest would lose quorum.
+    pub fn member_remove(&mut self, id: u64) -> Result<(), ClientError> {
+        self.call("member remove", move |mut c| {
+            Box::pin(async move { c.member_remove(id).await })
         })
         .map(drop)
     }
@@ -336,12 +429,40 @@ impl EtcdClient {
     }
 }
 
-/// Polls `endpoint` until it is healthy or `within` has passed.
-pub fn wait_healthy(endpoint: &str, within: Duration) -> Result<Health, ClientError> {
+/// Polls `endpoint` until it answers a status request (a learner does,
+/// though it cannot serve a linearizable read yet) or `within` has passed.
+pub fn wait_ready(
+    endpoint: &str,
+    tls: &ClientTls,
+    within: Duration,
+) -> Result<MemberStatus, ClientError> {
     let deadline = Instant::now() + within;
     let per_try = Duration::from_secs(2);
     loop {
-        let last = match EtcdClient::connect(endpoint, per_try).and_then(|mut c| c.health()) {
+        let last = match EtcdClient::connect(endpoint, tls, per_try).and_then(|mut c| c.status()) {
+            Ok(s) => return Ok(s),
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= deadline {
+            return Err(ClientError::NotHealthy {
+                secs: within.as_secs(),
+                last,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Polls `endpoint` until it is healthy or `within` has passed.
+pub fn wait_healthy(
+    endpoint: &str,
+    tls: &ClientTls,
+    within: Duration,
+) -> Result<Health, ClientError> {
+    let deadline = Instant::now() + within;
+    let per_try = Duration::from_secs(2);
+    loop {
+        let last = match EtcdClient::connect(endpoint, tls, per_try).and_then(|mut c| c.health()) {
             Ok(h) if h.is_healthy() => return Ok(h),
             Ok(h) => format!("alarms {:?}, leader {}", h.alarms, h.status.leader),
             Err(e) => e.to_string(),

@@ -98,6 +98,16 @@ impl Tuning {
     }
 }
 
+/// The files etcd serves and dials with. One certificate (serverAuth and
+/// clientAuth) serves clients and peers, and is presented when this member
+/// dials the others; `ca` is the only CA trusted on either side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 /// Everything one etcd member is told at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberConfig {
@@ -110,6 +120,31 @@ pub struct MemberConfig {
     pub initial_cluster: String,
     pub initial_cluster_state: ClusterState,
     pub initial_cluster_token: String,
+    /// TLS for clients and peers, both with client-certificate auth.
+    pub tls: TlsFiles,
+}
+
+/// etcd's `client-transport-security` / `peer-transport-security` block.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct TransportYaml {
+    cert_file: String,
+    key_file: String,
+    trusted_ca_file: String,
+    client_cert_auth: bool,
+    auto_tls: bool,
+}
+
+impl TransportYaml {
+    fn new(tls: &TlsFiles) -> Self {
+        TransportYaml {
+            cert_file: tls.cert.display().to_string(),
+            key_file: tls.key.display().to_string(),
+            trusted_ca_file: tls.ca.display().to_string(),
+            client_cert_auth: true,
+            auto_tls: false,
+        }
+    }
 }
 
 /// The YAML etcd reads; field names are etcd's own config keys.
@@ -130,10 +165,15 @@ struct EtcdYaml<'a> {
     enable_v2: bool,
     logger: &'static str,
     log_outputs: Vec<&'static str>,
+    client_transport_security: TransportYaml,
+    peer_transport_security: TransportYaml,
 }
 
-/// Formats `host:port` as an http URL, bracketing IPv6 literals.
-fn url(scheme: &str, host: &str, port: u16) -> String {
+/// The only scheme the charm's etcd speaks, to clients and to peers.
+pub const SCHEME: &str = "https";
+
+/// Formats `host:port` as a URL, bracketing IPv6 literals.
+pub fn url(scheme: &str, host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("{scheme}://[{host}]:{port}")
     } else {
@@ -144,12 +184,12 @@ fn url(scheme: &str, host: &str, port: u16) -> String {
 impl MemberConfig {
     /// The URL clients use to reach this member.
     pub fn client_url(&self) -> String {
-        url("http", &self.address, self.tuning.client_port)
+        url(SCHEME, &self.address, self.tuning.client_port)
     }
 
     /// The URL other members use to reach this one.
     pub fn peer_url(&self) -> String {
-        url("http", &self.address, self.tuning.peer_port)
+        url(SCHEME, &self.address, self.tuning.peer_port)
     }
 
     /// `name=peerURL` for a one-member cluster of this unit.
@@ -167,9 +207,9 @@ impl MemberConfig {
         let y = EtcdYaml {
             name: &self.name,
             data_dir: self.data_dir.display().to_string(),
-            listen_client_urls: url("http", listen_host, self.tuning.client_port),
+            listen_client_urls: url(SCHEME, listen_host, self.tuning.client_port),
             advertise_client_urls: self.client_url(),
-            listen_peer_urls: url("http", listen_host, self.tuning.peer_port),
+            listen_peer_urls: url(SCHEME, listen_host, self.tuning.peer_port),
             initial_advertise_peer_urls: self.peer_url(),
             initial_cluster: &self.initial_cluster,
             initial_cluster_state: self.initial_cluster_state,
@@ -179,6 +219,8 @@ impl MemberConfig {
             enable_v2: false,
             logger: "zap",
             log_outputs: vec!["stderr"],
+            client_transport_security: TransportYaml::new(&self.tls),
+            peer_transport_security: TransportYaml::new(&self.tls),
         };
         let body = serde_yaml::to_string(&y).map_err(|e| ConfigError::Render(e.to_string()))?;
         Ok(format!(
@@ -202,13 +244,29 @@ mod tests {
             data_dir: "/var/lib/etcd-charm/data".into(),
             address: "127.1.2.3".into(),
             tuning: tuning(),
-            initial_cluster: MemberConfig::single_member_cluster("etcd-0", "http://127.1.2.3:2380"),
+            initial_cluster: MemberConfig::single_member_cluster(
+                "etcd-0",
+                "https://127.1.2.3:2380",
+            ),
             initial_cluster_state: ClusterState::New,
             initial_cluster_token: "tok".into(),
+            tls: TlsFiles {
+                ca: "/p/ca.crt".into(),
+                cert: "/p/server.crt".into(),
+                key: "/p/server.key".into(),
+            },
         };
         let y: serde_yaml::Value = serde_yaml::from_str(&c.render().unwrap()).unwrap();
-        assert_eq!(y["listen-client-urls"], "http://127.1.2.3:2379");
-        assert_eq!(y["initial-cluster"], "etcd-0=http://127.1.2.3:2380");
+        assert_eq!(y["listen-client-urls"], "https://127.1.2.3:2379");
+        assert_eq!(y["listen-peer-urls"], "https://127.1.2.3:2380");
+        assert_eq!(y["initial-cluster"], "etcd-0=https://127.1.2.3:2380");
+        for side in ["client-transport-security", "peer-transport-security"] {
+            assert_eq!(y[side]["client-cert-auth"], true, "{side}");
+            assert_eq!(y[side]["trusted-ca-file"], "/p/ca.crt", "{side}");
+            assert_eq!(y[side]["cert-file"], "/p/server.crt", "{side}");
+            assert_eq!(y[side]["key-file"], "/p/server.key", "{side}");
+            assert_eq!(y[side]["auto-tls"], false, "{side}");
+        }
         assert_eq!(y["initial-cluster-state"], "new");
         assert_eq!(y["heartbeat-interval"], 100);
         assert_eq!(y["data-dir"], "/var/lib/etcd-charm/data");
@@ -220,8 +278,8 @@ mod tests {
             ..c
         };
         let y: serde_yaml::Value = serde_yaml::from_str(&all.render().unwrap()).unwrap();
-        assert_eq!(y["listen-client-urls"], "http://0.0.0.0:2379");
-        assert_eq!(y["advertise-client-urls"], "http://127.1.2.3:2379");
+        assert_eq!(y["listen-client-urls"], "https://0.0.0.0:2379");
+        assert_eq!(y["advertise-client-urls"], "https://127.1.2.3:2379");
     }
 
     #[test]

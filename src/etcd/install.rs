@@ -253,11 +253,26 @@ fn unpack_into(tarball: &Path, dir: &Path) -> Result<Vec<&'static str>, InstallE
 
 /// Runs `etcd --version` and returns the version (`3.5.1`).
 pub fn etcd_version(etcd: &Path) -> Result<String, InstallError> {
-    let out =
-        process::run(Command::new(etcd).arg("--version")).map_err(|e| InstallError::Version {
-            path: etcd.to_path_buf(),
-            output: e.to_string(),
-        })?;
+    // A binary written a moment ago can still be open for writing in a
+    // child that another thread forked meanwhile ("Text file busy"); that
+    // passes as soon as the child execs, so try again briefly.
+    let mut tries = 0;
+    let out = loop {
+        match process::run(Command::new(etcd).arg("--version")) {
+            Err(CommandError::Spawn { source, .. })
+                if source.raw_os_error() == Some(libc::ETXTBSY) && tries < 20 =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => {
+                break other.map_err(|e| InstallError::Version {
+                    path: etcd.to_path_buf(),
+                    output: e.to_string(),
+                })?
+            }
+        }
+    };
     let text = String::from_utf8_lossy(&out.stdout);
     parse_version(&text).ok_or_else(|| InstallError::Version {
         path: etcd.to_path_buf(),

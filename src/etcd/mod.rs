@@ -13,8 +13,8 @@ pub mod process;
 pub mod restore;
 pub mod service;
 
-pub use client::{ClientError, EtcdClient, Health, Member, MemberStatus};
-pub use config::{ClusterState, ConfigError, MemberConfig};
+pub use client::{ClientError, ClientTls, EtcdClient, Health, Member, MemberStatus};
+pub use config::{ClusterState, ConfigError, MemberConfig, TlsFiles};
 pub use install::{Binaries, BinarySource, InstallError};
 pub use paths::Root;
 pub use process::CommandError;

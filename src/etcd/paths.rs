@@ -17,6 +17,16 @@ pub const BIN_DIR: &str = "/var/lib/etcd-charm/bin";
 pub const STATE_FILE: &str = "/var/lib/etcd-charm/state.json";
 pub const LOCK_FILE: &str = "/var/lib/etcd-charm/charm.lock";
 pub const UNIT_FILE: &str = "/etc/systemd/system/etcd.service";
+/// TLS material: the CA certificate, this unit's server/peer certificate
+/// and its client certificate. Keys are 0600.
+pub const PKI_DIR: &str = "/etc/etcd-charm/pki";
+pub const CA_CERT: &str = "/etc/etcd-charm/pki/ca.crt";
+pub const SERVER_CERT: &str = "/etc/etcd-charm/pki/server.crt";
+pub const SERVER_KEY: &str = "/etc/etcd-charm/pki/server.key";
+pub const CLIENT_CERT: &str = "/etc/etcd-charm/pki/client.crt";
+pub const CLIENT_KEY: &str = "/etc/etcd-charm/pki/client.key";
+/// Where `package-client-credentials` leaves its archives (0700).
+pub const CREDENTIALS_DIR: &str = "/var/lib/etcd-charm/credentials";
 
 /// A path that cannot be a unit path.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -237,6 +237,9 @@ impl HookTools for FakeHookTools {
         s.secrets.insert(uri.clone(), content.clone());
         Ok(uri)
     }
+    fn secret_ids(&self) -> Result<Vec<String>, HookToolError> {
+        Ok(self.state.borrow().secrets.keys().cloned().collect())
+    }
     fn secret_get(&self, uri: &str) -> Result<BTreeMap<String, String>, HookToolError> {
         self.state
             .borrow()

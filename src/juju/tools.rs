@@ -218,6 +218,9 @@ pub trait HookTools {
     ) -> Result<String, HookToolError>;
     /// `secret-get --format=json URI`
     fn secret_get(&self, uri: &str) -> Result<BTreeMap<String, String>, HookToolError>;
+    /// `secret-ids --format=json`: the URIs of the secrets this unit (and,
+    /// on the leader, its application) owns.
+    fn secret_ids(&self) -> Result<Vec<String>, HookToolError>;
     /// `secret-set URI key#file=…`: a new revision.
     fn secret_set(
         &self,
@@ -529,6 +532,11 @@ impl HookTools for CliHookTools {
 
     fn secret_get(&self, uri: &str) -> Result<BTreeMap<String, String>, HookToolError> {
         Ok(string_map(self.run_json("secret-get", &[uri])?))
+    }
+
+    fn secret_ids(&self) -> Result<Vec<String>, HookToolError> {
+        let v: Option<Vec<String>> = self.run_json("secret-ids", &[])?;
+        Ok(v.unwrap_or_default())
     }
 
     fn secret_set(

@@ -3,8 +3,52 @@
 
 use std::collections::BTreeMap;
 
-use etcd_client::{Client, GetOptions};
+use etcd_client::{Certificate, Client, ConnectOptions, GetOptions, Identity, TlsOptions};
 use sha2::{Digest, Sha256};
+
+use super::{Creds, Model};
+
+/// Where and how to reach one unit's etcd: its https endpoint and client
+/// credentials packaged by the application's `package-client-credentials`.
+#[derive(Debug, Clone)]
+pub struct Conn {
+    pub endpoint: String,
+    pub creds: Creds,
+}
+
+impl Conn {
+    /// The unit's endpoint with credentials from the unit's application.
+    pub fn to(m: &Model, unit: &str) -> Conn {
+        Conn {
+            endpoint: m.endpoint(unit),
+            creds: m.credentials(unit),
+        }
+    }
+
+    /// The same credentials against another unit of the application.
+    pub fn with_unit(&self, m: &Model, unit: &str) -> Conn {
+        Conn {
+            endpoint: m.endpoint(unit),
+            creds: self.creds.clone(),
+        }
+    }
+
+    async fn client(&self) -> Client {
+        let read = |p: std::path::PathBuf| std::fs::read(p).unwrap();
+        let tls = TlsOptions::new()
+            .ca_certificate(Certificate::from_pem(read(self.creds.ca())))
+            .identity(Identity::from_pem(
+                read(self.creds.cert()),
+                read(self.creds.key()),
+            ));
+        Client::connect(
+            [self.endpoint.as_str()],
+            Some(ConnectOptions::new().with_tls(tls)),
+        )
+        .await
+        .unwrap()
+    }
+}
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -40,9 +84,9 @@ pub fn value_for(i: usize, big: usize) -> Vec<u8> {
 
 /// Puts `n` keys `/registry/test/NNNNNN` (plus overwrites and a delete, so
 /// history is not trivial).
-pub fn fill(endpoint: &str, n: usize, big: usize) {
+pub fn fill(conn: &Conn, n: usize, big: usize) {
     rt().block_on(async {
-        let mut c = Client::connect([endpoint], None).await.unwrap();
+        let mut c = conn.client().await;
         for i in 0..n {
             c.put(format!("/registry/test/{i:06}"), value_for(i, big), None)
                 .await
@@ -63,9 +107,9 @@ pub fn fill(endpoint: &str, n: usize, big: usize) {
 }
 
 /// Every key with the sha256 of its value.
-pub fn digest(endpoint: &str) -> BTreeMap<String, String> {
+pub fn digest(conn: &Conn) -> BTreeMap<String, String> {
     rt().block_on(async {
-        let mut c = Client::connect([endpoint], None).await.unwrap();
+        let mut c = conn.client().await;
         let mut out = BTreeMap::new();
         let mut from = vec![0u8];
         loop {
@@ -95,9 +139,9 @@ pub fn digest(endpoint: &str) -> BTreeMap<String, String> {
 }
 
 /// (cluster ID, member ID, revision) of the member at `endpoint`.
-pub fn ids(endpoint: &str) -> (u64, u64, i64) {
+pub fn ids(conn: &Conn) -> (u64, u64, i64) {
     rt().block_on(async {
-        let mut c = Client::connect([endpoint], None).await.unwrap();
+        let mut c = conn.client().await;
         let s = c.status().await.unwrap();
         let h = s.header().unwrap();
         (h.cluster_id(), h.member_id(), h.revision())

@@ -225,7 +225,94 @@ impl Drop for Model {
     }
 }
 
-/// Runs real `etcdctl` against `endpoint`.
+/// Client credentials unpacked from `package-client-credentials`.
+#[derive(Debug, Clone)]
+pub struct Creds {
+    pub dir: PathBuf,
+    /// The CA fingerprint the action reported.
+    pub ca_fingerprint: String,
+}
+
+impl Creds {
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+    pub fn cert(&self) -> PathBuf {
+        self.dir.join("client.crt")
+    }
+    pub fn key(&self) -> PathBuf {
+        self.dir.join("client.key")
+    }
+    /// etcdctl's TLS flags for these credentials.
+    pub fn flags(&self) -> Vec<String> {
+        vec![
+            format!("--cacert={}", self.ca().display()),
+            format!("--cert={}", self.cert().display()),
+            format!("--key={}", self.key().display()),
+        ]
+    }
+}
+
+impl Model {
+    /// Runs `package-client-credentials` on `unit`, copies the archive off
+    /// with `juju scp` as the action says, and unpacks it into a fresh
+    /// directory. Asserts the archive and its entries are 0600.
+    pub fn credentials(&self, unit: &str) -> Creds {
+        use std::os::unix::fs::MetadataExt;
+        let out = self
+            .sim(&["run", unit, "package-client-credentials", "--format=json"])
+            .ok()
+            .json();
+        let r = &out[unit]["results"]["credentials"];
+        let path = r["path"].as_str().unwrap_or_else(|| panic!("{out}"));
+        let command = r["command"].as_str().unwrap();
+        assert_eq!(command, format!("juju scp {unit}:{path} ."), "{out}");
+        let host = self.unit_root(unit).join(path.trim_start_matches('/'));
+        assert_eq!(fs::metadata(&host).unwrap().mode() & 0o777, 0o600);
+        let dir = tempfile::Builder::new()
+            .prefix("creds-")
+            .tempdir_in(self.scratch.path())
+            .unwrap()
+            .keep();
+        self.sim(&[
+            "scp",
+            &format!("{unit}:{path}"),
+            &format!("{}/", dir.display()),
+        ])
+        .ok();
+        let name = Path::new(path).file_name().unwrap();
+        let file = fs::File::open(dir.join(name)).unwrap();
+        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let mut names = vec![];
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            assert_eq!(e.header().mode().unwrap() & 0o777, 0o600);
+            names.push(e.path().unwrap().display().to_string());
+            e.unpack_in(&dir).unwrap();
+        }
+        names.sort();
+        assert_eq!(names, ["ca.crt", "client.crt", "client.key"]);
+        Creds {
+            dir,
+            ca_fingerprint: r["ca-fingerprint"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// `https://ADDR:2379` of `unit`.
+    pub fn endpoint(&self, unit: &str) -> String {
+        format!("https://{}:2379", self.address(unit))
+    }
+}
+
+/// Runs real `etcdctl` over TLS with `creds`.
+pub fn etcdctl_tls(etcdctl: &Path, endpoint: &str, creds: &Creds, args: &[&str]) -> Output {
+    let flags = creds.flags();
+    let mut all: Vec<&str> = flags.iter().map(String::as_str).collect();
+    all.extend_from_slice(args);
+    self::etcdctl(etcdctl, endpoint, &all)
+}
+
+/// Runs real `etcdctl` against `endpoint` with only the flags in `args`.
 pub fn etcdctl(etcdctl: &Path, endpoint: &str, args: &[&str]) -> Output {
     Command::new(etcdctl)
         .env("ETCDCTL_API", "3")
@@ -240,17 +327,27 @@ pub fn etcdctl(etcdctl: &Path, endpoint: &str, args: &[&str]) -> Output {
         .expect("cannot run etcdctl")
 }
 
-/// Puts a key and reads it back through etcdctl; panics with etcdctl's words.
-pub fn put_get(ctl: &Path, endpoint: &str, key: &str, value: &str) {
-    let out = etcdctl(ctl, endpoint, &["put", key, value]);
+/// Puts a key and reads it back through etcdctl over TLS; panics with
+/// etcdctl's words.
+pub fn put_get(ctl: &Path, endpoint: &str, creds: &Creds, key: &str, value: &str) {
+    let out = etcdctl_tls(ctl, endpoint, creds, &["put", key, value]);
     assert!(
         out.status.success(),
         "etcdctl put at {endpoint}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = etcdctl(ctl, endpoint, &["get", key, "--print-value-only"]);
-    assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), value);
+    assert_eq!(get(ctl, endpoint, creds, key), value);
+}
+
+/// Reads a key's value over TLS; panics with etcdctl's words on failure.
+pub fn get(ctl: &Path, endpoint: &str, creds: &Creds, key: &str) -> String {
+    let out = etcdctl_tls(ctl, endpoint, creds, &["get", key, "--print-value-only"]);
+    assert!(
+        out.status.success(),
+        "etcdctl get {key} at {endpoint}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// True when a TCP connect to `addr` succeeds.
