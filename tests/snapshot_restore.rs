@@ -235,6 +235,24 @@ fn seed_workflow(m: &Model, deploy: &[&str], etcdctl: &Path) {
     );
     // The source is untouched.
     assert_eq!(kv::digest(&ep), before);
+
+    // The restored application grows: every new member holds the restored
+    // data (the original charm failed here, charmed-kubernetes bundle#577).
+    sim_here(m, &["add-unit", "new-etcd", "-n", "2"]).ok();
+    for unit in ["new-etcd/0", "new-etcd/1", "new-etcd/2"] {
+        let ok = util::eventually(90, || {
+            let (cur, msg) = m.workload(unit);
+            cur == "active" && msg.starts_with("Healthy with 3 known peers")
+        });
+        assert!(ok, "{unit}: {:?}\n{}", m.workload(unit), m.debug_log());
+        let conn = new_ep.with_unit(m, unit);
+        assert_eq!(kv::digest(&conn), before, "{unit} lacks restored keys");
+        assert_eq!(
+            kv::ids(&conn).0,
+            new_cluster,
+            "{unit} is in another cluster"
+        );
+    }
 }
 
 #[test]
