@@ -695,3 +695,106 @@ fn one_snapshot_or_restore_at_a_time_and_a_full_disk_loses_nothing() {
     assert_eq!(kv::ids(&ep).0, ids.0);
     assert_eq!(fs::read_dir(&small).unwrap().count(), 0);
 }
+
+/// `snapshot include-pki=true`, restored with `adopt-pki=true` into a new
+/// application: the old application's client credentials work against the
+/// new one, and its CA fingerprint is the old one.
+#[test]
+fn a_snapshot_with_the_ca_moves_the_pki_to_the_new_application() {
+    let m = Model::new();
+    sim_here(&m, &["deploy", &charm()]).ok();
+    let old = endpoint(&m, "etcd/0");
+    kv::fill(&old, 300, 5000);
+    let before = kv::digest(&old);
+
+    let out = run_action(&m, "etcd/0", "snapshot", &["include-pki=true"], &[]);
+    assert_eq!(out["status"], "completed", "{out:?}");
+    assert_eq!(result(&out, "snapshot.pki"), "included");
+    assert_eq!(
+        result(&out, "snapshot.ca-fingerprint"),
+        old.creds.ca_fingerprint
+    );
+    let archive = host_path(&m, "etcd/0", result(&out, "snapshot.path"));
+    assert_eq!(mode(&archive), 0o600);
+    // The key is in the archive, and nowhere in what Juju shows.
+    let key = fs::read_to_string(old.creds.dir.join("client.key")).unwrap();
+    let shown = serde_yaml::to_string(&out).unwrap();
+    assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+    assert!(!m.debug_log().contains("PRIVATE KEY"));
+    assert!(!key.is_empty());
+
+    // Without adopt-pki the new application keeps its own CA.
+    let plain = run_action(&m, "etcd/0", "snapshot", &[], &[]);
+    let plain_archive = host_path(&m, "etcd/0", result(&plain, "snapshot.path"));
+    sim_here(
+        &m,
+        &[
+            "deploy",
+            "etcd",
+            "new-etcd",
+            "--resource",
+            &format!("snapshot={}", plain_archive.display()),
+        ],
+    )
+    .ok();
+    let own = endpoint(&m, "new-etcd/0");
+    assert_ne!(own.creds.ca_fingerprint, old.creds.ca_fingerprint);
+    // adopt-pki on an archive without a CA: refused, nothing changed.
+    let ids = kv::ids(&own);
+    let msg = failure(&run_action(
+        &m,
+        "new-etcd/0",
+        "restore",
+        &["adopt-pki=true"],
+        &[],
+    ));
+    assert!(
+        msg.contains("carries no CA") && msg.contains("Nothing was changed"),
+        "{msg}"
+    );
+    assert_eq!(kv::ids(&own).0, ids.0);
+
+    // With the CA: adopted.
+    sim_here(
+        &m,
+        &[
+            "attach-resource",
+            "new-etcd",
+            &format!("snapshot={}", archive.display()),
+        ],
+    )
+    .ok();
+    let out = run_action(&m, "new-etcd/0", "restore", &["adopt-pki=true"], &[]);
+    assert_eq!(
+        out["status"],
+        "completed",
+        "{}",
+        serde_yaml::to_string(&out).unwrap()
+    );
+    assert_eq!(result(&out, "restore.pki"), "adopted");
+    assert_eq!(
+        result(&out, "restore.ca-fingerprint"),
+        old.creds.ca_fingerprint
+    );
+    // The OLD application's credentials read every key from the new one.
+    let via_old_creds = old.with_unit(&m, "new-etcd/0");
+    assert_eq!(kv::digest(&via_old_creds), before);
+    let now = endpoint(&m, "new-etcd/0");
+    assert_eq!(now.creds.ca_fingerprint, old.creds.ca_fingerprint);
+    let (cur, msg) = m.workload("new-etcd/0");
+    assert_eq!(
+        (cur.as_str(), msg.as_str()),
+        ("active", "Healthy with 1 known peer")
+    );
+    // Credentials issued by the new application's former CA no longer work.
+    let out = util::etcdctl_tls(
+        Path::new("/usr/bin/etcdctl"),
+        &now.endpoint,
+        &own.creds,
+        &["get", "x"],
+    );
+    assert!(
+        !out.status.success(),
+        "a client of the replaced CA was let in"
+    );
+}

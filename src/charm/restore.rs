@@ -35,6 +35,7 @@ use crate::etcd::restore::{db_in, RestoreReport, RestoreRequest, RestoreTool};
 use crate::failpoint;
 use crate::fsutil;
 use crate::juju::Status;
+use crate::pki::Ca;
 use crate::snapshot::{self, Inspection, Kind, Limits};
 
 /// How long etcd may take to become healthy on the restored data.
@@ -154,6 +155,7 @@ impl Charm<'_> {
             .context("cannot read the action's parameters")?;
         let target = param_str(&params, "target", DEFAULT_TARGET)?;
         let skip_backup = param_bool(&params, "skip-backup", false)?;
+        let adopt_pki = param_bool(&params, "adopt-pki", false)?;
         let _lock = OpLock::try_acquire(&self.root, "the restore action")?;
         self.recover_interrupted_restore()?;
 
@@ -184,11 +186,15 @@ impl Charm<'_> {
             .with_context(|| format!("cannot clear {}", staging.display()))?;
         fsutil::create_dir_mode(&staging, 0o700)
             .with_context(|| format!("cannot create {}", staging.display()))?;
+        let opts = Options {
+            target,
+            skip_backup,
+            adopt_pki,
+        };
         let result = self.restore_from(
             &attached,
             &staging,
-            &target,
-            skip_backup,
+            &opts,
             &applied.peer_url,
             &binaries,
             &mut client,
@@ -390,14 +396,20 @@ impl Charm<'_> {
         &self,
         attached: &Attached,
         staging: &Path,
-        target: &str,
-        skip_backup: bool,
+        opts: &Options,
         peer_url: &str,
         binaries: &crate::etcd::Binaries,
         client: &mut EtcdClient,
         before: &Before,
     ) -> Result<()> {
+        let target = opts.target.as_str();
+        let skip_backup = opts.skip_backup;
         let (inspection, db_path) = self.inspect_attached(attached, staging)?;
+        let adopted_ca = if opts.adopt_pki {
+            Some(self.check_adoptable(&inspection)?)
+        } else {
+            None
+        };
         let tool = RestoreTool::detect(binaries).context("cannot run etcd's restore tool")?;
         self.log_progress(&format!(
             "The snapshot is a {} ({} db, sha256 {}) and passed every check",
@@ -428,7 +440,7 @@ impl Charm<'_> {
             Some(dir) => {
                 self.log_progress(&format!("Saving the current data to {target}"));
                 let taken = self
-                    .take_snapshot(client, dir, target, "etcd-backup")
+                    .take_snapshot(client, dir, target, "etcd-backup", None)
                     .context("cannot save the current data before the restore (nothing was changed; pass skip-backup=true to restore without a backup)")?;
                 Some(taken)
             }
@@ -505,6 +517,17 @@ impl Charm<'_> {
         done.save(&jpath)?;
         failpoint::hit("restore-after-verified")?;
         self.finish_verified(&done, &jpath);
+        let pki_result = match &adopted_ca {
+            Some(ca) => Some(self.adopt_ca(ca).map_err(|e| {
+                anyhow!(
+                    "the data was restored (revision {}, {} keys, cluster {:x}) but the CA was not adopted: {e:#}. The application keeps its own CA; run restore again with adopt-pki=true to retry",
+                    after.revision,
+                    after.keys,
+                    after.cluster_id
+                )
+            })?),
+            None => None,
+        };
 
         let mut state = self.load_state()?;
         state.restored = Some(RestoredSnapshot {
@@ -548,6 +571,10 @@ impl Charm<'_> {
         }
         if let Some(note) = &after.note {
             r.push(("restore.note", note.clone()));
+        }
+        if let Some(fp) = pki_result {
+            r.push(("restore.pki", "adopted".to_string()));
+            r.push(("restore.ca-fingerprint", fp));
         }
         match &backup {
             Some(b) => r.extend([
@@ -874,6 +901,70 @@ impl Charm<'_> {
                     "An interrupted restore was rolled back: etcd serves the data it had before it",
                 );
                 Ok(())
+            }
+        }
+    }
+}
+
+/// The action's parameters.
+struct Options {
+    target: String,
+    skip_backup: bool,
+    adopt_pki: bool,
+}
+
+impl Charm<'_> {
+    /// `adopt-pki=true` needs an archive that carries a usable CA and a
+    /// leader that can write the application's secret; checked before
+    /// anything is touched.
+    fn check_adoptable(&self, inspection: &Inspection) -> Result<Ca> {
+        let carried = inspection.pki.as_ref().ok_or_else(|| {
+            anyhow!(
+                "adopt-pki=true, but this snapshot carries no CA. Take the snapshot with include-pki=true, or restore without adopt-pki. Nothing was changed."
+            )
+        })?;
+        let cert = std::str::from_utf8(&carried.ca_cert).map_err(|_| {
+            anyhow!("the CA certificate in the snapshot is not PEM text. Nothing was changed.")
+        })?;
+        let key = std::str::from_utf8(&carried.ca_key).map_err(|_| {
+            anyhow!("the CA key in the snapshot is not PEM text. Nothing was changed.")
+        })?;
+        let ca = Ca::from_pem(cert, key).map_err(|e| {
+            anyhow!("the CA in the snapshot is unusable ({e}). Nothing was changed.")
+        })?;
+        if !self.tools.is_leader().context("cannot ask is-leader")? {
+            bail!("adopt-pki=true needs the leader, which owns the application's CA secret; run the restore on the leader unit. Nothing was changed.");
+        }
+        Ok(ca)
+    }
+
+    /// Makes `ca` the application's CA: writes it to the secret, reissues
+    /// this unit's certificates, restarts etcd and waits until the charm
+    /// reaches it with the new client certificate. On failure the old CA
+    /// is put back the same way. Returns the adopted CA's fingerprint.
+    fn adopt_ca(&self, ca: &Ca) -> Result<String> {
+        self.log_progress(&format!(
+            "Adopting the snapshot's CA (sha256 {})",
+            ca.fingerprint_sha256()
+        ));
+        let old = self.replace_ca(ca)?;
+        let apply = || -> Result<()> {
+            let state = self.load_state()?;
+            if let Err(status) = self.member_config(&state)? {
+                bail!("{}", status.message);
+            }
+            self.service
+                .restart()
+                .context("systemctl restart etcd failed")?;
+            self.wait_serving(START_TIMEOUT)
+        };
+        match apply() {
+            Ok(()) => Ok(ca.fingerprint_sha256()),
+            Err(e) => {
+                tracing::error!("adopting the CA failed, putting the old one back: {e:#}");
+                self.replace_ca(&old)?;
+                apply().context("the old CA could not be put back in service")?;
+                Err(e)
             }
         }
     }

@@ -181,14 +181,32 @@ impl Charm<'_> {
             other => bail!("keys-version={other:?} is not known; the only accepted value is v3"),
         }
         let target = param_str(&params, "target", DEFAULT_TARGET)?;
+        let include_pki = param_bool(&params, "include-pki", false)?;
         let _lock = OpLock::try_acquire(&self.root, "the snapshot action")?;
         self.recover_interrupted_restore()?;
         let dir = self.target_dir(&target)?;
+        let ca = if include_pki {
+            Some(
+                self.current_ca()
+                    .context("include-pki=true, but the application's CA cannot be read")?,
+            )
+        } else {
+            None
+        };
+        let pki = ca.as_ref().map(|ca| snapshot::PkiFiles {
+            ca_cert: ca.cert_pem().as_bytes(),
+            ca_key: ca.key_pem().expose().as_bytes(),
+        });
         let mut client = self.connect()?;
-        let taken = self.take_snapshot(&mut client, &dir, &target, "etcd-snapshot")?;
+        let taken = self.take_snapshot(&mut client, &dir, &target, "etcd-snapshot", pki)?;
 
         let m = &taken.manifest;
-        self.set_results(vec![
+        let mut pki_results = Vec::new();
+        if let Some(ca) = &ca {
+            pki_results.push(("snapshot.pki", "included".to_string()));
+            pki_results.push(("snapshot.ca-fingerprint", ca.fingerprint_sha256()));
+        }
+        let mut results = vec![
             ("snapshot.path", taken.unit_path.clone()),
             ("snapshot.sha256", taken.sha256.clone()),
             ("snapshot.size", human_size(taken.size)),
@@ -203,7 +221,9 @@ impl Charm<'_> {
                 "copy.cmd",
                 format!("juju scp {}:{} .", self.ctx.unit_name, taken.unit_path),
             ),
-        ])
+        ];
+        results.extend(pki_results);
+        self.set_results(results)
     }
 
     /// Streams a consistent snapshot from `client` into
@@ -215,6 +235,7 @@ impl Charm<'_> {
         dir: &Path,
         unit_dir: &str,
         prefix: &str,
+        pki: Option<snapshot::PkiFiles<'_>>,
     ) -> Result<Taken> {
         remove_stale_partials(dir);
         let status = client.status().context("cannot read etcd's status")?;
@@ -295,14 +316,13 @@ impl Charm<'_> {
         };
         let mut out = BufWriter::with_capacity(snapshot::BUF_SIZE, &file);
         let packed =
-            snapshot::pack(&mut stream, total, fields, &mut out, &mut progress).map_err(|e| {
-                match &e {
+            snapshot::pack_with_pki(&mut stream, total, fields, pki, &mut out, &mut progress)
+                .map_err(|e| match &e {
                     snapshot::PackError::Write(io) => {
                         anyhow!("cannot write {unit_path}: {io}; {}", explain_io(io))
                     }
                     _ => anyhow!(e),
-                }
-            })?;
+                })?;
         out.flush()
             .map_err(|e| anyhow!("cannot write {unit_path}: {e}; {}", explain_io(&e)))?;
         drop(out);

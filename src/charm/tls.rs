@@ -253,6 +253,36 @@ impl Charm<'_> {
             })
     }
 
+    /// Replaces the CA in the application's secret (the leader only; used
+    /// by `restore adopt-pki=true`) and returns the CA it replaced. The
+    /// caller reissues the unit's certificates and restarts etcd.
+    pub(crate) fn replace_ca(&self, new: &Ca) -> Result<Ca> {
+        let peer = self.peer_relation()?.ok_or_else(|| {
+            anyhow!("the peer relation does not exist yet; wait for the unit to be active")
+        })?;
+        let app = self.peer_app_data(&peer)?;
+        let uri = app
+            .get(CA_SECRET_KEY)
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| {
+                anyhow!("the application has no CA secret yet; wait for the leader to be active")
+            })?
+            .clone();
+        let old = self.read_ca(&uri)?;
+        let mut content = BTreeMap::new();
+        content.insert(SECRET_CERT.to_string(), new.cert_pem().to_string());
+        content.insert(SECRET_KEY.to_string(), new.key_pem().expose().to_string());
+        self.tools
+            .secret_set(&uri, &content)
+            .with_context(|| format!("cannot write the CA to secret {uri}"))?;
+        tracing::info!(
+            "the application's CA is now sha256 {} (was {})",
+            new.fingerprint_sha256(),
+            old.fingerprint_sha256()
+        );
+        Ok(old)
+    }
+
     /// The CA, for actions: read through the peer data, never created here.
     pub(crate) fn current_ca(&self) -> Result<Ca> {
         let peer = self.peer_relation()?.ok_or_else(|| {
