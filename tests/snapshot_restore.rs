@@ -62,6 +62,12 @@ fn run_action(m: &Model, unit: &str, action: &str, params: &[&str], env: &[(&str
     serde_yaml::from_str(&shown.stdout).unwrap()
 }
 
+/// `juju deploy etcd APP --resource snapshot=ARCHIVE`
+fn deploy_with_snapshot(m: &Model, app: &str, archive: &Path) {
+    let res = format!("snapshot={}", archive.display());
+    sim_here(m, &["deploy", "etcd", app, "--resource", &res]).ok();
+}
+
 fn result<'a>(out: &'a Yaml, path: &str) -> &'a str {
     let mut v = &out["results"];
     for p in path.split('.') {
@@ -441,17 +447,7 @@ fn a_failed_restore_rolls_back_and_an_interrupted_one_recovers() {
     let src = kv::digest(&ep);
     let archive = host_path(&m, "etcd/0", result(&snap, "snapshot.path"));
 
-    sim_here(
-        &m,
-        &[
-            "deploy",
-            "etcd",
-            "new-etcd",
-            "--resource",
-            &format!("snapshot={}", archive.display()),
-        ],
-    )
-    .ok();
+    deploy_with_snapshot(&m, "new-etcd", &archive);
     let new_ep = endpoint(&m, "new-etcd/0");
     kv::fill(&new_ep, 20, 10);
     let old = kv::digest(&new_ep);
@@ -726,17 +722,7 @@ fn a_snapshot_with_the_ca_moves_the_pki_to_the_new_application() {
     // Without adopt-pki the new application keeps its own CA.
     let plain = run_action(&m, "etcd/0", "snapshot", &[], &[]);
     let plain_archive = host_path(&m, "etcd/0", result(&plain, "snapshot.path"));
-    sim_here(
-        &m,
-        &[
-            "deploy",
-            "etcd",
-            "new-etcd",
-            "--resource",
-            &format!("snapshot={}", plain_archive.display()),
-        ],
-    )
-    .ok();
+    deploy_with_snapshot(&m, "new-etcd", &plain_archive);
     let own = endpoint(&m, "new-etcd/0");
     assert_ne!(own.creds.ca_fingerprint, old.creds.ca_fingerprint);
     // adopt-pki on an archive without a CA: refused, nothing changed.
