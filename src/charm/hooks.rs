@@ -210,6 +210,11 @@ impl Charm<'_> {
     /// the cluster token and the CA on the leader, and (re)issues this
     /// unit's certificates. `Ok(Err(status))` says what the unit waits for
     /// or what the operator must fix.
+    ///
+    /// How the member joins comes from `state.bootstrap` once it has
+    /// started; a caller that replaces the data dir (a restore) sets
+    /// `initial_cluster`/`initial_cluster_state` on the result itself and
+    /// records the new [`Bootstrap`] in the state.
     pub fn member_config(
         &self,
         state: &LocalState,
