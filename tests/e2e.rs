@@ -799,6 +799,31 @@ fn a_three_member_cluster_on_etcd_35_loses_a_follower_cleanly() {
         "{}",
         m.debug_log()
     );
+
+    // Both members move to a new peer port and keep their membership.
+    m.sim(&["config", "etcd", "management_port=23800"]).ok();
+    for u in ["etcd/0", "etcd/2"] {
+        assert_healthy_with(&m, u, 2);
+    }
+    let out = etcdctl_tls(
+        &ctl,
+        &m.endpoint("etcd/0"),
+        &creds,
+        &["member", "list", "-w", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let peers: Vec<String> = v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["peerURLs"][0].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(peers.len(), 2, "{v}");
+    assert!(peers.iter().all(|p| p.ends_with(":23800")), "{peers:?}");
+    assert_eq!(
+        util::get(&ctl, &m.endpoint("etcd/2"), &creds, "/v35/a"),
+        "1"
+    );
 }
 
 /// A consumer charm that only requires `etcd` over the `etcd` interface.

@@ -185,9 +185,14 @@ impl Charm<'_> {
         // started and caught up.
         let settled = members.iter().all(|m| !m.name.is_empty() && !m.is_learner);
         if settled {
+            // A unit is new when neither its peer URL nor its member name
+            // is known (a member moving its peer URL keeps its name).
             let next = bags.iter().find_map(|(unit, bag)| {
                 let url = bag.get("peer-url")?;
-                let known = members.iter().any(|m| m.peer_urls.iter().any(|p| p == url));
+                let name = member_name_of(unit);
+                let known = members
+                    .iter()
+                    .any(|m| m.name == name || m.peer_urls.iter().any(|p| p == url));
                 (!known).then(|| (unit.clone(), url.clone()))
             });
             if let Some((unit, url)) = next {

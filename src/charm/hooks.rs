@@ -17,7 +17,6 @@ use super::state::{Applied, Bootstrap, LocalState};
 use super::Charm;
 use crate::etcd::client::{wait_healthy, wait_ready, EtcdClient};
 use crate::etcd::config::Tuning;
-use crate::etcd::config::SCHEME;
 use crate::etcd::install::{self, sha256_file};
 use crate::etcd::paths::{CONFIG_FILE, DATA_DIR, SERVER_CERT, UNIT_FILE};
 use crate::etcd::{service, BinarySource, ClusterState, MemberConfig};
@@ -218,6 +217,11 @@ impl Charm<'_> {
     /// the cluster token and the CA on the leader, and (re)issues this
     /// unit's certificates. `Ok(Err(status))` says what the unit waits for
     /// or what the operator must fix.
+    ///
+    /// How the member joins comes from `state.bootstrap` once it has
+    /// started; a caller that replaces the data dir (a restore) sets
+    /// `initial_cluster`/`initial_cluster_state` on the result itself and
+    /// records the new [`Bootstrap`] in the state.
     pub fn member_config(
         &self,
         state: &LocalState,
@@ -290,6 +294,12 @@ impl Charm<'_> {
             initial_cluster_token: token,
             tls: self.server_tls_files(),
         };
+        // Publish where this unit can be reached, so the leader can register it.
+        let mut bag = BTreeMap::new();
+        bag.insert("member-name".to_string(), name.clone());
+        bag.insert("peer-url".to_string(), member.peer_url());
+        bag.insert("client-url".to_string(), member.client_url());
+        self.publish_unit(&peer_id, bag)?;
         let single = MemberConfig::single_member_cluster(&name, &member.peer_url());
         let (initial, cluster_state) = if let Some(b) = &state.bootstrap {
             (b.initial_cluster.clone(), b.cluster_state)
@@ -350,34 +360,6 @@ impl Charm<'_> {
         self.tools
             .application_version_set(&binaries.version)
             .context("cannot set the application version")?;
-
-        // Publish where this unit can be reached, so the leader can register it.
-        if let Some(peer_id) = self.peer_relation()? {
-            if let Ok(net) = self.tools.network_get(PEER) {
-                if let Some(addr) = net.primary() {
-                    let config = self
-                        .tools
-                        .config_get()
-                        .context("cannot read the charm config")?;
-                    let peer_port = config_int(&config, "management_port", 2380);
-                    let client_port = config_int(&config, "port", 2379);
-                    if let (Ok(pp), Ok(cp)) = (u16::try_from(peer_port), u16::try_from(client_port))
-                    {
-                        let mut bag = BTreeMap::new();
-                        bag.insert("member-name".to_string(), self.ctx.member_name());
-                        bag.insert(
-                            "peer-url".to_string(),
-                            crate::etcd::config::url(SCHEME, addr, pp),
-                        );
-                        bag.insert(
-                            "client-url".to_string(),
-                            crate::etcd::config::url(SCHEME, addr, cp),
-                        );
-                        self.publish_unit(&peer_id, bag)?;
-                    }
-                }
-            }
-        }
 
         let member = match self.member_config(state)? {
             Ok(m) => m,

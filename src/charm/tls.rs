@@ -32,6 +32,14 @@ const CA_LABEL: &str = "etcd-ca";
 const SECRET_CERT: &str = "ca-cert";
 const SECRET_KEY: &str = "ca-key";
 
+/// Zeroes secret content read from or written to a Juju secret.
+fn wipe(content: &mut BTreeMap<String, String>) {
+    use zeroize::Zeroize;
+    for v in content.values_mut() {
+        v.zeroize();
+    }
+}
+
 /// The current time, Unix seconds.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
@@ -131,10 +139,12 @@ impl Charm<'_> {
             .secret_ids()
             .context("cannot list the application's secrets")?
         {
-            let Ok(content) = self.tools.secret_get(&uri) else {
+            let Ok(mut content) = self.tools.secret_get(&uri) else {
                 continue;
             };
-            if content.contains_key(SECRET_CERT) && content.contains_key(SECRET_KEY) {
+            let is_ca = content.contains_key(SECRET_CERT) && content.contains_key(SECRET_KEY);
+            wipe(&mut content);
+            if is_ca {
                 let ca = self.read_ca(&uri)?;
                 self.publish_ca_id(peer_id, &uri)?;
                 tracing::info!("reusing the cluster CA in secret {uri}");
@@ -152,8 +162,9 @@ impl Charm<'_> {
         content.insert(SECRET_KEY.to_string(), ca.key_pem().expose().to_string());
         let uri = self
             .tools
-            .secret_add(&content, Some(CA_LABEL), SecretOwner::Application)
-            .context("cannot store the CA in a Juju secret")?;
+            .secret_add(&content, Some(CA_LABEL), SecretOwner::Application);
+        wipe(&mut content);
+        let uri = uri.context("cannot store the CA in a Juju secret")?;
         self.publish_ca_id(peer_id, &uri)?;
         tracing::info!(
             "created the cluster CA (sha256 {}) in secret {uri}",
@@ -171,16 +182,19 @@ impl Charm<'_> {
     }
 
     fn read_ca(&self, uri: &str) -> Result<Ca> {
-        let content = self
+        let mut content = self
             .tools
             .secret_get(uri)
             .with_context(|| format!("cannot read the CA secret {uri}"))?;
-        let (Some(cert), Some(key)) = (content.get(SECRET_CERT), content.get(SECRET_KEY)) else {
-            return Err(anyhow!(
+        let ca = match (content.get(SECRET_CERT), content.get(SECRET_KEY)) {
+            (Some(cert), Some(key)) => Ca::from_pem(cert, key)
+                .with_context(|| format!("the CA in secret {uri} is unusable")),
+            _ => Err(anyhow!(
                 "the CA secret {uri} lacks {SECRET_CERT} or {SECRET_KEY}; restore it with juju secret-set or remove it so the leader makes a new CA"
-            ));
+            )),
         };
-        Ca::from_pem(cert, key).with_context(|| format!("the CA in secret {uri} is unusable"))
+        wipe(&mut content);
+        ca
     }
 
     /// Writes the CA certificate and (re)issues this unit's server and

@@ -173,7 +173,7 @@ struct EtcdYaml<'a> {
 pub const SCHEME: &str = "https";
 
 /// Formats `host:port` as a URL, bracketing IPv6 literals.
-pub fn url(scheme: &str, host: &str, port: u16) -> String {
+fn url(scheme: &str, host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("{scheme}://[{host}]:{port}")
     } else {
