@@ -46,7 +46,20 @@ pub fn sim_bin() -> &'static Path {
 pub fn charm_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("etcd-charm-test-{}", std::process::id()));
+        let tmp = std::env::temp_dir();
+        // Copies left by earlier test processes that have exited (a copy
+        // holds an ~80 MB debug binary; they would fill /tmp over runs).
+        if let Ok(rd) = fs::read_dir(&tmp) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = name.strip_prefix("etcd-charm-test-") {
+                    if !Path::new("/proc").join(pid).exists() {
+                        let _ = fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+        }
+        let dir = tmp.join(format!("etcd-charm-test-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         fs::copy(env!("CARGO_BIN_EXE_etcd-charm"), dir.join("dispatch")).unwrap();
