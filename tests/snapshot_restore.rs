@@ -248,7 +248,8 @@ fn seed_workflow(m: &Model, deploy: &[&str], etcdctl: &Path) {
     for unit in ["new-etcd/0", "new-etcd/1", "new-etcd/2"] {
         let ok = util::eventually(90, || {
             let (cur, msg) = m.workload(unit);
-            cur == "active" && msg.starts_with("Healthy with 3 known peers")
+            // Exactly: a scaled application is never offered a restore.
+            cur == "active" && msg == "Healthy with 3 known peers"
         });
         assert!(ok, "{unit}: {:?}\n{}", m.workload(unit), m.debug_log());
         let conn = new_ep.with_unit(m, unit);

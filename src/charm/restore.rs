@@ -235,7 +235,12 @@ impl Charm<'_> {
     }
 
     /// The snapshot resource is attached and has not been restored yet.
+    /// Only a single-unit application can restore, so only there is it
+    /// offered.
     pub(crate) fn snapshot_waiting(&self) -> Result<Option<u64>> {
+        if self.peer_units()?.next().is_some() {
+            return Ok(None);
+        }
         let Some(a) = self.attached_snapshot()? else {
             return Ok(None);
         };
@@ -248,7 +253,9 @@ impl Charm<'_> {
         Ok((restored.fingerprint != fp).then_some(a.size))
     }
 
-    fn guard_single_unit_peers(&self) -> Result<()> {
+    /// The other units of this application, as the peer relation lists
+    /// them.
+    fn peer_units(&self) -> Result<std::vec::IntoIter<String>> {
         let mut peers = Vec::new();
         for rid in self
             .tools
@@ -261,6 +268,11 @@ impl Charm<'_> {
                     .with_context(|| format!("cannot list the units of {rid}"))?,
             );
         }
+        Ok(peers.into_iter())
+    }
+
+    fn guard_single_unit_peers(&self) -> Result<()> {
+        let peers: Vec<String> = self.peer_units()?.collect();
         if !peers.is_empty() {
             bail!(
                 "restore runs only on a single-unit application, and {app} has {n} units ({unit} and {others}). Restoring here would break the cluster. Deploy a new single-unit application with the snapshot instead: juju deploy etcd new-{app} --resource snapshot=./SNAPSHOT.tar.gz, then juju run-action new-{app}/0 restore. Nothing was changed.",
