@@ -98,6 +98,33 @@ impl Charm<'_> {
     /// On the leader with a running etcd: registers the next unit that
     /// published a peer URL and is not a member yet, and publishes the
     /// membership. Returns the members as etcd lists them afterwards.
+    /// A client to another unit's member that votes, found through the
+    /// peers' published client URLs; `None` when none answers.
+    pub(crate) fn connect_to_a_voter(&self, peer_id: &str) -> Result<Option<EtcdClient>> {
+        let tls = self.client_tls()?;
+        let units = self
+            .tools
+            .relation_list(peer_id)
+            .with_context(|| format!("cannot list the units of {peer_id}"))?;
+        for unit in units {
+            let bag = self
+                .tools
+                .relation_get(peer_id, &unit, false)
+                .with_context(|| format!("cannot read {unit}'s peer data"))?;
+            let Some(url) = bag.get("client-url") else {
+                continue;
+            };
+            match EtcdClient::connect(url, &tls, std::time::Duration::from_secs(3))
+                .and_then(|mut c| c.status().map(|s| (c, s)))
+            {
+                Ok((c, s)) if !s.is_learner => return Ok(Some(c)),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("cannot reach {unit}'s etcd at {url}: {e}"),
+            }
+        }
+        Ok(None)
+    }
+
     pub(crate) fn register_peers(
         &self,
         peer_id: &str,

@@ -496,6 +496,14 @@ impl Charm<'_> {
         }
         // A learner answers neither member list nor a linearizable read.
         if own.as_ref().is_some_and(|st| st.is_learner) {
+            // Juju may make a learner the leader (the old leader died before
+            // promoting it); then nobody else will promote it, so it does
+            // the leader's work through a voting member.
+            if self.tools.is_leader().context("cannot ask is-leader")? {
+                if let Some(mut voter) = self.connect_to_a_voter(&peer_id)? {
+                    self.register_peers(&peer_id, &mut voter)?;
+                }
+            }
             return self.set_status(Status::waiting(
                 "Joined the cluster as a learner; waiting for the leader to promote this member",
             ));
