@@ -554,9 +554,24 @@ fn other_tools_inputs_restore(etcd_res: Option<&str>, etcdctl: &Path, tool: &str
     };
     assert!(st.success());
 
+    // The plain file gzip'd on its own, as kops' etcd-manager
+    // (`etcd.backup.gz`) and Gardener's etcd-backup-restore store them.
+    let gzipped = m.scratch.path().join("etcd.backup.gz");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "gzip -c '{}' > '{}'",
+            saved.display(),
+            gzipped.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(out.success());
+
     for (i, (file, kind, skip)) in [
         (&saved, "etcdctl-snapshot", "false"),
         (&legacy, "legacy-charm", "true"),
+        (&gzipped, "etcdctl-snapshot", "false"),
     ]
     .into_iter()
     .enumerate()

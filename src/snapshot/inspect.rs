@@ -328,8 +328,28 @@ pub fn inspect<R: Read>(
         needs_skip_hash_check: false,
         findings: Vec::new(),
     };
-    let src: Source<'_, R> = Cursor::new(head.to_vec()).chain(tap);
-    let mut src = if head.starts_with(&GZIP_MAGIC) {
+    let mut prefix = head.to_vec();
+    let gzip = head.starts_with(&GZIP_MAGIC);
+    if gzip {
+        // Enough compressed input to see what the gzip holds: a tar, or a
+        // plain snapshot compressed on its own (as etcd-manager and
+        // etcd-backup-restore store them).
+        let mut more = vec![0u8; GZIP_PEEK];
+        let mut got = 0;
+        while got < GZIP_PEEK {
+            let n = read_some(&mut tap, &mut more[got..]).map_err(InspectError::Read)?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        prefix.extend_from_slice(&more[..got]);
+    }
+    let gzipped_db = gzip && gunzips_to_bbolt(&prefix);
+    let src: Source<'_, R> = Cursor::new(prefix).chain(tap);
+    let mut src = if gzipped_db {
+        gz_plain(src, &mut db_out, limits, &mut report)?
+    } else if gzip {
         tar_gz(src, &mut db_out, limits, &mut report)?
     } else if head.len() == HEAD_LEN && head[MAGIC_OFFSET..] == BBOLT_MAGIC {
         plain(src, &mut db_out, limits, &mut report)?
@@ -381,6 +401,106 @@ fn too_large(what: &str, size: u64, limit: u64) -> Finding {
         format!("{what} is {size} bytes or more, larger than the {limit} bytes accepted"),
         HINT_TOO_LARGE,
     )
+}
+
+/// Compressed input read to tell a gzip'd tar from a gzip'd db.
+const GZIP_PEEK: usize = 64 << 10;
+
+/// Whether the start of a gzip stream decompresses to a bbolt file.
+fn gunzips_to_bbolt(prefix: &[u8]) -> bool {
+    let mut dec = flate2::read::GzDecoder::new(prefix);
+    let mut out = [0u8; HEAD_LEN];
+    let mut got = 0;
+    while got < HEAD_LEN {
+        match dec.read(&mut out[got..]) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => got += n,
+        }
+    }
+    out[MAGIC_OFFSET..] == BBOLT_MAGIC
+}
+
+/// Reads what follows the end of a gzip stream; returns how many bytes.
+fn drain_after_gzip<B: BufRead>(buffered: &mut B) -> io::Result<u64> {
+    let mut extra = 0u64;
+    loop {
+        let n = match buffered.fill_buf() {
+            Ok(b) => b.len(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(extra);
+        }
+        extra += n as u64;
+        buffered.consume(n);
+    }
+}
+
+/// A plain snapshot compressed with gzip on its own (`etcd.backup.gz`,
+/// `*.db.gz`): decompressed to its last byte (gzip's CRC and length are
+/// checked there), then judged as a plain `etcdctl snapshot save` file.
+fn gz_plain<'p, R: Read>(
+    src: Source<'p, R>,
+    db_out: &mut Option<&mut dyn Write>,
+    limits: Limits,
+    report: &mut Report,
+) -> Result<Source<'p, R>, InspectError> {
+    report.kind = Kind::EtcdctlSnapshot;
+    let mut dec = flate2::bufread::GzDecoder::new(BufReader::with_capacity(BUF_SIZE, src));
+    let mut scanner = DbScanner::new();
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut size = 0u64;
+    let mut damaged = None;
+    loop {
+        match read_some(&mut dec, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                size += n as u64;
+                if size > limits.max_db_size {
+                    report.findings.push(too_large(
+                        "the decompressed file",
+                        size,
+                        limits.max_db_size,
+                    ));
+                    return Ok(dec.into_inner().into_inner());
+                }
+                scanner.update(&buf[..n]);
+                write_db(db_out, &buf[..n])?;
+            }
+            Err(e) => {
+                damaged = Some(e);
+                break;
+            }
+        }
+    }
+    let mut buffered = dec.into_inner();
+    if damaged.is_none() {
+        match drain_after_gzip(&mut buffered) {
+            Ok(0) => {}
+            Ok(extra) => report.findings.push(Finding::error(
+                format!("{extra} bytes follow the end of the gzip stream"),
+                HINT_RECOPY,
+            )),
+            Err(e) => damaged = Some(e),
+        }
+    }
+    let src = buffered.into_inner();
+    if src.get_ref().1.failed.is_some() {
+        return Ok(src); // `inspect` turns it into InspectError::Read.
+    }
+    if let Some(e) = damaged {
+        report.findings.push(Finding::error(
+            format!("the gzip-compressed snapshot is damaged or truncated ({e})"),
+            HINT_RECOPY,
+        ));
+        return Ok(src);
+    }
+    report.findings.push(Finding::info(
+        "a gzip-compressed etcdctl snapshot file: it has no manifest, so the revision and key count cannot be checked after the restore",
+    ));
+    check_db(report, scanner.finish());
+    Ok(src)
 }
 
 /// A plain `etcdctl snapshot save` file: the input is the db.
@@ -860,27 +980,13 @@ fn tar_gz<'p, R: Read>(
     }
     let mut buffered = decoder.into_inner();
     if damaged.is_none() && !stopped {
-        let mut extra = 0u64;
-        loop {
-            let n = match buffered.fill_buf() {
-                Ok(b) => b.len(),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    damaged = Some(e);
-                    break;
-                }
-            };
-            if n == 0 {
-                break;
-            }
-            extra += n as u64;
-            buffered.consume(n);
-        }
-        if extra > 0 {
-            findings.push(Finding::error(
+        match drain_after_gzip(&mut buffered) {
+            Ok(0) => {}
+            Ok(extra) => findings.push(Finding::error(
                 format!("{extra} bytes follow the end of the gzip stream"),
                 HINT_RECOPY,
-            ));
+            )),
+            Err(e) => damaged = Some(e),
         }
     }
     // Hand the raw input back; unread buffered bytes were already hashed.

@@ -789,11 +789,13 @@ fn non_etcd_content_is_refused() {
         Limits::default(),
         "neither a gzip archive nor an etcd database",
     );
-    // gzip of something that is not a tar.
+    // gzip of something that is neither a tar nor a db (a gzip'd db is
+    // accepted: see a_gzipped_plain_snapshot_is_accepted).
     let gz = {
         use std::io::Write;
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        e.write_all(&synth_db(2, 3)).unwrap();
+        e.write_all(&b"just some text, not an etcd snapshot\n".repeat(100))
+            .unwrap();
         e.finish().unwrap()
     };
     assert_refused(
@@ -1130,4 +1132,60 @@ fn a_ca_that_does_not_match_its_manifest_is_refused() {
         Limits::default(),
         "no manifest records",
     );
+}
+
+// ---- a plain snapshot compressed on its own ------------------------------
+
+fn gz(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// etcd-manager (`etcd.backup.gz`) and etcd-backup-restore store snapshots
+/// gzip'd on their own; they restore like the plain file.
+#[test]
+fn a_gzipped_plain_snapshot_is_accepted() {
+    let db = synth_db(40, 3);
+    let input = gz(&db);
+    let (i, extracted) = inspect_vec(&input);
+    assert_eq!(i.refused(), None, "{:#?}", i.findings);
+    assert_eq!(i.kind, Kind::EtcdctlSnapshot);
+    assert_eq!(extracted, db);
+    assert!(i.has_etcd_hash);
+    assert_eq!(i.input_sha256, sha(&input));
+    assert!(i
+        .findings
+        .iter()
+        .any(|f| f.message.contains("gzip-compressed")));
+}
+
+#[test]
+fn a_damaged_gzipped_plain_snapshot_is_refused() {
+    let db = synth_db(40, 4);
+    let input = gz(&db);
+    assert_refused(
+        &input[..input.len() - 9],
+        Limits::default(),
+        "damaged or truncated",
+    );
+    let mut trailing = input.clone();
+    trailing.extend_from_slice(b"junk");
+    assert_refused(
+        &trailing,
+        Limits::default(),
+        "follow the end of the gzip stream",
+    );
+    // A db whose own hash fails, compressed: refused for the hash.
+    let mut bad = db.clone();
+    let at = bad.len() / 2;
+    bad[at] ^= 0xff;
+    assert_refused(&gz(&bad), Limits::default(), "sha256 check");
+    // Over the size limit once decompressed.
+    let small = Limits {
+        max_db_size: 4096,
+        ..Limits::default()
+    };
+    assert_refused(&input, small, "larger than");
 }
