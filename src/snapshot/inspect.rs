@@ -420,21 +420,32 @@ fn gunzips_to_bbolt(prefix: &[u8]) -> bool {
     out[MAGIC_OFFSET..] == BBOLT_MAGIC
 }
 
-/// Reads what follows the end of a gzip stream; returns how many bytes.
-fn drain_after_gzip<B: BufRead>(buffered: &mut B) -> io::Result<u64> {
+/// Reads what follows the end of a gzip stream: anything there is an error
+/// finding. Returns the error if reading it failed.
+fn check_after_gzip<B: BufRead>(
+    buffered: &mut B,
+    findings: &mut Vec<Finding>,
+) -> Option<io::Error> {
     let mut extra = 0u64;
     loop {
         let n = match buffered.fill_buf() {
             Ok(b) => b.len(),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Some(e),
         };
         if n == 0 {
-            return Ok(extra);
+            break;
         }
         extra += n as u64;
         buffered.consume(n);
     }
+    if extra > 0 {
+        findings.push(Finding::error(
+            format!("{extra} bytes follow the end of the gzip stream"),
+            HINT_RECOPY,
+        ));
+    }
+    None
 }
 
 /// A plain snapshot compressed with gzip on its own (`etcd.backup.gz`,
@@ -476,14 +487,7 @@ fn gz_plain<'p, R: Read>(
     }
     let mut buffered = dec.into_inner();
     if damaged.is_none() {
-        match drain_after_gzip(&mut buffered) {
-            Ok(0) => {}
-            Ok(extra) => report.findings.push(Finding::error(
-                format!("{extra} bytes follow the end of the gzip stream"),
-                HINT_RECOPY,
-            )),
-            Err(e) => damaged = Some(e),
-        }
+        damaged = check_after_gzip(&mut buffered, &mut report.findings);
     }
     let src = buffered.into_inner();
     if src.get_ref().1.failed.is_some() {
@@ -980,14 +984,7 @@ fn tar_gz<'p, R: Read>(
     }
     let mut buffered = decoder.into_inner();
     if damaged.is_none() && !stopped {
-        match drain_after_gzip(&mut buffered) {
-            Ok(0) => {}
-            Ok(extra) => findings.push(Finding::error(
-                format!("{extra} bytes follow the end of the gzip stream"),
-                HINT_RECOPY,
-            )),
-            Err(e) => damaged = Some(e),
-        }
+        damaged = check_after_gzip(&mut buffered, findings);
     }
     // Hand the raw input back; unread buffered bytes were already hashed.
     let src = buffered.into_inner();
