@@ -356,6 +356,8 @@ pub fn inspect<R: Read>(
     } else {
         let message = if head.is_empty() {
             "it is empty (0 bytes), a placeholder rather than a snapshot".to_owned()
+        } else if head.starts_with(b"PK\x03\x04") {
+            "it is a zip archive (k3s writes these with --etcd-snapshot-compress); unzip it and attach the snapshot file inside".to_owned()
         } else {
             "it is neither a gzip archive nor an etcd database (no bbolt magic number at offset 16)"
                 .to_owned()

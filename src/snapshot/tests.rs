@@ -789,6 +789,11 @@ fn non_etcd_content_is_refused() {
         Limits::default(),
         "neither a gzip archive nor an etcd database",
     );
+    assert_refused(
+        b"PK\x03\x04\x14\x00\x08\x00\x08\x00 and the rest of a zip",
+        Limits::default(),
+        "unzip it and attach the snapshot file inside",
+    );
     // gzip of something that is neither a tar nor a db (a gzip'd db is
     // accepted: see a_gzipped_plain_snapshot_is_accepted).
     let gz = {
