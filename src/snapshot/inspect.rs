@@ -729,6 +729,283 @@ impl Write for AfterEnd {
     }
 }
 
+/// What reading one tar entry means for the rest of the scan.
+enum Flow {
+    /// Go on with the next entry.
+    Next,
+    /// Stop reading: going on would be pointless or unbounded.
+    Stop,
+    /// The stream itself is damaged.
+    Damaged(io::Error),
+}
+
+/// The state of one pass over a tar's entries: what has been found so far
+/// and what extension headers said about the next entry.
+struct TarScan {
+    limits: Limits,
+    findings: Vec<Finding>,
+    pending: Pending,
+    entries_seen: usize,
+    db: Option<DbDigest>,
+    db_entries: usize,
+    manifest: Option<Manifest>,
+    manifest_entries: usize,
+    pki_cert: Option<zeroize::Zeroizing<Vec<u8>>>,
+    pki_key: Option<zeroize::Zeroizing<Vec<u8>>>,
+    unexpected: usize,
+    looks_like_release: bool,
+    buf: Vec<u8>,
+}
+
+impl TarScan {
+    fn new(limits: Limits) -> Self {
+        TarScan {
+            limits,
+            findings: Vec::new(),
+            pending: Pending::default(),
+            entries_seen: 0,
+            db: None,
+            db_entries: 0,
+            manifest: None,
+            manifest_entries: 0,
+            pki_cert: None,
+            pki_key: None,
+            unexpected: 0,
+            looks_like_release: false,
+            buf: vec![0u8; BUF_SIZE],
+        }
+    }
+
+    fn refuse(&mut self, message: String) {
+        self.findings.push(Finding::error(message, HINT_FOREIGN));
+    }
+
+    /// Reads one raw entry: an extension header, or an entry judged by the
+    /// name a tar tool would extract it as.
+    fn entry<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        db_out: &mut Option<&mut dyn Write>,
+    ) -> Result<Flow, InspectError> {
+        self.entries_seen += 1;
+        let raw_name = entry.path_bytes().into_owned();
+        let etype = entry.header().entry_type();
+        let size = entry.size();
+        if is_extension(etype) && etype != tar::EntryType::GNUSparse && !etype.is_gnu_longlink() {
+            return Ok(
+                match read_extension(entry, etype, size, &mut self.pending) {
+                    Ok(()) => Flow::Next,
+                    Err(why) => {
+                        self.refuse(format!(
+                            "entry {:?} {why}",
+                            String::from_utf8_lossy(&raw_name)
+                        ));
+                        // What it said about the next entry cannot be trusted.
+                        Flow::Stop
+                    }
+                },
+            );
+        }
+        let over = std::mem::take(&mut self.pending);
+        if let Name::Unsafe(why) = classify(&raw_name) {
+            self.refuse(format!(
+                "entry {:?} has {why}, which is never safe to extract",
+                String::from_utf8_lossy(&raw_name)
+            ));
+            return Ok(Flow::Next);
+        }
+        let name = over.path.unwrap_or(raw_name);
+        let shown = format!("{:?}", String::from_utf8_lossy(&name));
+        if let Some(s) = over.size.filter(|s| *s != size) {
+            self.refuse(format!(
+                "entry {shown} has a pax size {s} that differs from its header's {size}"
+            ));
+            return Ok(Flow::Stop);
+        }
+        if size > self.limits.max_db_size {
+            // Skipping it would mean decompressing all of it.
+            self.findings.push(too_large(
+                &format!("entry {shown}"),
+                size,
+                self.limits.max_db_size,
+            ));
+            return Ok(Flow::Stop);
+        }
+        if is_extension(etype) {
+            self.refuse(format!(
+                "entry {shown} is {}, which snapshot archives never need",
+                describe(etype)
+            ));
+            return Ok(Flow::Next);
+        }
+        match classify(&name) {
+            Name::Unsafe(why) => {
+                self.refuse(format!(
+                    "entry {shown} has {why}, which is never safe to extract"
+                ));
+                Ok(Flow::Next)
+            }
+            Name::Root | Name::PkiDir if etype.is_dir() => Ok(Flow::Next),
+            Name::Root | Name::Other | Name::PkiDir => {
+                self.unexpected(&name, &shown, etype);
+                Ok(Flow::Next)
+            }
+            _ if !etype.is_file() => {
+                self.refuse(format!(
+                    "entry {shown} is {}, not a regular file",
+                    describe(etype)
+                ));
+                Ok(Flow::Next)
+            }
+            Name::PkiCert => Ok(self.pki_entry(entry, false, &shown, size)),
+            Name::PkiKey => Ok(self.pki_entry(entry, true, &shown, size)),
+            Name::Db => self.content_entry(entry, true, &shown, size, db_out),
+            Name::Manifest => self.content_entry(entry, false, &shown, size, db_out),
+        }
+    }
+
+    /// An entry no snapshot archive holds; the first few are named.
+    fn unexpected(&mut self, name: &[u8], shown: &str, etype: tar::EntryType) {
+        self.unexpected += 1;
+        let base = name.rsplit(|b| *b == b'/').next().unwrap_or(name);
+        self.looks_like_release |= base == b"etcd" && name.starts_with(b"etcd-v");
+        if self.unexpected <= MAX_NAMED_UNEXPECTED {
+            self.refuse(format!(
+                "unexpected entry {shown} ({}); a snapshot archive holds only db and manifest.json",
+                describe(etype)
+            ));
+        }
+    }
+
+    /// `pki/ca.crt` or `pki/ca.key`, held (bounded) until the manifest says
+    /// what they must hash to.
+    fn pki_entry<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        is_key: bool,
+        shown: &str,
+        size: u64,
+    ) -> Flow {
+        let taken = if is_key {
+            self.pki_key.is_some()
+        } else {
+            self.pki_cert.is_some()
+        };
+        if taken {
+            self.refuse(format!(
+                "the archive holds {shown} more than once; which copy is meant cannot be told"
+            ));
+            return Flow::Next;
+        }
+        if size > MAX_PKI_ENTRY {
+            self.findings
+                .push(too_large(&format!("entry {shown}"), size, MAX_PKI_ENTRY));
+            return Flow::Stop;
+        }
+        let mut data = zeroize::Zeroizing::new(Vec::new());
+        if let Err(e) = entry.take(size).read_to_end(&mut data) {
+            return Flow::Damaged(e);
+        }
+        if data.len() as u64 != size {
+            return Flow::Damaged(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "entry {shown} ends after {} of its {size} bytes",
+                    data.len()
+                ),
+            ));
+        }
+        if is_key {
+            self.pki_key = Some(data);
+        } else {
+            self.pki_cert = Some(data);
+        }
+        Flow::Next
+    }
+
+    /// `db` (streamed to `db_out` and scanned) or `manifest.json` (held,
+    /// bounded, and parsed).
+    fn content_entry<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        is_db: bool,
+        shown: &str,
+        size: u64,
+        db_out: &mut Option<&mut dyn Write>,
+    ) -> Result<Flow, InspectError> {
+        let seen = if is_db {
+            &mut self.db_entries
+        } else {
+            &mut self.manifest_entries
+        };
+        *seen += 1;
+        if *seen > 1 {
+            self.refuse(format!(
+                "the archive holds {shown} more than once; which copy is meant cannot be told"
+            ));
+            return Ok(Flow::Next);
+        }
+        if !is_db && size > self.limits.max_manifest_size {
+            self.findings.push(too_large(
+                "manifest.json",
+                size,
+                self.limits.max_manifest_size,
+            ));
+            return Ok(Flow::Next);
+        }
+        let mut scanner = DbScanner::new();
+        let mut json = Vec::new();
+        let mut got = 0u64;
+        loop {
+            let n = match read_some(entry, &mut self.buf) {
+                Ok(n) => n,
+                Err(e) => return Ok(Flow::Damaged(e)),
+            };
+            if n == 0 {
+                break;
+            }
+            got += n as u64;
+            if is_db {
+                scanner.update(&self.buf[..n]);
+                write_db(db_out, &self.buf[..n])?;
+            } else {
+                json.extend_from_slice(&self.buf[..n]);
+            }
+        }
+        if got != size {
+            return Ok(Flow::Damaged(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("entry {shown} ends after {got} of its {size} bytes"),
+            )));
+        }
+        if is_db {
+            self.db = Some(scanner.finish());
+        } else {
+            match Manifest::from_json(&json) {
+                Ok(m) => self.manifest = Some(m),
+                Err(e) => self.refuse(e.to_string()),
+            }
+        }
+        Ok(Flow::Next)
+    }
+
+    /// Findings about the entries as a whole.
+    fn summarize(&mut self) {
+        if self.unexpected > MAX_NAMED_UNEXPECTED {
+            self.refuse(format!(
+                "and {} more unexpected entries",
+                self.unexpected - MAX_NAMED_UNEXPECTED
+            ));
+        }
+        if self.looks_like_release {
+            self.findings.push(Finding::error(
+                "the archive holds an etcd binary",
+                HINT_RELEASE,
+            ));
+        }
+    }
+}
+
 /// Our archive or the original charm's: a gzip'd tar.
 fn tar_gz<'p, R: Read>(
     src: Source<'p, R>,
@@ -738,231 +1015,35 @@ fn tar_gz<'p, R: Read>(
 ) -> Result<Source<'p, R>, InspectError> {
     let buffered = BufReader::with_capacity(BUF_SIZE, src);
     let mut archive = tar::Archive::new(flate2::bufread::GzDecoder::new(buffered));
-    let mut damaged: Option<io::Error> = None;
-    // Set when reading on would be pointless or unbounded.
-    let mut stopped = false;
-    let mut entries_seen = 0usize;
-    let mut db: Option<DbDigest> = None;
-    let mut db_entries = 0usize;
-    let mut manifest_entries = 0usize;
-    let mut buf = vec![0u8; BUF_SIZE];
-    let mut pending = Pending::default();
-    let mut pki_cert: Option<zeroize::Zeroizing<Vec<u8>>> = None;
-    let mut pki_key: Option<zeroize::Zeroizing<Vec<u8>>> = None;
-    let mut unexpected = 0usize;
-    let mut looks_like_release = false;
-    let findings = &mut report.findings;
-
-    match archive.entries().map(|e| e.raw(true)) {
-        Err(e) => damaged = Some(e),
-        Ok(mut entries) => 'entries: loop {
+    let mut scan = TarScan::new(limits);
+    let (mut damaged, mut stopped) = match archive.entries().map(|e| e.raw(true)) {
+        Err(e) => (Some(e), false),
+        Ok(mut entries) => loop {
             let mut entry = match entries.next() {
-                None => break,
+                None => break (None, false),
                 Some(Ok(e)) => e,
-                Some(Err(e)) => {
-                    damaged = Some(e);
-                    break;
-                }
+                Some(Err(e)) => break (Some(e), false),
             };
-            entries_seen += 1;
-            let raw_name = entry.path_bytes().into_owned();
-            let etype = entry.header().entry_type();
-            let size = entry.size();
-            if is_extension(etype) && etype != tar::EntryType::GNUSparse && !etype.is_gnu_longlink()
-            {
-                if let Err(why) = read_extension(&mut entry, etype, size, &mut pending) {
-                    findings.push(Finding::error(
-                        format!("entry {:?} {why}", String::from_utf8_lossy(&raw_name)),
-                        HINT_FOREIGN,
-                    ));
-                    // What it said about the next entry cannot be trusted.
-                    stopped = true;
-                    break;
-                }
-                continue;
-            }
-            let over = std::mem::take(&mut pending);
-            if let Name::Unsafe(why) = classify(&raw_name) {
-                findings.push(Finding::error(
-                    format!(
-                        "entry {:?} has {why}, which is never safe to extract",
-                        String::from_utf8_lossy(&raw_name)
-                    ),
-                    HINT_FOREIGN,
-                ));
-                continue;
-            }
-            let name = over.path.unwrap_or(raw_name);
-            let shown = format!("{:?}", String::from_utf8_lossy(&name));
-            if let Some(s) = over.size.filter(|s| *s != size) {
-                findings.push(Finding::error(
-                    format!(
-                        "entry {shown} has a pax size {s} that differs from its header's {size}"
-                    ),
-                    HINT_FOREIGN,
-                ));
-                stopped = true;
-                break;
-            }
-            if size > limits.max_db_size {
-                // Skipping it would mean decompressing all of it.
-                findings.push(too_large(
-                    &format!("entry {shown}"),
-                    size,
-                    limits.max_db_size,
-                ));
-                stopped = true;
-                break;
-            }
-            if is_extension(etype) {
-                findings.push(Finding::error(
-                    format!(
-                        "entry {shown} is {}, which snapshot archives never need",
-                        describe(etype)
-                    ),
-                    HINT_FOREIGN,
-                ));
-                continue;
-            }
-            let which = match classify(&name) {
-                Name::Unsafe(why) => {
-                    findings.push(Finding::error(
-                        format!("entry {shown} has {why}, which is never safe to extract"),
-                        HINT_FOREIGN,
-                    ));
-                    continue;
-                }
-                Name::Root | Name::PkiDir if etype.is_dir() => continue,
-                Name::PkiCert | Name::PkiKey if etype.is_file() => {
-                    let is_key = matches!(which_pki(&name), Some(true));
-                    let slot = if is_key { &mut pki_key } else { &mut pki_cert };
-                    if slot.is_some() {
-                        findings.push(Finding::error(
-                            format!("the archive holds {shown} more than once; which copy is meant cannot be told"),
-                            HINT_FOREIGN,
-                        ));
-                        continue;
-                    }
-                    if size > MAX_PKI_ENTRY {
-                        findings.push(too_large(&format!("entry {shown}"), size, MAX_PKI_ENTRY));
-                        stopped = true;
-                        break;
-                    }
-                    let mut data = zeroize::Zeroizing::new(Vec::new());
-                    if let Err(e) = (&mut entry).take(size).read_to_end(&mut data) {
-                        damaged = Some(e);
-                        break;
-                    }
-                    if data.len() as u64 != size {
-                        damaged = Some(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!(
-                                "entry {shown} ends after {} of its {size} bytes",
-                                data.len()
-                            ),
-                        ));
-                        break;
-                    }
-                    *slot = Some(data);
-                    continue;
-                }
-                Name::Root | Name::Other | Name::PkiDir => {
-                    unexpected += 1;
-                    let base = name.rsplit(|b| *b == b'/').next().unwrap_or(&name);
-                    looks_like_release |= base == b"etcd" && name.starts_with(b"etcd-v");
-                    if unexpected <= MAX_NAMED_UNEXPECTED {
-                        findings.push(Finding::error(
-                            format!(
-                                "unexpected entry {shown} ({}); a snapshot archive holds only db and manifest.json",
-                                describe(etype)
-                            ),
-                            HINT_FOREIGN,
-                        ));
-                    }
-                    continue;
-                }
-                w @ (Name::Db | Name::Manifest | Name::PkiCert | Name::PkiKey) => w,
-            };
-            if !etype.is_file() {
-                findings.push(Finding::error(
-                    format!("entry {shown} is {}, not a regular file", describe(etype)),
-                    HINT_FOREIGN,
-                ));
-                continue;
-            }
-            let is_db = matches!(which, Name::Db);
-            let seen = if is_db {
-                &mut db_entries
-            } else {
-                &mut manifest_entries
-            };
-            *seen += 1;
-            if *seen > 1 {
-                findings.push(Finding::error(
-                    format!("the archive holds {shown} more than once; which copy is meant cannot be told"),
-                    HINT_FOREIGN,
-                ));
-                continue;
-            }
-            if !is_db && size > limits.max_manifest_size {
-                findings.push(too_large("manifest.json", size, limits.max_manifest_size));
-                continue;
-            }
-            let mut scanner = DbScanner::new();
-            let mut json = Vec::new();
-            let mut got = 0u64;
-            loop {
-                let n = match read_some(&mut entry, &mut buf) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        damaged = Some(e);
-                        break 'entries;
-                    }
-                };
-                if n == 0 {
-                    break;
-                }
-                got += n as u64;
-                if is_db {
-                    scanner.update(&buf[..n]);
-                    write_db(db_out, &buf[..n])?;
-                } else {
-                    json.extend_from_slice(&buf[..n]);
-                }
-            }
-            if got != size {
-                damaged = Some(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("entry {shown} ends after {got} of its {size} bytes"),
-                ));
-                break;
-            }
-            if is_db {
-                db = Some(scanner.finish());
-            } else {
-                match Manifest::from_json(&json) {
-                    Ok(m) => report.manifest = Some(m),
-                    Err(e) => findings.push(Finding::error(e.to_string(), HINT_FOREIGN)),
-                }
+            match scan.entry(&mut entry, db_out)? {
+                Flow::Next => {}
+                Flow::Stop => break (None, true),
+                Flow::Damaged(e) => break (Some(e), false),
             }
         },
-    }
-
-    if unexpected > MAX_NAMED_UNEXPECTED {
-        findings.push(Finding::error(
-            format!(
-                "and {} more unexpected entries",
-                unexpected - MAX_NAMED_UNEXPECTED
-            ),
-            HINT_FOREIGN,
-        ));
-    }
-    if looks_like_release {
-        findings.push(Finding::error(
-            "the archive holds an etcd binary",
-            HINT_RELEASE,
-        ));
-    }
+    };
+    scan.summarize();
+    report.findings.append(&mut scan.findings);
+    report.manifest = scan.manifest.take();
+    let TarScan {
+        entries_seen,
+        db,
+        db_entries,
+        manifest_entries,
+        pki_cert,
+        pki_key,
+        ..
+    } = scan;
+    let findings = &mut report.findings;
     let mut decoder = archive.into_inner();
     if damaged.is_none() && !stopped {
         // Decode to the gzip stream's last byte: its CRC and length are
@@ -1051,15 +1132,6 @@ fn tar_gz<'p, R: Read>(
     check_pki(report, pki_cert, pki_key);
     check_db(report, db);
     Ok(src)
-}
-
-/// Whether a pki entry is the key (`Some(true)`) or the certificate.
-fn which_pki(name: &[u8]) -> Option<bool> {
-    match classify(name) {
-        Name::PkiKey => Some(true),
-        Name::PkiCert => Some(false),
-        _ => None,
-    }
 }
 
 /// The CA entries must come as a pair that the manifest records.
