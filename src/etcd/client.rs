@@ -429,18 +429,21 @@ impl EtcdClient {
     }
 }
 
-/// Polls `endpoint` until it answers a status request (a learner does,
-/// though it cannot serve a linearizable read yet) or `within` has passed.
-pub fn wait_ready(
+/// Connects to `endpoint` and asks `probe` until it says `Ok`, or
+/// `within` has passed; `Err(why)` from the probe means "not yet".
+fn poll<T>(
     endpoint: &str,
     tls: &ClientTls,
     within: Duration,
-) -> Result<MemberStatus, ClientError> {
+    mut probe: impl FnMut(&mut EtcdClient) -> Result<Result<T, String>, ClientError>,
+) -> Result<T, ClientError> {
     let deadline = Instant::now() + within;
     let per_try = Duration::from_secs(2);
     loop {
-        let last = match EtcdClient::connect(endpoint, tls, per_try).and_then(|mut c| c.status()) {
-            Ok(s) => return Ok(s),
+        let last = match EtcdClient::connect(endpoint, tls, per_try).and_then(|mut c| probe(&mut c))
+        {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(why)) => why,
             Err(e) => e.to_string(),
         };
         if Instant::now() >= deadline {
@@ -453,26 +456,29 @@ pub fn wait_ready(
     }
 }
 
+/// Polls `endpoint` until it answers a status request (a learner does,
+/// though it cannot serve a linearizable read yet) or `within` has passed.
+pub fn wait_ready(
+    endpoint: &str,
+    tls: &ClientTls,
+    within: Duration,
+) -> Result<MemberStatus, ClientError> {
+    poll(endpoint, tls, within, |c| c.status().map(Ok))
+}
+
 /// Polls `endpoint` until it is healthy or `within` has passed.
 pub fn wait_healthy(
     endpoint: &str,
     tls: &ClientTls,
     within: Duration,
 ) -> Result<Health, ClientError> {
-    let deadline = Instant::now() + within;
-    let per_try = Duration::from_secs(2);
-    loop {
-        let last = match EtcdClient::connect(endpoint, tls, per_try).and_then(|mut c| c.health()) {
-            Ok(h) if h.is_healthy() => return Ok(h),
-            Ok(h) => format!("alarms {:?}, leader {}", h.alarms, h.status.leader),
-            Err(e) => e.to_string(),
-        };
-        if Instant::now() >= deadline {
-            return Err(ClientError::NotHealthy {
-                secs: within.as_secs(),
-                last,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    poll(endpoint, tls, within, |c| {
+        c.health().map(|h| {
+            if h.is_healthy() {
+                Ok(h)
+            } else {
+                Err(format!("alarms {:?}, leader {}", h.alarms, h.status.leader))
+            }
+        })
+    })
 }

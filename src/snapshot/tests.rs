@@ -611,74 +611,63 @@ fn extra_and_duplicate_entries_are_refused() {
     assert_refused(&input, Limits::default(), "more than once");
     let input = tar_gz(&[db_entry.clone(), manifest.clone(), manifest.clone()]);
     assert_refused(&input, Limits::default(), "more than once");
-    let input = tar_gz(&[
-        raw_entry(b"./sub", EntryType::Directory, b"", None),
-        db_entry.clone(),
-        manifest.clone(),
-    ]);
-    assert_refused(&input, Limits::default(), "unexpected entry \"./sub\"");
     // A GNU long name or a pax path is the name a tar tool extracts, so it
-    // is the name checked.
-    let input = tar_gz(&[
-        raw_entry(b"././@LongLink", EntryType::GNULongName, b"../evil\0", None),
-        db_entry.clone(),
-        manifest.clone(),
-    ]);
-    assert_refused(
-        &input,
-        Limits::default(),
-        "\"../evil\" has a '..' component",
-    );
-    let input = tar_gz(&[
-        raw_entry(
-            b"PaxHeader/db",
-            EntryType::XHeader,
-            &pax(&[("path", "../../db")]),
-            None,
+    // is the name checked; each header goes before a genuine db and
+    // manifest.
+    let bad_headers: [(Vec<u8>, &str); 7] = [
+        (
+            raw_entry(b"././@LongLink", EntryType::GNULongName, b"../evil\0", None),
+            "\"../evil\" has a '..' component",
         ),
-        db_entry.clone(),
-        manifest.clone(),
-    ]);
-    assert_refused(&input, Limits::default(), "'..' component");
-    let input = tar_gz(&[
-        raw_entry(
-            b"PaxHeader/db",
-            EntryType::XHeader,
-            &pax(&[("size", "99")]),
-            None,
+        (
+            raw_entry(
+                b"PaxHeader/db",
+                EntryType::XHeader,
+                &pax(&[("path", "../../db")]),
+                None,
+            ),
+            "'..' component",
         ),
-        db_entry.clone(),
-        manifest.clone(),
-    ]);
-    assert_refused(&input, Limits::default(), "differs from its header");
-    let input = tar_gz(&[
-        raw_entry(
-            b"pax_global_header",
-            EntryType::XGlobalHeader,
-            &pax(&[("path", "other")]),
-            None,
+        (
+            raw_entry(
+                b"PaxHeader/db",
+                EntryType::XHeader,
+                &pax(&[("size", "99")]),
+                None,
+            ),
+            "differs from its header",
         ),
-        db_entry.clone(),
-        manifest.clone(),
-    ]);
-    assert_refused(&input, Limits::default(), "global pax header");
-    let input = tar_gz(&[
-        raw_entry(b"PaxHeader/db", EntryType::XHeader, b"99 path=db\n", None),
-        db_entry.clone(),
-        manifest.clone(),
-    ]);
-    assert_refused(&input, Limits::default(), "length does not match");
-    let input = tar_gz(&[
-        raw_entry(
-            b"PaxHeader/db",
-            EntryType::XHeader,
-            &pax(&[("linkpath", "db")]),
-            None,
+        (
+            raw_entry(
+                b"pax_global_header",
+                EntryType::XGlobalHeader,
+                &pax(&[("path", "other")]),
+                None,
+            ),
+            "global pax header",
         ),
-        db_entry.clone(),
-        manifest.clone(),
-    ]);
-    assert_refused(&input, Limits::default(), "never need");
+        (
+            raw_entry(b"PaxHeader/db", EntryType::XHeader, b"99 path=db\n", None),
+            "length does not match",
+        ),
+        (
+            raw_entry(
+                b"PaxHeader/db",
+                EntryType::XHeader,
+                &pax(&[("linkpath", "db")]),
+                None,
+            ),
+            "never need",
+        ),
+        (
+            raw_entry(b"./sub", EntryType::Directory, b"", None),
+            "unexpected entry \"./sub\"",
+        ),
+    ];
+    for (header, why) in bad_headers {
+        let input = tar_gz(&[header, db_entry.clone(), manifest.clone()]);
+        assert_refused(&input, Limits::default(), why);
+    }
     let input = tar_gz(&[manifest_only(&db)]);
     assert_refused(&input, Limits::default(), "holds no db entry");
     let input = tar_gz(&[]);
