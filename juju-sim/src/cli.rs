@@ -663,15 +663,7 @@ fn add_units(agent: &Agent, app: &str, n: u32) -> Result<Vec<String>> {
                     for (on, remote, ep, remote_app) in
                         [(&o, nu, &theirs, app), (nu, &o, &mine, other.as_str())]
                     {
-                        for kind in ["joined", "changed"] {
-                            m.queue.push_back(Op::relation(
-                                on,
-                                &format!("{ep}-relation-{kind}"),
-                                r,
-                                remote_app,
-                                Some(remote),
-                            ));
-                        }
+                        m.queue_joined(on, ep, r, remote_app, remote);
                     }
                 }
             }
@@ -689,15 +681,7 @@ fn add_units(agent: &Agent, app: &str, n: u32) -> Result<Vec<String>> {
                         continue;
                     };
                     for (on, remote) in [(e, nu), (nu, e)] {
-                        for kind in ["joined", "changed"] {
-                            m.queue.push_back(Op::relation(
-                                on,
-                                &format!("{ep}-relation-{kind}"),
-                                r,
-                                app,
-                                Some(remote),
-                            ));
-                        }
+                        m.queue_joined(on, &ep, r, app, remote);
                     }
                 }
             }
@@ -876,15 +860,7 @@ fn integrate(agent: &Agent, a: &str, b: &str) -> Result<i32> {
             for r in &ru {
                 for (on, remote, ep, remote_app) in [(p, r, &prov_ep, &req), (r, p, &req_ep, &prov)]
                 {
-                    for kind in ["joined", "changed"] {
-                        m.queue.push_back(Op::relation(
-                            on,
-                            &format!("{ep}-relation-{kind}"),
-                            &key,
-                            remote_app,
-                            Some(remote),
-                        ));
-                    }
+                    m.queue_joined(on, ep, &key, remote_app, remote);
                 }
             }
         }

@@ -226,6 +226,27 @@ pub struct Model {
 }
 
 impl Model {
+    /// Queues what Juju fires on `unit` when `remote` enters relation
+    /// `rel` (seen on `unit`'s side as `endpoint`): joined, then changed.
+    pub fn queue_joined(
+        &mut self,
+        unit: &str,
+        endpoint: &str,
+        rel: &str,
+        remote_app: &str,
+        remote: &str,
+    ) {
+        for kind in ["joined", "changed"] {
+            self.queue.push_back(Op::relation(
+                unit,
+                &format!("{endpoint}-relation-{kind}"),
+                rel,
+                remote_app,
+                Some(remote),
+            ));
+        }
+    }
+
     /// Units of `app`, ordered by number.
     pub fn app_units(&self, app: &str) -> Vec<String> {
         let mut v: Vec<(u32, String)> = self
