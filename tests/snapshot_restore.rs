@@ -180,6 +180,37 @@ fn seed_workflow(m: &Model, deploy: &[&str], etcdctl: &Path) {
         .output()
         .unwrap();
     assert!(listing.status.success());
+    // GNU tar and Python's tarfile both extract a db whose sha256 is the
+    // manifest's (the gzip is written in parallel blocks; it must still be
+    // one ordinary gzip stream).
+    for how in ["gnu-tar", "python-tarfile"] {
+        let out = m.scratch.path().join(format!("x-{how}"));
+        fs::create_dir_all(&out).unwrap();
+        let ok = match how {
+            "gnu-tar" => Command::new("tar")
+                .arg("xzf")
+                .arg(&local)
+                .arg("-C")
+                .arg(&out)
+                .status(),
+            _ => Command::new("python3")
+                .arg("-c")
+                .arg("import sys, tarfile\nwith tarfile.open(sys.argv[1], 'r:gz') as t: t.extractall(sys.argv[2])")
+                .arg(&local)
+                .arg(&out)
+                .status(),
+        }
+        .unwrap();
+        assert!(ok.success(), "{how} cannot extract the archive");
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(
+            sha256sum(&out.join("db")),
+            manifest["db-sha256"].as_str().unwrap(),
+            "{how}"
+        );
+        fs::remove_dir_all(&out).unwrap();
+    }
 
     // Step 3: deploy etcd new-etcd --resource snapshot=./file
     let mut d3 = vec!["deploy", "etcd", "new-etcd"];

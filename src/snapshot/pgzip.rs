@@ -269,7 +269,12 @@ fn worker(jobs: Arc<Mutex<mpsc::Receiver<Job>>>, done: mpsc::Sender<Done>, level
         };
         let mut crc = crc32fast::Hasher::new();
         crc.update(&job.data);
-        let deflated = deflate_block(&mut z, &job.data, &mut sample_out);
+        // A panic must come back as an error: the writer waits for every
+        // block it handed out.
+        let deflated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            deflate_block(&mut z, &job.data, &mut sample_out)
+        }))
+        .unwrap_or_else(|_| Err(io::Error::other("a gzip worker thread panicked")));
         let msg = Done {
             seq: job.seq,
             deflated,
