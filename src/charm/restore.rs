@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::hooks::{random_hex, PEER};
 use super::lock::OpLock;
-use super::snapshot::{explain_io, human_size, param_bool, param_str, DEFAULT_TARGET};
+use super::snapshot::{explain_io, human_size, param_bool, param_str, Purpose, DEFAULT_TARGET};
 use super::state::RestoredSnapshot;
 use super::Charm;
 use crate::etcd::client::EtcdClient;
@@ -157,7 +157,7 @@ impl Charm<'_> {
         let skip_backup = param_bool(&params, "skip-backup", false)?;
         let adopt_pki = param_bool(&params, "adopt-pki", false)?;
         let _lock = OpLock::try_acquire(&self.root, "the restore action")?;
-        self.recover_interrupted_restore()?;
+        self.recover_interrupted()?;
 
         // 1. Guards and checks. Nothing is touched until they all pass.
         let attached = self.attached_snapshot()?.ok_or_else(|| {
@@ -452,8 +452,9 @@ impl Charm<'_> {
             Some(dir) => {
                 self.log_progress(&format!("Saving the current data to {target}"));
                 let taken = self
-                    .take_snapshot(client, dir, target, "etcd-backup", None)
+                    .take_snapshot(client, dir, target, Purpose::Backup, None)
                     .context("cannot save the current data before the restore (nothing was changed; pass skip-backup=true to restore without a backup)")?;
+                failpoint::hit("restore-after-backup")?;
                 Some(taken)
             }
             None => {
