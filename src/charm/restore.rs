@@ -5,8 +5,10 @@
 //! in the peer relation, one member in etcd), the archive (verified in full
 //! while its db is extracted to a staging file) and the free space. Only
 //! then is the existing data saved to `target` (unless `skip-backup`), etcd
-//! stopped, the snapshot restored into a fresh directory with etcd's own
-//! tool, and the directories swapped. The old data directory stays on disk,
+//! stopped while the snapshot is restored into a fresh directory with
+//! etcd's own tool (the tool never touches the live data, so the two run
+//! at once; it is killed with the charm if the charm dies), and the
+//! directories swapped. The old data directory stays on disk,
 //! moved aside, until etcd is healthy on the new data and the new data has
 //! been checked against the manifest; any failure before that puts it back
 //! and starts etcd on it again.
@@ -649,23 +651,14 @@ impl Charm<'_> {
         inspection: &Inspection,
         before: &Before,
     ) -> Result<(RestoreReport, After)> {
-        self.log_progress("Stopping etcd");
-        self.service.stop().context("systemctl stop etcd failed")?;
-        if !self
-            .service
-            .wait_inactive(Duration::from_secs(30))
-            .context("systemctl is-active failed")?
-        {
-            bail!("etcd did not stop within 30 s");
-        }
-        failpoint::hit("restore-after-stop")?;
-
+        // etcd's tool writes only into the fresh directory, so it runs
+        // while the old etcd stops: the two waits overlap.
         self.log_progress(&format!(
-            "Restoring the snapshot with {}",
+            "Restoring the snapshot with {} while etcd stops",
             tool.path.display()
         ));
-        let report = tool
-            .restore(&RestoreRequest {
+        let pending = tool
+            .start(&RestoreRequest {
                 db: db_path.to_path_buf(),
                 data_dir: journal.fresh.clone(),
                 name: self.ctx.member_name(),
@@ -676,7 +669,12 @@ impl Charm<'_> {
                 // would only double the time spent hashing.
                 skip_hash_check: inspection.needs_skip_hash_check || inspection.has_etcd_hash,
             })
-            .context("etcd's snapshot restore failed")?;
+            .context("cannot start etcd's snapshot restore")?;
+        let stopped = self.stop_etcd();
+        let restored = pending.wait().context("etcd's snapshot restore failed");
+        stopped?;
+        failpoint::hit("restore-after-stop")?;
+        let report = restored?;
         fs::set_permissions(
             &journal.fresh,
             std::os::unix::fs::PermissionsExt::from_mode(0o700),
@@ -714,15 +712,38 @@ impl Charm<'_> {
                 .with_context(|| format!("failure point: cannot truncate {}", db.display()))?;
         }
 
-        self.log_progress("Starting etcd on the restored data");
-        self.service
-            .start()
-            .context("etcd did not start on the restored data")?;
-        self.wait_serving(START_TIMEOUT)
-            .context("etcd did not become healthy on the restored data")?;
-        failpoint::hit("restore-after-start")?;
-        let after = self.check_restored(inspection, &report, before)?;
+        // The staged db is no longer needed, and unlinking a freshly written
+        // GiB takes a second or more: it goes while etcd starts.
+        let after = std::thread::scope(|s| {
+            s.spawn(|| {
+                if let Err(e) = fs::remove_file(db_path) {
+                    tracing::warn!("cannot remove {}: {e}", db_path.display());
+                }
+            });
+            self.log_progress("Starting etcd on the restored data");
+            self.service
+                .start()
+                .context("etcd did not start on the restored data")?;
+            self.wait_serving(START_TIMEOUT)
+                .context("etcd did not become healthy on the restored data")?;
+            failpoint::hit("restore-after-start")?;
+            self.check_restored(inspection, &report, before)
+        })?;
         Ok((report, after))
+    }
+
+    /// Stops etcd and waits until the service is inactive.
+    fn stop_etcd(&self) -> Result<()> {
+        self.log_progress("Stopping etcd");
+        self.service.stop().context("systemctl stop etcd failed")?;
+        if !self
+            .service
+            .wait_inactive(Duration::from_secs(30))
+            .context("systemctl is-active failed")?
+        {
+            bail!("etcd did not stop within 30 s");
+        }
+        Ok(())
     }
 
     /// Waits until this unit's etcd is healthy; fails at once when the

@@ -1,6 +1,6 @@
 //! Running external commands with their stderr kept for the error message.
 
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// A command that could not run, or that failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,60 @@ pub fn run(cmd: &mut Command) -> Result<Output, CommandError> {
         command: command.clone(),
         source,
     })?;
+    checked(command, out)
+}
+
+/// A command started by [`spawn`], running while the caller does other
+/// work.
+#[derive(Debug)]
+pub struct Running {
+    command: String,
+    child: Child,
+}
+
+/// Starts `cmd` with its output captured. The child is killed if this
+/// process dies first (`PR_SET_PDEATHSIG`), so a crashed charm never
+/// leaves a tool writing into a directory that recovery is removing.
+/// Spawn it from a thread that outlives it: the signal follows the thread
+/// that forked.
+pub fn spawn(cmd: &mut Command) -> Result<Running, CommandError> {
+    use std::os::unix::process::CommandExt;
+    let command = describe(cmd);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: prctl(2) is async-signal-safe and touches no memory of ours;
+    // it runs in the child between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|source| CommandError::Spawn {
+        command: command.clone(),
+        source,
+    })?;
+    Ok(Running { command, child })
+}
+
+impl Running {
+    /// Waits for the command; as [`run`] for its result.
+    pub fn wait(self) -> Result<Output, CommandError> {
+        let Running { command, child } = self;
+        let out = child
+            .wait_with_output()
+            .map_err(|source| CommandError::Spawn {
+                command: command.clone(),
+                source,
+            })?;
+        checked(command, out)
+    }
+}
+
+fn checked(command: String, out: Output) -> Result<Output, CommandError> {
     if out.status.success() {
         return Ok(out);
     }

@@ -81,6 +81,12 @@ impl RestoreTool {
 
     /// Runs `snapshot restore` for `req`.
     pub fn restore(&self, req: &RestoreRequest) -> Result<RestoreReport, CommandError> {
+        self.start(req)?.wait()
+    }
+
+    /// Starts `snapshot restore` for `req` and returns while it runs (see
+    /// [`process::spawn`]).
+    pub fn start(&self, req: &RestoreRequest) -> Result<PendingRestore, CommandError> {
         let mut cmd = Command::new(&self.path);
         if self.needs_api3 {
             cmd.env("ETCDCTL_API", "3");
@@ -114,8 +120,25 @@ impl RestoreTool {
                 report.marked_compacted = true;
             }
         }
-        process::run(&mut cmd)?;
-        Ok(report)
+        Ok(PendingRestore {
+            running: process::spawn(&mut cmd)?,
+            report,
+        })
+    }
+}
+
+/// A `snapshot restore` that is running.
+#[derive(Debug)]
+pub struct PendingRestore {
+    running: process::Running,
+    report: RestoreReport,
+}
+
+impl PendingRestore {
+    /// Waits for the tool to finish.
+    pub fn wait(self) -> Result<RestoreReport, CommandError> {
+        self.running.wait()?;
+        Ok(self.report)
     }
 }
 

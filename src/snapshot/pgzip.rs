@@ -51,6 +51,15 @@ struct Job {
     data: Vec<u8>,
 }
 
+/// Output buffers handed back by the writer for the workers to reuse:
+/// allocating a fresh megabyte per block costs page faults and, for
+/// allocators that map big blocks, an munmap (and a TLB shootdown) each.
+type Pool = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// Room for one block's deflate output without growing: deflate's worst
+/// case is a few bytes per 16 KiB over the input.
+const OUT_CAPACITY: usize = BLOCK_SIZE + BLOCK_SIZE / 64 + 1024;
+
 struct Done {
     seq: u64,
     deflated: io::Result<Vec<u8>>,
@@ -67,6 +76,7 @@ pub struct ParGzWriter<W: Write> {
     jobs: Option<mpsc::SyncSender<Job>>,
     done: mpsc::Receiver<Done>,
     workers: Vec<JoinHandle<()>>,
+    pool: Pool,
     block: Vec<u8>,
     spare: Vec<Vec<u8>>,
     next_seq: u64,
@@ -97,13 +107,15 @@ impl<W: Write> ParGzWriter<W> {
         let (job_tx, job_rx) = mpsc::sync_channel::<Job>(max_in_flight);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (done_tx, done_rx) = mpsc::channel::<Done>();
+        let pool: Pool = Arc::new(Mutex::new(Vec::new()));
         let mut handles = Vec::with_capacity(workers);
         for i in 0..workers {
             let rx = Arc::clone(&job_rx);
             let tx = done_tx.clone();
+            let pool = Arc::clone(&pool);
             let h = std::thread::Builder::new()
                 .name(format!("gzip-{i}"))
-                .spawn(move || worker(rx, tx, level))?;
+                .spawn(move || worker(rx, tx, pool, level))?;
             handles.push(h);
         }
         Ok(ParGzWriter {
@@ -112,6 +124,7 @@ impl<W: Write> ParGzWriter<W> {
             jobs: Some(job_tx),
             done: done_rx,
             workers: handles,
+            pool,
             block: Vec::with_capacity(BLOCK_SIZE),
             spare: Vec::new(),
             next_seq: 0,
@@ -185,9 +198,14 @@ impl<W: Write> ParGzWriter<W> {
             }
             self.inner()?.write_all(&out)?;
             self.crc.combine(&d.crc);
+            if let Ok(mut pool) = self.pool.lock() {
+                if pool.len() <= self.max_in_flight {
+                    pool.push(out);
+                }
+            }
             let mut spent = d.spent;
             spent.clear();
-            if self.spare.len() < 2 {
+            if self.spare.len() <= self.max_in_flight {
                 self.spare.push(spent);
             }
             self.next_write += 1;
@@ -256,7 +274,7 @@ impl<W: Write> Drop for ParGzWriter<W> {
     }
 }
 
-fn worker(jobs: Arc<Mutex<mpsc::Receiver<Job>>>, done: mpsc::Sender<Done>, level: u32) {
+fn worker(jobs: Arc<Mutex<mpsc::Receiver<Job>>>, done: mpsc::Sender<Done>, pool: Pool, level: u32) {
     let mut z = Compress::new(Compression::new(level), false);
     let mut sample_out = Vec::with_capacity(SAMPLE + SAMPLE / 8 + 64);
     loop {
@@ -271,8 +289,13 @@ fn worker(jobs: Arc<Mutex<mpsc::Receiver<Job>>>, done: mpsc::Sender<Done>, level
         crc.update(&job.data);
         // A panic must come back as an error: the writer waits for every
         // block it handed out.
+        let mut out = pool
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_else(|| Vec::with_capacity(OUT_CAPACITY));
         let deflated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            deflate_block(&mut z, &job.data, &mut sample_out)
+            deflate_block(&mut z, &job.data, &mut sample_out, &mut out).map(|()| out)
         }))
         .unwrap_or_else(|_| Err(io::Error::other("a gzip worker thread panicked")));
         let msg = Done {
@@ -287,24 +310,32 @@ fn worker(jobs: Arc<Mutex<mpsc::Receiver<Job>>>, done: mpsc::Sender<Done>, level
     }
 }
 
-/// One block as raw deflate ending in a sync flush (byte-aligned, not
-/// final), or as stored blocks when it does not compress.
-fn deflate_block(z: &mut Compress, data: &[u8], scratch: &mut Vec<u8>) -> io::Result<Vec<u8>> {
+/// One block into `out` as raw deflate ending in a sync flush
+/// (byte-aligned, not final), or as stored blocks when it does not
+/// compress.
+fn deflate_block(
+    z: &mut Compress,
+    data: &[u8],
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    out.clear();
     if data.len() > SAMPLE {
         z.reset();
         scratch.clear();
         run(z, &data[..SAMPLE], scratch, FlushCompress::Sync)?;
         if scratch.len() * 64 > SAMPLE * STORE_ABOVE_64THS {
-            return Ok(stored(data));
+            stored(data, out);
+            return Ok(());
         }
     }
     z.reset();
-    let mut out = Vec::with_capacity(data.len() / 2 + 1024);
-    run(z, data, &mut out, FlushCompress::Sync)?;
+    run(z, data, out, FlushCompress::Sync)?;
     if out.len() > data.len() + data.len() / MAX_STORED * 5 + 5 {
-        return Ok(stored(data));
+        out.clear();
+        stored(data, out);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Compresses all of `input` into `out` (growing it as needed) and
@@ -331,9 +362,9 @@ fn run(z: &mut Compress, input: &[u8], out: &mut Vec<u8>, flush: FlushCompress) 
     }
 }
 
-/// `data` as non-final stored deflate blocks.
-fn stored(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + (data.len() / MAX_STORED + 1) * 5);
+/// Appends `data` to `out` as non-final stored deflate blocks.
+fn stored(data: &[u8], out: &mut Vec<u8>) {
+    out.reserve(data.len() + (data.len() / MAX_STORED + 1) * 5);
     for chunk in data.chunks(MAX_STORED) {
         let len = chunk.len() as u16;
         out.push(0); // BFINAL=0, BTYPE=00; the rest of the byte is padding
@@ -341,7 +372,6 @@ fn stored(data: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&(!len).to_le_bytes());
         out.extend_from_slice(chunk);
     }
-    out
 }
 
 #[cfg(test)]
