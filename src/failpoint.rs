@@ -12,6 +12,35 @@
 //!   kill would, with no chance to clean up;
 //! - `corrupt`: the call site damages what it just produced (each site
 //!   documents what that means), so the next step fails for real.
+//!
+//! The points, in the order a run meets them (`tests/faults.rs` kills the
+//! dispatcher at every one of them):
+//!
+//! | point | where | what a `kill` leaves |
+//! |---|---|---|
+//! | `snapshot-after-lock` | snapshot action: lock held, nothing written | nothing |
+//! | `snapshot-mid-stream` | about half of the db streamed into `NAME.partial` | the partial file and `snapshot-partial.json` naming it |
+//! | `snapshot-before-sync` | archive written, not fsynced (`corrupt`: one byte flipped) | the same |
+//! | `snapshot-before-rename` | archive fsynced, still `NAME.partial` | the same |
+//! | `snapshot-after-rename` | archive renamed and its directory fsynced; no results yet | a whole archive and the journal |
+//! | `restore-after-verify` | restore action: archive verified into the staging db, space checked | the staging db |
+//! | `restore-mid-backup` | about half of the current data streamed into the backup's partial file | the staging db, the partial backup and its journal |
+//! | `restore-after-backup` | backup written; etcd not stopped yet | the staging db and a whole backup |
+//! | `restore-after-stop` | journal `replacing` written, etcd stopped | etcd stopped on the old data |
+//! | `restore-after-restore` | snapshot restored into `data.restoring` | the same, plus `data.restoring` |
+//! | `restore-after-move-aside` | old data moved to `data.pre-restore` | no `data` at all |
+//! | `restore-after-swap` | new data in place, etcd not started (`corrupt`: the db cut short) | etcd stopped on the new data |
+//! | `restore-after-start` | etcd healthy on the new data, not yet checked | etcd serving the new data |
+//! | `restore-after-verified` | journal `verified` written | the new data in service, `data.pre-restore` not yet removed |
+//! | `restore-mid-adopt-pki` | `adopt-pki=true`: the secret holds the snapshot's CA, etcd not restarted | etcd on certificates from the old CA |
+//!
+//! The next hook, or the next snapshot or restore action, cleans up under
+//! the unit's lock ([`crate::charm`]'s `recover_interrupted`): it removes the
+//! partial file a snapshot journal names, rolls a `replacing` restore back
+//! to the old data, finishes a `verified` one, and drops the staging db. An
+//! interrupted CA adoption is completed by the hook's reconcile, which
+//! reissues the unit's certificates from the CA the application's secret
+//! holds.
 
 /// The environment variable that arms failure points.
 pub const ENV: &str = "ETCD_CHARM_FAILPOINTS";

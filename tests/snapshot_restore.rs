@@ -14,9 +14,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_yaml::Value as Yaml;
+use util::act::{
+    deploy_with_snapshot, failure, host_path, no_partials, result, run_action, sha256sum, sim_here,
+};
 use util::kv;
-use util::{etcd35_dir, etcd35_resource, Model, Run};
+use util::{etcd35_dir, etcd35_resource, Model};
 
 const KEYS: usize = 3000;
 const BIG: usize = 600 << 10;
@@ -30,98 +32,8 @@ fn endpoint(m: &Model, unit: &str) -> kv::Conn {
     kv::Conn::to(m, unit)
 }
 
-/// Runs juju-sim in the model's scratch directory, where `./file` paths
-/// are resolved, as an operator's shell would.
-fn sim_here(m: &Model, args: &[&str]) -> Run {
-    sim_env(m, args, &[])
-}
-
-fn sim_env(m: &Model, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let out = m
-        .cmd()
-        .current_dir(m.scratch.path())
-        .envs(env.iter().copied())
-        .args(args)
-        .output()
-        .expect("cannot run juju-sim");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// `juju run-action UNIT ACTION [k=v…]`, then `juju show-action-output ID`:
-/// the seed's two steps. Returns the parsed output.
-fn run_action(m: &Model, unit: &str, action: &str, params: &[&str], env: &[(&str, &str)]) -> Yaml {
-    let mut args = vec!["run-action", unit, action];
-    args.extend_from_slice(params);
-    let q = sim_env(m, &args, env).ok();
-    let id = q.action_id();
-    let shown = sim_here(m, &["show-action-output", &id]).ok();
-    serde_yaml::from_str(&shown.stdout).unwrap()
-}
-
-/// `juju deploy etcd APP --resource snapshot=ARCHIVE`
-fn deploy_with_snapshot(m: &Model, app: &str, archive: &Path) {
-    let res = format!("snapshot={}", archive.display());
-    sim_here(m, &["deploy", "etcd", app, "--resource", &res]).ok();
-}
-
-fn result<'a>(out: &'a Yaml, path: &str) -> &'a str {
-    let mut v = &out["results"];
-    for p in path.split('.') {
-        v = &v[p];
-    }
-    v.as_str().unwrap_or_else(|| {
-        panic!(
-            "no result {path} in {}",
-            serde_yaml::to_string(out).unwrap()
-        )
-    })
-}
-
-fn failure(out: &Yaml) -> String {
-    assert_eq!(
-        out["status"],
-        "failed",
-        "expected a failed action: {}",
-        serde_yaml::to_string(out).unwrap()
-    );
-    out["message"].as_str().unwrap_or_default().to_string()
-}
-
-fn sha256sum(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
-fn host_path(m: &Model, unit: &str, unit_path: &str) -> PathBuf {
-    m.unit_root(unit).join(unit_path.trim_start_matches('/'))
-}
-
-/// No file under `dir` (recursively) ends in `.partial`.
-fn no_partials(dir: &Path) -> bool {
-    let Ok(rd) = fs::read_dir(dir) else {
-        return true;
-    };
-    rd.flatten().all(|e| {
-        let p = e.path();
-        if p.is_dir() {
-            no_partials(&p)
-        } else {
-            !p.to_string_lossy().ends_with(".partial")
-        }
-    })
 }
 
 /// The seed's workflow, end to end. Returns the model for further checks.
@@ -180,6 +92,37 @@ fn seed_workflow(m: &Model, deploy: &[&str], etcdctl: &Path) {
         .output()
         .unwrap();
     assert!(listing.status.success());
+    // GNU tar and Python's tarfile both extract a db whose sha256 is the
+    // manifest's (the gzip is written in parallel blocks; it must still be
+    // one ordinary gzip stream).
+    for how in ["gnu-tar", "python-tarfile"] {
+        let out = m.scratch.path().join(format!("x-{how}"));
+        fs::create_dir_all(&out).unwrap();
+        let ok = match how {
+            "gnu-tar" => Command::new("tar")
+                .arg("xzf")
+                .arg(&local)
+                .arg("-C")
+                .arg(&out)
+                .status(),
+            _ => Command::new("python3")
+                .arg("-c")
+                .arg("import sys, tarfile\nwith tarfile.open(sys.argv[1], 'r:gz') as t: t.extractall(sys.argv[2])")
+                .arg(&local)
+                .arg(&out)
+                .status(),
+        }
+        .unwrap();
+        assert!(ok.success(), "{how} cannot extract the archive");
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(
+            sha256sum(&out.join("db")),
+            manifest["db-sha256"].as_str().unwrap(),
+            "{how}"
+        );
+        fs::remove_dir_all(&out).unwrap();
+    }
 
     // Step 3: deploy etcd new-etcd --resource snapshot=./file
     let mut d3 = vec!["deploy", "etcd", "new-etcd"];
@@ -672,6 +615,12 @@ fn one_snapshot_or_restore_at_a_time_and_a_full_disk_loses_nothing() {
         fs::read_dir(&small).unwrap().count(),
         0,
         "a partial file was left behind"
+    );
+    assert!(
+        !m.unit_root("etcd/0")
+            .join("var/lib/etcd-charm/snapshot-partial.json")
+            .exists(),
+        "the failed run left its journal"
     );
     // etcd still serves, and a snapshot elsewhere works.
     let out = run_action(&m, "etcd/0", "snapshot", &[], &[]);

@@ -41,7 +41,7 @@ pub fn run(charm: &Charm<'_>, hook: &str) -> Result<()> {
     // No hook restarts etcd under a snapshot or restore; a restore that
     // was interrupted is rolled back before anything else.
     let _lock = OpLock::acquire(&charm.root, &format!("the {hook} hook"), HOOK_LOCK_WAIT)?;
-    charm.recover_interrupted_restore()?;
+    charm.recover_interrupted()?;
     match hook {
         "install" => {
             let mut state = charm.load_state()?;

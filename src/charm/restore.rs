@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::hooks::{random_hex, PEER};
 use super::lock::OpLock;
-use super::snapshot::{explain_io, human_size, param_bool, param_str, DEFAULT_TARGET};
+use super::snapshot::{explain_io, human_size, param_bool, param_str, Purpose, DEFAULT_TARGET};
 use super::state::RestoredSnapshot;
 use super::Charm;
 use crate::etcd::client::EtcdClient;
@@ -157,7 +157,7 @@ impl Charm<'_> {
         let skip_backup = param_bool(&params, "skip-backup", false)?;
         let adopt_pki = param_bool(&params, "adopt-pki", false)?;
         let _lock = OpLock::try_acquire(&self.root, "the restore action")?;
-        self.recover_interrupted_restore()?;
+        self.recover_interrupted()?;
 
         // 1. Guards and checks. Nothing is touched until they all pass.
         let attached = self.attached_snapshot()?.ok_or_else(|| {
@@ -329,11 +329,23 @@ impl Charm<'_> {
             .open(&db_path)
             .with_context(|| format!("cannot create {}", db_path.display()))?;
         let mut db_out = BufWriter::with_capacity(snapshot::BUF_SIZE, &db_file);
+        let mut next_report = attached.size / 4;
         let inspection = snapshot::inspect(
             BufReader::with_capacity(snapshot::BUF_SIZE, input),
             Some(&mut db_out),
             Limits::default(),
-            &mut snapshot::NoProgress,
+            &mut |done: u64, _: Option<u64>| {
+                // Big archives take a while: a line at each quarter.
+                if attached.size >= 64 << 20 && done >= next_report {
+                    self.log_progress(&format!(
+                        "Verified {}% ({} of {})",
+                        done * 100 / attached.size,
+                        human_size(done),
+                        human_size(attached.size)
+                    ));
+                    next_report = next_report.saturating_add(attached.size / 4);
+                }
+            },
         )
         .map_err(|e| match &e {
             snapshot::InspectError::WriteDb(io) => anyhow!(
@@ -452,8 +464,9 @@ impl Charm<'_> {
             Some(dir) => {
                 self.log_progress(&format!("Saving the current data to {target}"));
                 let taken = self
-                    .take_snapshot(client, dir, target, "etcd-backup", None)
+                    .take_snapshot(client, dir, target, Purpose::Backup, None)
                     .context("cannot save the current data before the restore (nothing was changed; pass skip-backup=true to restore without a backup)")?;
+                failpoint::hit("restore-after-backup")?;
                 Some(taken)
             }
             None => {
@@ -480,11 +493,13 @@ impl Charm<'_> {
         }
         let jpath = journal_path(self);
         journal.save(&jpath)?;
+        // A kill leaves this status behind, so it says what happens then.
         self.tools
             .status_set(
                 &Status::maintenance(format!(
-                    "Restoring the snapshot {}",
-                    &inspection.input_sha256[..12.min(inspection.input_sha256.len())]
+                    "Restoring the snapshot {}; etcd is stopped meanwhile. If this status stays, the restore was interrupted: the next hook rolls it back to the old data, or run: juju run-action {} restore",
+                    &inspection.input_sha256[..12.min(inspection.input_sha256.len())],
+                    self.ctx.unit_name
                 )),
                 false,
             )
@@ -527,6 +542,15 @@ impl Charm<'_> {
         let mut done = journal.clone();
         done.phase = Phase::Verified;
         done.save(&jpath)?;
+        self.tools
+            .status_set(
+                &Status::maintenance(format!(
+                    "The snapshot is restored and etcd serves it (cluster {:x}); removing the old data. If this status stays, the next hook finishes the clean-up",
+                    after.cluster_id
+                )),
+                false,
+            )
+            .context("cannot set the unit's status")?;
         failpoint::hit("restore-after-verified")?;
         self.finish_verified(&done, &jpath);
         let pki_result = match &adopted_ca {
@@ -647,7 +671,10 @@ impl Charm<'_> {
                 name: self.ctx.member_name(),
                 peer_url: peer_url.to_string(),
                 token: token.to_string(),
-                skip_hash_check: inspection.needs_skip_hash_check,
+                // The charm checked etcd's sha256 over exactly the bytes it
+                // staged (or the db has none): a second pass by the tool
+                // would only double the time spent hashing.
+                skip_hash_check: inspection.needs_skip_hash_check || inspection.has_etcd_hash,
             })
             .context("etcd's snapshot restore failed")?;
         fs::set_permissions(
@@ -894,6 +921,13 @@ impl Charm<'_> {
             Phase::Verified => {
                 tracing::warn!("finishing the clean-up of a restore that was verified");
                 self.finish_verified(&journal, &jpath);
+                // The status the killed run left says a clean-up is due;
+                // it is done. (A hook sets its own status after this.)
+                if self.wait_serving(Duration::from_secs(10)).is_ok() {
+                    self.tools
+                        .status_set(&Status::active(super::hooks::healthy_message(1)), false)
+                        .context("cannot set the unit's status")?;
+                }
                 Ok(())
             }
             Phase::Replacing => {
@@ -959,7 +993,18 @@ impl Charm<'_> {
             "Adopting the snapshot's CA (sha256 {})",
             ca.fingerprint_sha256()
         ));
+        self.tools
+            .status_set(
+                &Status::maintenance(format!(
+                    "Adopting the snapshot's CA (sha256 {}). If this status stays, the adoption was interrupted: the next hook reissues this unit's certificates from the CA the application then holds, or run: juju run-action {} restore adopt-pki=true",
+                    ca.fingerprint_sha256(),
+                    self.ctx.unit_name
+                )),
+                false,
+            )
+            .context("cannot set the unit's status")?;
         let old = self.replace_ca(ca)?;
+        failpoint::hit("restore-mid-adopt-pki")?;
         let apply = || -> Result<()> {
             let state = self.load_state()?;
             if let Err(status) = self.member_config(&state)? {

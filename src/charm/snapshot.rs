@@ -5,18 +5,28 @@
 //! byte), fsynced, renamed and its directory fsynced, so a file with the
 //! final name is always whole. Any failure removes the partial file. The
 //! same code takes the restore action's backup of the data it replaces.
+//!
+//! A run that is killed (`kill -9`, OOM, reboot) cannot remove its partial
+//! file, so its path is first recorded in a small journal,
+//! `/var/lib/etcd-charm/snapshot-partial.json`, written before the partial
+//! file is created and removed once the archive has its final name. The
+//! next hook or snapshot/restore action removes the orphan and the journal
+//! ([`Charm::recover_interrupted_snapshot`]); the next snapshot into the same
+//! directory also removes any `etcd-*.tar.gz.partial` there.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context as _, Result};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::lock::OpLock;
 use super::Charm;
+use crate::etcd::paths::STATE_FILE;
 use crate::etcd::EtcdClient;
 use crate::failpoint;
 use crate::fsutil;
@@ -125,20 +135,124 @@ fn remove_stale_partials(dir: &Path) {
     }
 }
 
-/// Removes a partial file when dropped, unless disarmed.
+/// What an archive is for: its file name prefix and its failure points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// The snapshot action's archive, `etcd-snapshot-….tar.gz`.
+    Snapshot,
+    /// The restore action's backup of the data it replaces,
+    /// `etcd-backup-….tar.gz`.
+    Backup,
+}
+
+/// The steps of [`Charm::take_snapshot`] that have a failure point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// About half of the db has been read from etcd into the partial file.
+    MidStream,
+    BeforeSync,
+    BeforeRename,
+    /// The archive has its final name and its directory is synced.
+    AfterRename,
+}
+
+impl Purpose {
+    fn prefix(self) -> &'static str {
+        match self {
+            Purpose::Snapshot => "etcd-snapshot",
+            Purpose::Backup => "etcd-backup",
+        }
+    }
+
+    /// The failure point of `step`, if this purpose has one there. The
+    /// backup shares the snapshot's code, so only its middle is a point of
+    /// its own (`restore-after-backup` is in the restore action).
+    fn point(self, step: Step) -> Option<&'static str> {
+        match (self, step) {
+            (Purpose::Snapshot, Step::MidStream) => Some("snapshot-mid-stream"),
+            (Purpose::Snapshot, Step::BeforeSync) => Some("snapshot-before-sync"),
+            (Purpose::Snapshot, Step::BeforeRename) => Some("snapshot-before-rename"),
+            (Purpose::Snapshot, Step::AfterRename) => Some("snapshot-after-rename"),
+            (Purpose::Backup, Step::MidStream) => Some("restore-mid-backup"),
+            (Purpose::Backup, _) => None,
+        }
+    }
+
+    /// Evaluates the point of `step`; `Ok(true)` means `corrupt`.
+    fn hit(self, step: Step) -> Result<bool, failpoint::Injected> {
+        match self.point(step) {
+            Some(name) => failpoint::hit(name),
+            None => Ok(false),
+        }
+    }
+}
+
+/// The journal of the archive being written: the partial file's host path.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct PartialJournal {
+    partial: PathBuf,
+}
+
+fn partial_journal_path(root: &crate::etcd::Root) -> PathBuf {
+    root.at(STATE_FILE).with_file_name("snapshot-partial.json")
+}
+
+/// Only files this code names are ever removed through the journal.
+fn is_our_partial(p: &Path) -> bool {
+    p.file_name()
+        .map(|n| n.to_string_lossy())
+        .is_some_and(|n| n.starts_with("etcd-") && n.ends_with(".tar.gz.partial"))
+}
+
+fn remove_if_exists(p: &Path) -> io::Result<()> {
+    match fs::remove_file(p) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// Removes the partial file and its journal when dropped, unless disarmed.
 struct PartialGuard {
     path: Option<PathBuf>,
+    journal: PathBuf,
 }
 
 impl Drop for PartialGuard {
     fn drop(&mut self) {
         if let Some(p) = self.path.take() {
-            if let Err(e) = fs::remove_file(&p) {
-                if e.kind() != io::ErrorKind::NotFound {
-                    tracing::warn!("cannot remove {}: {e}", p.display());
-                }
+            if let Err(e) = remove_if_exists(&p) {
+                tracing::warn!("cannot remove {}: {e}", p.display());
+                // The journal stays, so the next hook tries again.
+                return;
             }
         }
+        if let Err(e) = remove_if_exists(&self.journal) {
+            tracing::warn!("cannot remove {}: {e}", self.journal.display());
+        }
+    }
+}
+
+/// The db stream from etcd, with the mid-stream failure point evaluated
+/// once about half of the announced size has been read.
+struct MidStream<R> {
+    inner: R,
+    read: u64,
+    half: u64,
+    point: Option<Purpose>,
+}
+
+impl<R: Read> Read for MidStream<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read = self.read.saturating_add(n as u64);
+        if self.read >= self.half {
+            if let Some(purpose) = self.point.take() {
+                // `corrupt` has no meaning here; `error` fails the read.
+                purpose.hit(Step::MidStream).map_err(io::Error::other)?;
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -183,7 +297,8 @@ impl Charm<'_> {
         let target = param_str(&params, "target", DEFAULT_TARGET)?;
         let include_pki = param_bool(&params, "include-pki", false)?;
         let _lock = OpLock::try_acquire(&self.root, "the snapshot action")?;
-        self.recover_interrupted_restore()?;
+        self.recover_interrupted()?;
+        failpoint::hit("snapshot-after-lock")?;
         let dir = self.target_dir(&target)?;
         let ca = if include_pki {
             Some(
@@ -198,7 +313,7 @@ impl Charm<'_> {
             ca_key: ca.key_pem().expose().as_bytes(),
         });
         let mut client = self.connect()?;
-        let taken = self.take_snapshot(&mut client, &dir, &target, "etcd-snapshot", pki)?;
+        let taken = self.take_snapshot(&mut client, &dir, &target, Purpose::Snapshot, pki)?;
 
         let m = &taken.manifest;
         let mut pki_results = Vec::new();
@@ -228,15 +343,16 @@ impl Charm<'_> {
 
     /// Streams a consistent snapshot from `client` into
     /// `{prefix}-YYYY-MM-DD-HH.MM.SS.tar.gz` in `dir` (whose unit path is
-    /// `unit_dir`).
+    /// `unit_dir`), the prefix depending on `purpose`.
     pub(crate) fn take_snapshot(
         &self,
         client: &mut EtcdClient,
         dir: &Path,
         unit_dir: &str,
-        prefix: &str,
+        purpose: Purpose,
         pki: Option<snapshot::PkiFiles<'_>>,
     ) -> Result<Taken> {
+        let prefix = purpose.prefix();
         remove_stale_partials(dir);
         let status = client.status().context("cannot read etcd's status")?;
         // Read before the stream opens, so the manifest's revision is never
@@ -276,20 +392,36 @@ impl Charm<'_> {
         let final_path = dir.join(&name);
         let partial_path = dir.join(format!("{name}.partial"));
         let unit_path = format!("{}/{name}", unit_dir.trim_end_matches('/'));
+        // The journal first: a kill from here on leaves a record of the
+        // partial file for the next hook to remove.
+        let journal = partial_journal_path(&self.root);
+        let body = serde_json::to_vec(&PartialJournal {
+            partial: partial_path.clone(),
+        })
+        .context("cannot encode the snapshot journal")?;
+        fsutil::write_atomic(&journal, &body, 0o600)
+            .with_context(|| format!("cannot write the snapshot journal {}", journal.display()))?;
+        let mut guard = PartialGuard {
+            path: Some(partial_path.clone()),
+            journal,
+        };
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&partial_path)
             .map_err(|e| anyhow!("cannot create {unit_path}.partial: {e}; {}", explain_io(&e)))?;
-        let mut guard = PartialGuard {
-            path: Some(partial_path.clone()),
-        };
 
-        let mut stream = client
+        let stream = client
             .snapshot()
             .context("etcd refused to start a snapshot")?;
         let total = stream.size();
+        let mut stream = MidStream {
+            inner: stream,
+            read: 0,
+            half: (total / 2).max(1),
+            point: Some(purpose),
+        };
         self.log_progress(&format!(
             "Streaming a {} snapshot of etcd {} at revision {revision} ({key_count} keys) into {unit_path}",
             human_size(total),
@@ -327,17 +459,21 @@ impl Charm<'_> {
             .map_err(|e| anyhow!("cannot write {unit_path}: {e}; {}", explain_io(&e)))?;
         drop(out);
         drop(stream);
-        if failpoint::hit("snapshot-before-sync")? {
+        if purpose.hit(Step::BeforeSync)? {
             corrupt_file(&file)?;
         }
         file.sync_all()
             .map_err(|e| anyhow!("cannot sync {unit_path}: {e}; {}", explain_io(&e)))?;
         drop(file);
-        failpoint::hit("snapshot-before-rename")?;
+        purpose.hit(Step::BeforeRename)?;
         fs::rename(&partial_path, &final_path)
             .with_context(|| format!("cannot rename {unit_path}.partial to {unit_path}"))?;
+        // The archive is whole under its final name; what is left of the
+        // guard's work is the journal.
         guard.path = None;
         fsutil::sync_dir(dir).with_context(|| format!("cannot sync {unit_dir}"))?;
+        purpose.hit(Step::AfterRename)?;
+        drop(guard);
         self.log_progress(&format!(
             "Wrote {unit_path} ({}, sha256 {})",
             human_size(packed.archive_size),
@@ -349,6 +485,65 @@ impl Charm<'_> {
             size: packed.archive_size,
             manifest: packed.manifest,
         })
+    }
+
+    /// Removes what a killed snapshot (or restore backup) left: the partial
+    /// file its journal names, then the journal. A failure to remove is
+    /// logged and the journal kept, so the next hook tries again; it never
+    /// fails the caller. The caller holds the unit's lock, so no live run
+    /// owns the file.
+    pub(crate) fn recover_interrupted_snapshot(&self) {
+        let jpath = partial_journal_path(&self.root);
+        let body = match fs::read(&jpath) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::warn!("cannot read {}: {e}", jpath.display());
+                return;
+            }
+        };
+        match serde_json::from_slice::<PartialJournal>(&body) {
+            Ok(j) if is_our_partial(&j.partial) => match remove_if_exists(&j.partial) {
+                Ok(()) => {
+                    tracing::warn!(
+                        "removed {} (if it was there), left by an interrupted snapshot",
+                        j.partial.display()
+                    );
+                    if let Some(dir) = j.partial.parent() {
+                        if let Err(e) = fsutil::sync_dir(dir) {
+                            tracing::warn!("cannot sync {}: {e}", dir.display());
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot remove {}, left by an interrupted snapshot: {e}",
+                        j.partial.display()
+                    );
+                    return;
+                }
+            },
+            Ok(j) => tracing::warn!(
+                "the snapshot journal names {}, which is not a partial snapshot; leaving it",
+                j.partial.display()
+            ),
+            Err(e) => tracing::warn!(
+                "the snapshot journal {} is unreadable: {e}",
+                jpath.display()
+            ),
+        }
+        if let Err(e) = remove_if_exists(&jpath) {
+            tracing::warn!("cannot remove {}: {e}", jpath.display());
+        }
+    }
+
+    /// Cleans up after a snapshot or restore that was killed part-way:
+    /// the orphan partial archive, then the interrupted restore. Every hook
+    /// and the snapshot and restore actions call it first, holding the
+    /// unit's lock.
+    pub(crate) fn recover_interrupted(&self) -> Result<()> {
+        self.recover_interrupted_snapshot();
+        self.recover_interrupted_restore()
     }
 
     /// Progress for the operator; a failing `action-log` never fails the

@@ -25,7 +25,8 @@ pub struct RestoreRequest {
     pub peer_url: String,
     /// A new token, so the restored cluster gets a new cluster ID.
     pub token: String,
-    /// The db carries no hash (a raw copy of `member/snap/db`).
+    /// Pass `--skip-hash-check`: the db carries no hash (a raw copy of
+    /// `member/snap/db`), or the caller has already verified it.
     pub skip_hash_check: bool,
 }
 

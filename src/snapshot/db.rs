@@ -7,7 +7,7 @@
 //! last 32 bytes" without knowing where the stream ends. It also keeps the
 //! first bytes, to check bbolt's magic number at offset 16.
 
-use sha2::{Digest, Sha256};
+use super::hash::Sha256;
 
 /// bbolt's magic number `0xED0CDAED`, little-endian, as it appears in the
 /// meta page.
@@ -48,9 +48,10 @@ impl DbDigest {
     }
 }
 
-/// Hashes a db as it streams by; see the module doc.
+/// Hashes a db as it streams by; see the module doc. Every byte is hashed
+/// once: `body` sees all but the lookbehind, and the hash of everything is
+/// a clone of `body` fed the last 32 bytes at the end.
 pub(crate) struct DbScanner {
-    all: Sha256,
     body: Sha256,
     tail: [u8; ETCD_HASH_LEN],
     tail_len: usize,
@@ -62,7 +63,6 @@ pub(crate) struct DbScanner {
 impl DbScanner {
     pub fn new() -> Self {
         DbScanner {
-            all: Sha256::new(),
             body: Sha256::new(),
             tail: [0; ETCD_HASH_LEN],
             tail_len: 0,
@@ -73,7 +73,6 @@ impl DbScanner {
     }
 
     pub fn update(&mut self, chunk: &[u8]) {
-        self.all.update(chunk);
         self.size += chunk.len() as u64;
         if self.head_len < HEAD_LEN {
             let n = (HEAD_LEN - self.head_len).min(chunk.len());
@@ -108,10 +107,12 @@ impl DbScanner {
 
     pub fn finish(self) -> DbDigest {
         let has_magic = self.head_len == HEAD_LEN && self.head[MAGIC_OFFSET..] == BBOLT_MAGIC;
+        let mut all = self.body.clone();
+        all.update(&self.tail[..self.tail_len]);
         let trailer = if self.tail_len < ETCD_HASH_LEN {
             Trailer::TooShort
         } else {
-            let computed: [u8; ETCD_HASH_LEN] = self.body.finalize().into();
+            let computed: [u8; ETCD_HASH_LEN] = self.body.finish_bytes();
             if computed == self.tail {
                 Trailer::Matches
             } else {
@@ -122,7 +123,7 @@ impl DbScanner {
             }
         };
         DbDigest {
-            sha256: hex::encode(self.all.finalize()),
+            sha256: all.finish_hex(),
             size: self.size,
             has_magic,
             trailer,
@@ -134,6 +135,7 @@ impl DbScanner {
 mod tests {
     use super::*;
     use crate::snapshot::testutil::{raw_db, synth_db};
+    use sha2::Digest;
 
     fn scan_in_chunks(data: &[u8], sizes: &[usize]) -> DbDigest {
         let mut s = DbScanner::new();
@@ -151,7 +153,7 @@ mod tests {
     #[test]
     fn trailer_verified_whatever_the_chunking() {
         let db = synth_db(3, 7);
-        let want = hex::encode(Sha256::digest(&db));
+        let want = hex::encode(sha2::Sha256::digest(&db));
         for sizes in [
             &[1usize][..],
             &[7],
@@ -201,7 +203,7 @@ mod tests {
         assert_eq!(d.size, 0);
         assert_eq!(d.trailer, Trailer::TooShort);
         // Exactly 32 bytes: the trailer is the sha256 of nothing.
-        let empty: [u8; 32] = Sha256::digest(b"").into();
+        let empty: [u8; 32] = sha2::Sha256::digest(b"").into();
         assert_eq!(scan_in_chunks(&empty, &[1]).trailer, Trailer::Matches);
     }
 

@@ -22,9 +22,10 @@ use std::io::{self, BufRead, BufReader, Chain, Cursor, Read, Write};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::db::{DbDigest, DbScanner, Trailer, BBOLT_MAGIC, HASH_ALIGN, MAGIC_OFFSET};
+use super::db::{DbDigest, Trailer, BBOLT_MAGIC, HASH_ALIGN, MAGIC_OFFSET};
 use super::manifest::Manifest;
 use super::pack::read_some;
+use super::sink::DbSink;
 use super::{Progress, BUF_SIZE};
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -249,7 +250,7 @@ pub enum InspectError {
 /// damaged archive once they come out of the gzip decoder).
 struct Tap<'p, R> {
     inner: R,
-    hasher: Sha256,
+    hasher: super::hash::Sha256,
     count: u64,
     progress: &'p mut dyn Progress,
     failed: Option<io::Error>,
@@ -298,13 +299,25 @@ struct Report {
 /// not known.
 pub fn inspect<R: Read>(
     input: R,
-    mut db_out: Option<&mut dyn Write>,
+    db_out: Option<&mut (dyn Write + Send)>,
+    limits: Limits,
+    progress: &mut dyn Progress,
+) -> Result<Inspection, InspectError> {
+    std::thread::scope(|scope| {
+        let mut sink = DbSink::spawn(scope, db_out);
+        inspect_into(input, &mut sink, limits, progress)
+    })
+}
+
+fn inspect_into<R: Read>(
+    input: R,
+    sink: &mut DbSink,
     limits: Limits,
     progress: &mut dyn Progress,
 ) -> Result<Inspection, InspectError> {
     let mut tap = Tap {
         inner: input,
-        hasher: Sha256::new(),
+        hasher: super::hash::Sha256::new(),
         count: 0,
         progress,
         failed: None,
@@ -348,11 +361,11 @@ pub fn inspect<R: Read>(
     let gzipped_db = gzip && gunzips_to_bbolt(&prefix);
     let src: Source<'_, R> = Cursor::new(prefix).chain(tap);
     let mut src = if gzipped_db {
-        gz_plain(src, &mut db_out, limits, &mut report)?
+        gz_plain(src, sink, limits, &mut report)?
     } else if gzip {
-        tar_gz(src, &mut db_out, limits, &mut report)?
+        tar_gz(src, sink, limits, &mut report)?
     } else if head.len() == HEAD_LEN && head[MAGIC_OFFSET..] == BBOLT_MAGIC {
-        plain(src, &mut db_out, limits, &mut report)?
+        plain(src, sink, limits, &mut report)?
     } else {
         let message = if head.is_empty() {
             "it is empty (0 bytes), a placeholder rather than a snapshot".to_owned()
@@ -382,20 +395,13 @@ pub fn inspect<R: Read>(
         manifest: report.manifest,
         db_sha256,
         db_size,
-        input_sha256: hex::encode(tap.hasher.finalize()),
+        input_sha256: tap.hasher.finish_hex(),
         input_size: tap.count,
         has_etcd_hash: report.has_etcd_hash,
         needs_skip_hash_check: report.needs_skip_hash_check,
         pki: report.pki,
         findings: report.findings,
     })
-}
-
-fn write_db(out: &mut Option<&mut dyn Write>, chunk: &[u8]) -> Result<(), InspectError> {
-    match out {
-        Some(w) => w.write_all(chunk).map_err(InspectError::WriteDb),
-        None => Ok(()),
-    }
 }
 
 fn too_large(what: &str, size: u64, limit: u64) -> Finding {
@@ -455,13 +461,13 @@ fn check_after_gzip<B: BufRead>(
 /// checked there), then judged as a plain `etcdctl snapshot save` file.
 fn gz_plain<'p, R: Read>(
     src: Source<'p, R>,
-    db_out: &mut Option<&mut dyn Write>,
+    sink: &mut DbSink,
     limits: Limits,
     report: &mut Report,
 ) -> Result<Source<'p, R>, InspectError> {
     report.kind = Kind::EtcdctlSnapshot;
     let mut dec = flate2::bufread::GzDecoder::new(BufReader::with_capacity(BUF_SIZE, src));
-    let mut scanner = DbScanner::new();
+    sink.begin()?;
     let mut buf = vec![0u8; BUF_SIZE];
     let mut size = 0u64;
     let mut damaged = None;
@@ -478,8 +484,7 @@ fn gz_plain<'p, R: Read>(
                     ));
                     return Ok(dec.into_inner().into_inner());
                 }
-                scanner.update(&buf[..n]);
-                write_db(db_out, &buf[..n])?;
+                sink.chunk(&buf[..n])?;
             }
             Err(e) => {
                 damaged = Some(e);
@@ -505,19 +510,19 @@ fn gz_plain<'p, R: Read>(
     report.findings.push(Finding::info(
         "a gzip-compressed etcdctl snapshot file: it has no manifest, so the revision and key count cannot be checked after the restore",
     ));
-    check_db(report, scanner.finish());
+    check_db(report, sink.end()?);
     Ok(src)
 }
 
 /// A plain `etcdctl snapshot save` file: the input is the db.
 fn plain<'p, R: Read>(
     mut src: Source<'p, R>,
-    db_out: &mut Option<&mut dyn Write>,
+    sink: &mut DbSink,
     limits: Limits,
     report: &mut Report,
 ) -> Result<Source<'p, R>, InspectError> {
     report.kind = Kind::EtcdctlSnapshot;
-    let mut scanner = DbScanner::new();
+    sink.begin()?;
     let mut buf = vec![0u8; BUF_SIZE];
     let mut size = 0u64;
     loop {
@@ -532,13 +537,12 @@ fn plain<'p, R: Read>(
                 .push(too_large("the file", size, limits.max_db_size));
             return Ok(src);
         }
-        scanner.update(&buf[..n]);
-        write_db(db_out, &buf[..n])?;
+        sink.chunk(&buf[..n])?;
     }
     report.findings.push(Finding::info(
         "a plain etcdctl snapshot file: it has no manifest, so the revision and key count cannot be checked after the restore",
     ));
-    check_db(report, scanner.finish());
+    check_db(report, sink.end()?);
     Ok(src)
 }
 
@@ -785,7 +789,7 @@ impl TarScan {
     fn entry<R: Read>(
         &mut self,
         entry: &mut tar::Entry<'_, R>,
-        db_out: &mut Option<&mut dyn Write>,
+        sink: &mut DbSink,
     ) -> Result<Flow, InspectError> {
         self.entries_seen += 1;
         let raw_name = entry.path_bytes().into_owned();
@@ -859,8 +863,8 @@ impl TarScan {
             }
             Name::PkiCert => Ok(self.pki_entry(entry, false, &shown, size)),
             Name::PkiKey => Ok(self.pki_entry(entry, true, &shown, size)),
-            Name::Db => self.content_entry(entry, true, &shown, size, db_out),
-            Name::Manifest => self.content_entry(entry, false, &shown, size, db_out),
+            Name::Db => self.content_entry(entry, true, &shown, size, sink),
+            Name::Manifest => self.content_entry(entry, false, &shown, size, sink),
         }
     }
 
@@ -931,7 +935,7 @@ impl TarScan {
         is_db: bool,
         shown: &str,
         size: u64,
-        db_out: &mut Option<&mut dyn Write>,
+        sink: &mut DbSink,
     ) -> Result<Flow, InspectError> {
         let seen = if is_db {
             &mut self.db_entries
@@ -953,7 +957,9 @@ impl TarScan {
             ));
             return Ok(Flow::Next);
         }
-        let mut scanner = DbScanner::new();
+        if is_db {
+            sink.begin()?;
+        }
         let mut json = Vec::new();
         let mut got = 0u64;
         loop {
@@ -966,8 +972,7 @@ impl TarScan {
             }
             got += n as u64;
             if is_db {
-                scanner.update(&self.buf[..n]);
-                write_db(db_out, &self.buf[..n])?;
+                sink.chunk(&self.buf[..n])?;
             } else {
                 json.extend_from_slice(&self.buf[..n]);
             }
@@ -979,7 +984,7 @@ impl TarScan {
             )));
         }
         if is_db {
-            self.db = Some(scanner.finish());
+            self.db = Some(sink.end()?);
         } else {
             match Manifest::from_json(&json) {
                 Ok(m) => self.manifest = Some(m),
@@ -1009,7 +1014,7 @@ impl TarScan {
 /// Our archive or the original charm's: a gzip'd tar.
 fn tar_gz<'p, R: Read>(
     src: Source<'p, R>,
-    db_out: &mut Option<&mut dyn Write>,
+    sink: &mut DbSink,
     limits: Limits,
     report: &mut Report,
 ) -> Result<Source<'p, R>, InspectError> {
@@ -1024,7 +1029,7 @@ fn tar_gz<'p, R: Read>(
                 Some(Ok(e)) => e,
                 Some(Err(e)) => break (Some(e), false),
             };
-            match scan.entry(&mut entry, db_out)? {
+            match scan.entry(&mut entry, sink)? {
                 Flow::Next => {}
                 Flow::Stop => break (None, true),
                 Flow::Damaged(e) => break (Some(e), false),

@@ -25,10 +25,13 @@
 //! `pki` records their sha256.
 
 mod db;
+mod hash;
 pub mod inspect;
 pub mod manifest;
 pub mod name;
 pub mod pack;
+pub mod pgzip;
+mod sink;
 
 #[cfg(test)]
 mod real_etcd;

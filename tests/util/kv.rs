@@ -33,7 +33,7 @@ impl Conn {
         }
     }
 
-    async fn client(&self) -> Client {
+    pub async fn client(&self) -> Client {
         let read = |p: std::path::PathBuf| std::fs::read(p).unwrap();
         let tls = TlsOptions::new()
             .ca_certificate(Certificate::from_pem(read(self.creds.ca())))
@@ -57,21 +57,27 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// `len` bytes of xorshift noise from `seed` (nonzero): deterministic, and
+/// gzip cannot shrink them.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(len + 8);
+    let mut x = seed;
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
 /// A deterministic value for key `i`: mostly small JSON-ish objects, every
 /// 500th one large (`big` bytes), as Kubernetes data has a few big secrets
 /// and configmaps among many small objects.
 pub fn value_for(i: usize, big: usize) -> Vec<u8> {
     if i % 500 == 7 {
-        let mut v = Vec::with_capacity(big);
-        let mut x = i as u64 ^ 0x9e37_79b9_7f4a_7c15;
-        while v.len() < big {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            v.extend_from_slice(&x.to_le_bytes());
-        }
-        v.truncate(big);
-        v
+        noise(i as u64 ^ 0x9e37_79b9_7f4a_7c15, big)
     } else {
         format!(
             "{{\"kind\":\"ConfigMap\",\"metadata\":{{\"name\":\"cm-{i}\",\"namespace\":\"ns-{}\"}},\"data\":{{\"k\":\"{}\"}}}}",
@@ -106,25 +112,23 @@ pub fn fill(conn: &Conn, n: usize, big: usize) {
     })
 }
 
-/// Every key with the sha256 of its value.
-pub fn digest(conn: &Conn) -> BTreeMap<String, String> {
+/// Calls `each` with every key from `from` up to `end` (every key after
+/// `from` when `end` is `None`) and its value, a page at a time.
+fn scan(conn: &Conn, from: &[u8], end: Option<Vec<u8>>, mut each: impl FnMut(&[u8], &[u8])) {
     rt().block_on(async {
         let mut c = conn.client().await;
-        let mut out = BTreeMap::new();
-        let mut from = vec![0u8];
+        let mut from = from.to_vec();
         loop {
+            let opts = match &end {
+                Some(e) => GetOptions::new().with_range(e.clone()),
+                None => GetOptions::new().with_from_key(),
+            };
             let r = c
-                .get(
-                    from.clone(),
-                    Some(GetOptions::new().with_from_key().with_limit(100)),
-                )
+                .get(from.clone(), Some(opts.with_limit(100)))
                 .await
                 .unwrap();
             for kv in r.kvs() {
-                out.insert(
-                    String::from_utf8_lossy(kv.key()).into_owned(),
-                    hex::encode(Sha256::digest(kv.value())),
-                );
+                each(kv.key(), kv.value());
             }
             match r.kvs().last() {
                 Some(last) if r.more() => {
@@ -134,8 +138,19 @@ pub fn digest(conn: &Conn) -> BTreeMap<String, String> {
                 _ => break,
             }
         }
-        out
     })
+}
+
+/// Every key with the sha256 of its value.
+pub fn digest(conn: &Conn) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    scan(conn, &[0], None, |k, v| {
+        out.insert(
+            String::from_utf8_lossy(k).into_owned(),
+            hex::encode(Sha256::digest(v)),
+        );
+    });
+    out
 }
 
 /// (cluster ID, member ID, revision) of the member at `endpoint`.
@@ -145,5 +160,67 @@ pub fn ids(conn: &Conn) -> (u64, u64, i64) {
         let s = c.status().await.unwrap();
         let h = s.header().unwrap();
         (h.cluster_id(), h.member_id(), h.revision())
+    })
+}
+
+/// Puts `n` keys `/bulk/NNNNNN` of `size` random (incompressible) bytes,
+/// a few at a time: a big db, quickly.
+pub fn fill_bulk(conn: &Conn, n: usize, size: usize) {
+    rt().block_on(async {
+        let c = conn.client().await;
+        let mut pending = Vec::new();
+        for i in 0..n {
+            let v = noise(0x2545_f491_4f6c_dd1d ^ (i as u64) << 32, size);
+            let mut c = c.clone();
+            pending.push(tokio::spawn(async move {
+                c.put(format!("/bulk/{i:06}"), v, None).await.unwrap();
+            }));
+            if pending.len() == 8 {
+                for p in pending.drain(..) {
+                    p.await.unwrap();
+                }
+            }
+        }
+        for p in pending {
+            p.await.unwrap();
+        }
+    })
+}
+
+/// How many keys start with `prefix`.
+pub fn count_prefix(conn: &Conn, prefix: &str) -> i64 {
+    rt().block_on(async {
+        let mut c = conn.client().await;
+        c.get(
+            prefix,
+            Some(GetOptions::new().with_prefix().with_count_only()),
+        )
+        .await
+        .unwrap()
+        .count()
+    })
+}
+
+/// Every key under `prefix` with its value (as text).
+pub fn read_prefix(conn: &Conn, prefix: &str) -> BTreeMap<String, String> {
+    let mut end = prefix.as_bytes().to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    let mut out = BTreeMap::new();
+    scan(conn, prefix.as_bytes(), Some(end), |k, v| {
+        out.insert(
+            String::from_utf8_lossy(k).into_owned(),
+            String::from_utf8_lossy(v).into_owned(),
+        );
+    });
+    out
+}
+
+/// Puts one key.
+pub fn put(conn: &Conn, key: &str, value: &str) {
+    rt().block_on(async {
+        let mut c = conn.client().await;
+        c.put(key, value, None).await.unwrap();
     })
 }

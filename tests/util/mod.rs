@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod act;
 pub mod kv;
 
 /// The repository root.
