@@ -213,11 +213,11 @@ class Model:
 # The action's own log lines that start each stage (src/charm/*.rs).
 SNAPSHOT_STAGES = [
     ("read params, lock, connect, status, key count", "Streaming a "),
-    ("stream + pack (gzip, 2x sha256) + fsync + rename", "Wrote "),
+    ("stream + pack (gzip, sha256) + fsync + rename", "Wrote "),
 ]
 RESTORE_STAGES = [
     ("read params, lock, guards, connect", "Verifying the attached snapshot"),
-    ("verify the archive + extract the db (gunzip, sha256)", "passed every check"),
+    ("verify the archive + stage the db (gunzip, sha256)", "passed every check"),
     ("space check, journal, status", "Stopping etcd"),
     ("stop etcd", "Restoring the snapshot with"),
     ("etcdutl snapshot restore + swap", "Starting etcd on the restored data"),
@@ -544,7 +544,8 @@ def write_report(env, cases, started, finished, load_before):
     L = []
     L.append("# Benchmark results\n")
     L.append(f"Produced by `{env.command}` on {started:%Y-%m-%d} "
-             f"({started:%H:%M}–{finished:%H:%M} UTC, {env.runs} runs per measure, medians).\n")
+             f"({started:%H:%M}–{finished:%H:%M} UTC, {(finished - started).total_seconds() / 60:.0f} min; "
+             f"{env.runs} runs per measure, medians).\n")
     L.append(f"Code: `{git}`. Dispatch: {env.dispatch_build}.\n")
     L.append("Machine: " + ", ".join(f"{k} {v}" for k, v in mach.items()) + ".\n")
     L.append("\n## Targets\n")
