@@ -91,7 +91,7 @@ class Env:
         self.work = e["BENCH_WORK"]
         self.runs = int(e.get("BENCH_RUNS", "3"))
         self.sizes = e.get("BENCH_SIZES", "100M 1G").split()
-        self.random_sizes = e.get("BENCH_RANDOM_SIZES", "100M").split()
+        self.random_sizes = e.get("BENCH_RANDOM_SIZES", "100M 1G").split()
         self.profile = e.get("BENCH_PROFILE", "auto")
         self.command = e.get("BENCH_COMMAND", "bench/run")
         self.results_md = e.get("BENCH_RESULTS", os.path.join(HERE, "RESULTS.md"))
