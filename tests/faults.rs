@@ -642,9 +642,10 @@ fn a_snapshot_under_live_writers_restores_a_consistent_prefix() {
         "snapshot took {window:?}; {during} puts during it ({rate:.0}/s), {} in all",
         puts.len()
     );
+    // At least a second's worth of writes landed while it ran.
     assert!(
-        window >= Duration::from_secs(2),
-        "the snapshot was too quick ({window:?}) to be taken under load"
+        window >= Duration::from_secs(1) && during >= 1000,
+        "the snapshot was too quick ({window:?}, {during} puts) to be taken under load"
     );
     assert!(rate >= 1000.0, "only {rate:.0} puts/s during the snapshot");
 
