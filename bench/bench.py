@@ -218,9 +218,8 @@ SNAPSHOT_STAGES = [
 RESTORE_STAGES = [
     ("read params, lock, guards, connect", "Verifying the attached snapshot"),
     ("verify the archive + stage the db (gunzip, sha256)", "passed every check"),
-    ("space check, journal, status", "Stopping etcd"),
-    ("stop etcd", "Restoring the snapshot with"),
-    ("etcdutl snapshot restore + swap", "Starting etcd on the restored data"),
+    ("space check, journal, status", "Restoring the snapshot with"),
+    ("etcdutl snapshot restore while etcd stops, swap", "Starting etcd on the restored data"),
     ("start etcd + wait healthy + check keys", "Restored revision"),
 ]
 
