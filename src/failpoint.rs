@@ -26,8 +26,9 @@
 //! | `restore-after-verify` | restore action: archive verified into the staging db, space checked | the staging db |
 //! | `restore-mid-backup` | about half of the current data streamed into the backup's partial file | the staging db, the partial backup and its journal |
 //! | `restore-after-backup` | backup written; etcd not stopped yet | the staging db and a whole backup |
-//! | `restore-after-stop` | journal `replacing` written, etcd stopped | etcd stopped on the old data |
-//! | `restore-after-restore` | snapshot restored into `data.restoring` | the same, plus `data.restoring` |
+//! | `restore-mid-tool` | journal `replacing` written, `etcdutl`/`etcdctl snapshot restore` started into `data.restoring`, etcd not yet stopped | etcd on the old data; the tool dies with the charm (`PR_SET_PDEATHSIG`) |
+//! | `restore-after-stop` | etcd stopped and the tool finished | etcd stopped on the old data, `data.restoring` |
+//! | `restore-after-restore` | `data.restoring` made 0700 | the same |
 //! | `restore-after-move-aside` | old data moved to `data.pre-restore` | no `data` at all |
 //! | `restore-after-swap` | new data in place, etcd not started (`corrupt`: the db cut short) | etcd stopped on the new data |
 //! | `restore-after-start` | etcd healthy on the new data, not yet checked | etcd serving the new data |

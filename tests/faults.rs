@@ -280,10 +280,11 @@ fn every_restore_step_survives_kill_9() {
     let adopt: &[&str] = &["skip-backup=true", "adopt-pki=true"];
 
     // (point, phase, parameters, cleaned up by the hook (else by the rerun))
-    let cases: [(&str, Phase, &[&str], bool); 10] = [
+    let cases: [(&str, Phase, &[&str], bool); 11] = [
         ("restore-after-verify", Phase::Checks, with_backup, true),
         ("restore-mid-backup", Phase::Checks, with_backup, true),
         ("restore-after-backup", Phase::Checks, with_backup, true),
+        ("restore-mid-tool", Phase::Replacing, skip, true),
         ("restore-after-stop", Phase::Replacing, skip, true),
         ("restore-after-restore", Phase::Replacing, skip, false),
         ("restore-after-move-aside", Phase::Replacing, skip, true),
@@ -324,6 +325,22 @@ fn every_restore_step_survives_kill_9() {
                     "{point}: {msg}"
                 );
                 assert!(state_dir(&m, unit).join("restore.json").exists());
+                if point == "restore-mid-tool" {
+                    // etcd's restore tool was running; it dies with the
+                    // charm rather than go on writing into data.restoring.
+                    let root = m.unit_root(unit).display().to_string();
+                    let tool_alive = || {
+                        util::pids_mentioning(&root).into_iter().any(|pid| {
+                            fs::read(format!("/proc/{pid}/cmdline"))
+                                .map(|c| String::from_utf8_lossy(&c).contains("restoring"))
+                                .unwrap_or(false)
+                        })
+                    };
+                    assert!(
+                        util::eventually(5, || !tool_alive()),
+                        "the restore tool outlived the killed charm"
+                    );
+                }
             }
             Phase::Verified => {
                 assert_eq!(cur, "maintenance", "{point}");

@@ -670,6 +670,8 @@ impl Charm<'_> {
                 skip_hash_check: inspection.needs_skip_hash_check || inspection.has_etcd_hash,
             })
             .context("cannot start etcd's snapshot restore")?;
+        // A kill here must take the tool with it (PR_SET_PDEATHSIG).
+        failpoint::hit("restore-mid-tool")?;
         let stopped = self.stop_etcd();
         let restored = pending.wait().context("etcd's snapshot restore failed");
         stopped?;

@@ -110,3 +110,37 @@ fn checked(command: String, out: Output) -> Result<Output, CommandError> {
         stderr,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn a_spawned_tool_dies_with_the_thread_that_started_it() {
+        // PR_SET_PDEATHSIG fires when the forking thread exits, which is
+        // how a killed charm takes etcd's restore tool with it.
+        let running = std::thread::spawn(|| spawn(Command::new("sleep").arg("30")))
+            .join()
+            .expect("the spawning thread panicked")
+            .expect("cannot spawn sleep");
+        let started = std::time::Instant::now();
+        let Running { child, .. } = running;
+        let out = child.wait_with_output().expect("cannot wait for sleep");
+        assert_eq!(out.status.signal(), Some(libc::SIGKILL));
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_failing_tool_reports_its_stderr() {
+        let e = spawn(Command::new("sh").args(["-c", "echo why >&2; exit 3"]))
+            .expect("cannot spawn sh")
+            .wait()
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("why") && msg.contains("exit status: 3"),
+            "{msg}"
+        );
+    }
+}
