@@ -331,23 +331,11 @@ impl Charm<'_> {
             .open(&db_path)
             .with_context(|| format!("cannot create {}", db_path.display()))?;
         let mut db_out = BufWriter::with_capacity(snapshot::BUF_SIZE, &db_file);
-        let mut next_report = attached.size / 4;
         let inspection = snapshot::inspect(
             BufReader::with_capacity(snapshot::BUF_SIZE, input),
             Some(&mut db_out),
             Limits::default(),
-            &mut |done: u64, _: Option<u64>| {
-                // Big archives take a while: a line at each quarter.
-                if attached.size >= 64 << 20 && done >= next_report {
-                    self.log_progress(&format!(
-                        "Verified {}% ({} of {})",
-                        done * 100 / attached.size,
-                        human_size(done),
-                        human_size(attached.size)
-                    ));
-                    next_report = next_report.saturating_add(attached.size / 4);
-                }
-            },
+            &mut self.quarter_log("Verified ", attached.size),
         )
         .map_err(|e| match &e {
             snapshot::InspectError::WriteDb(io) => anyhow!(

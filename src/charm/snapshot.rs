@@ -256,7 +256,30 @@ impl<R: Read> Read for MidStream<R> {
     }
 }
 
-impl Charm<'_> {
+/// See [`Charm::quarter_log`].
+pub(crate) struct QuarterLog<'c, 'a> {
+    charm: &'c Charm<'a>,
+    prefix: &'static str,
+    total: u64,
+    next: u64,
+}
+
+impl snapshot::Progress for QuarterLog<'_, '_> {
+    fn advance(&mut self, done: u64, _total: Option<u64>) {
+        if done >= self.next && done > 0 {
+            self.charm.log_progress(&format!(
+                "{}{}% ({} of {})",
+                self.prefix,
+                done * 100 / self.total,
+                human_size(done),
+                human_size(self.total)
+            ));
+            self.next = self.next.saturating_add((self.total / 4).max(1));
+        }
+    }
+}
+
+impl<'a> Charm<'a> {
     /// Resolves a directory parameter (a unit path) and creates it 0700 if
     /// it is missing.
     pub(crate) fn target_dir(&self, unit_dir: &str) -> Result<PathBuf> {
@@ -427,25 +450,7 @@ impl Charm<'_> {
             human_size(total),
             status.version
         ));
-        // Small snapshots take a blink; only report progress on big ones.
-        let mut next_report = if total >= 64 << 20 {
-            total / 4
-        } else {
-            u64::MAX
-        };
-        let mut progress = |done: u64, total: Option<u64>| {
-            if done >= next_report && done > 0 {
-                if let Some(t) = total.filter(|t| *t > 0) {
-                    self.log_progress(&format!(
-                        "{}% ({} of {})",
-                        done * 100 / t,
-                        human_size(done),
-                        human_size(t)
-                    ));
-                    next_report = next_report.saturating_add((t / 4).max(1));
-                }
-            }
-        };
+        let mut progress = self.quarter_log("", total);
         let mut out = BufWriter::with_capacity(snapshot::BUF_SIZE, &file);
         let packed =
             snapshot::pack_with_pki(&mut stream, total, fields, pki, &mut out, &mut progress)
@@ -544,6 +549,25 @@ impl Charm<'_> {
     pub(crate) fn recover_interrupted(&self) -> Result<()> {
         self.recover_interrupted_snapshot();
         self.recover_interrupted_restore()
+    }
+
+    /// Progress of long work over `total` bytes: a line at each quarter,
+    /// `PREFIX25% (X of Y)`; none for work under 64 MiB, which takes a blink.
+    pub(crate) fn quarter_log<'c>(
+        &'c self,
+        prefix: &'static str,
+        total: u64,
+    ) -> QuarterLog<'c, 'a> {
+        QuarterLog {
+            charm: self,
+            prefix,
+            total,
+            next: if total >= 64 << 20 {
+                total / 4
+            } else {
+                u64::MAX
+            },
+        }
     }
 
     /// Progress for the operator; a failing `action-log` never fails the

@@ -72,7 +72,6 @@ struct Done {
 /// to end the stream: dropping it without `finish` leaves a truncated gzip.
 pub struct ParGzWriter<W: Write> {
     inner: Option<W>,
-    level: u32,
     jobs: Option<mpsc::SyncSender<Job>>,
     done: mpsc::Receiver<Done>,
     workers: Vec<JoinHandle<()>>,
@@ -120,7 +119,6 @@ impl<W: Write> ParGzWriter<W> {
         }
         Ok(ParGzWriter {
             inner: Some(inner),
-            level,
             jobs: Some(job_tx),
             done: done_rx,
             workers: handles,
@@ -136,11 +134,6 @@ impl<W: Write> ParGzWriter<W> {
             size: 0,
             header_written: false,
         })
-    }
-
-    /// The compression level in use.
-    pub fn level(&self) -> u32 {
-        self.level
     }
 
     fn inner(&mut self) -> io::Result<&mut W> {
