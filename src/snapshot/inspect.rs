@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use super::db::{DbDigest, Trailer, BBOLT_MAGIC, HASH_ALIGN, MAGIC_OFFSET};
 use super::manifest::Manifest;
-use super::pack::read_some;
+use super::pack::{read_full, read_some};
 use super::sink::DbSink;
 use super::{Progress, BUF_SIZE};
 
@@ -323,14 +323,7 @@ fn inspect_into<R: Read>(
         failed: None,
     };
     let mut head = [0u8; HEAD_LEN];
-    let mut head_len = 0;
-    while head_len < HEAD_LEN {
-        let n = read_some(&mut tap, &mut head[head_len..]).map_err(InspectError::Read)?;
-        if n == 0 {
-            break;
-        }
-        head_len += n;
-    }
+    let head_len = read_full(&mut tap, &mut head).map_err(InspectError::Read)?;
     let head = &head[..head_len];
     let mut report = Report {
         kind: Kind::Unknown,
@@ -348,14 +341,7 @@ fn inspect_into<R: Read>(
         // plain snapshot compressed on its own (as etcd-manager and
         // etcd-backup-restore store them).
         let mut more = vec![0u8; GZIP_PEEK];
-        let mut got = 0;
-        while got < GZIP_PEEK {
-            let n = read_some(&mut tap, &mut more[got..]).map_err(InspectError::Read)?;
-            if n == 0 {
-                break;
-            }
-            got += n;
-        }
+        let got = read_full(&mut tap, &mut more).map_err(InspectError::Read)?;
         prefix.extend_from_slice(&more[..got]);
     }
     let gzipped_db = gzip && gunzips_to_bbolt(&prefix);

@@ -115,6 +115,20 @@ pub(crate) fn read_some<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Resu
     }
 }
 
+/// Fills `buf` from `r`, stopping early only at end of input; returns the
+/// bytes read.
+pub(crate) fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        let n = read_some(r, &mut buf[got..])?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    Ok(got)
+}
+
 /// A regular-file header for one of our two entries. The name is one of our
 /// constants, never input.
 fn entry_header(name: &str, size: u64, mtime: u64) -> Result<tar::Header, PackError> {
