@@ -369,3 +369,102 @@ fn a_leader_reuses_an_unpublished_ca_secret_instead_of_making_a_second() {
     let on_disk = fs::read_to_string(w.root.base().join("etc/etcd-charm/pki/ca.crt")).unwrap();
     assert_eq!(on_disk, ca.cert_pem());
 }
+
+/// Juju 2.9 has no secrets: the CA goes into leader settings, every unit
+/// reads the same one, a new leader reuses it, and the model keeps it when
+/// the controller moves to 3.x.
+#[test]
+fn on_juju_29_the_ca_lives_in_leader_settings_and_survives_leader_loss_and_upgrade() {
+    let on = |version: &str, unit: &str, name: &str| Context {
+        juju_version: version.into(),
+        unit_name: unit.into(),
+        ..hook(name)
+    };
+    let w0 = world();
+    let mut s = state(true);
+    s.resources
+        .insert("etcd".into(), resource(&w0, &release_tarball()));
+    let tools = FakeHookTools::new(s);
+    run(&w0, &tools, &on("2.9.49", "etcd/0", "install")).unwrap();
+    {
+        let st = tools.state.borrow();
+        assert!(st.secrets.is_empty(), "no secret on 2.9");
+        assert!(st.leader_settings["ca-cert"].contains("BEGIN CERTIFICATE"));
+        assert!(st.leader_settings["ca-key"].contains("PRIVATE KEY"));
+        let app = st
+            .relation_data
+            .get(&("cluster:0".to_string(), "etcd".to_string()));
+        assert!(app.is_none_or(|d| !d.contains_key("ca-secret-id")));
+    }
+    let ca0 = fs::read_to_string(w0.root.at("/etc/etcd-charm/pki/ca.crt")).unwrap();
+    assert_eq!(ca0, tools.state.borrow().leader_settings["ca-cert"]);
+
+    // A non-leader gets the same CA from leader-get.
+    let w1 = world();
+    {
+        let mut st = tools.state.borrow_mut();
+        st.leader = false;
+        st.unit_name = "etcd/1".into();
+        st.address = "127.9.9.10".into();
+        st.resources
+            .insert("etcd".into(), resource(&w1, &release_tarball()));
+    }
+    run(&w1, &tools, &on("2.9.49", "etcd/1", "install")).unwrap();
+    let ca1 = fs::read_to_string(w1.root.at("/etc/etcd-charm/pki/ca.crt")).unwrap();
+    assert_eq!(ca0, ca1);
+
+    // etcd/1 becomes the leader: no second CA.
+    tools.state.borrow_mut().leader = true;
+    run(&w1, &tools, &on("2.9.49", "etcd/1", "leader-elected")).unwrap();
+    assert_eq!(tools.state.borrow().leader_settings["ca-cert"], ca0);
+    assert!(tools.state.borrow().secrets.is_empty());
+
+    // The controller is upgraded to 3.6: the model keeps its CA, and no
+    // secret appears beside it.
+    run(&w1, &tools, &on("3.6.12", "etcd/1", "upgrade-charm")).unwrap();
+    run(&w1, &tools, &on("3.6.12", "etcd/1", "config-changed")).unwrap();
+    assert!(tools.state.borrow().secrets.is_empty());
+    assert_eq!(
+        fs::read_to_string(w1.root.at("/etc/etcd-charm/pki/ca.crt")).unwrap(),
+        ca0
+    );
+}
+
+/// A `resource-get` that fails for any reason but "not uploaded" is a
+/// controller fault: the unit waits (the hook fails, so Juju retries it)
+/// and never falls back to installing the archive's etcd.
+#[test]
+fn a_resource_get_fault_waits_and_never_installs_the_archive_etcd() {
+    let w = world();
+    let mut s = state(true);
+    s.resource_faults.insert(
+        "etcd".into(),
+        "ERROR could not download resource: HTTP request failed: Get https://10.0.0.1:17070/units/unit-etcd-0/resources/etcd: dial tcp 10.0.0.1:17070: connect: connection refused".into(),
+    );
+    let tools = FakeHookTools::new(s);
+    let err = run(&w, &tools, &hook("install")).expect_err("the hook must fail so Juju retries it");
+    assert!(
+        format!("{err:#}").contains("cannot fetch the etcd resource"),
+        "{err:#}"
+    );
+    let st = tools.last_status().unwrap();
+    assert_eq!(st.kind, StatusKind::Waiting, "{}", st.message);
+    assert!(st.message.contains("etcd resource"), "{}", st.message);
+    assert!(!w.root.at(UNIT_FILE).exists());
+    assert!(
+        !w.root.at("/var/lib/etcd-charm/state.json").exists() || {
+            let state = fs::read_to_string(w.root.at("/var/lib/etcd-charm/state.json")).unwrap();
+            !state.contains("\"binaries\":{")
+        }
+    );
+
+    // The fault clears and the retried hook installs the resource.
+    {
+        let mut st = tools.state.borrow_mut();
+        st.resource_faults.clear();
+        st.resources
+            .insert("etcd".into(), resource(&w, &release_tarball()));
+    }
+    run(&w, &tools, &hook("install")).unwrap();
+    assert!(w.root.at(UNIT_FILE).exists());
+}

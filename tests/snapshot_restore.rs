@@ -715,6 +715,32 @@ fn a_snapshot_with_the_ca_moves_the_pki_to_the_new_application() {
         ],
     )
     .ok();
+    // The adoption forced to fail once the CA is replaced: the old CA is
+    // back in force, in Juju and on the unit, through the next hooks.
+    let msg = failure(&run_action(
+        &m,
+        "new-etcd/0",
+        "restore",
+        &["adopt-pki=true", "skip-backup=true"],
+        &[("ETCD_CHARM_FAILPOINTS", "restore-mid-adopt-pki=error")],
+    ));
+    assert!(msg.contains("the CA was not adopted"), "{msg}");
+    sim_here(&m, &["run-hook", "new-etcd/0", "update-status"]).ok();
+    sim_here(&m, &["run-hook", "new-etcd/0", "config-changed"]).ok();
+    let kept = endpoint(&m, "new-etcd/0");
+    assert_eq!(kept.creds.ca_fingerprint, own.creds.ca_fingerprint);
+    assert_eq!(kv::digest(&own.with_unit(&m, "new-etcd/0")), before);
+    let out = util::etcdctl_tls(
+        Path::new("/usr/bin/etcdctl"),
+        &kept.endpoint,
+        &old.creds,
+        &["get", "x"],
+    );
+    assert!(
+        !out.status.success(),
+        "the CA whose adoption failed let a client in"
+    );
+
     let out = run_action(&m, "new-etcd/0", "restore", &["adopt-pki=true"], &[]);
     assert_eq!(
         out["status"],

@@ -8,11 +8,11 @@ use flate2::write::GzEncoder;
 use serde_json::Value;
 use std::os::unix::fs::OpenOptionsExt;
 
+use super::download::Owner;
 use super::hooks::healthy_message;
 use super::tls::now;
 use super::Charm;
 use crate::etcd::paths::CREDENTIALS_DIR;
-use crate::fsutil;
 use crate::pki;
 
 /// Routes an action.
@@ -165,7 +165,11 @@ impl Charm<'_> {
             .context("cannot issue a client certificate")?;
         let dir_unit = CREDENTIALS_DIR;
         let dir = self.root.at(CREDENTIALS_DIR);
-        fsutil::create_dir_mode(&dir, 0o700)
+        // `juju scp` logs in as the download user: the directory and the
+        // archive are that user's, 0700 and 0600.
+        let owner = Owner::for_downloads(&self.root);
+        owner
+            .take_dir(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let file = format!(
             "etcd-client-credentials-{}-{}.tar.gz",
@@ -183,6 +187,7 @@ impl Charm<'_> {
                 .truncate(true)
                 .mode(0o600)
                 .open(&partial)?;
+            owner.take(&f)?;
             let mut tar = tar::Builder::new(GzEncoder::new(f, flate2::Compression::default()));
             append_private(&mut tar, "ca.crt", ca.cert_pem().as_bytes(), now)?;
             append_private(&mut tar, "client.crt", issued.cert_pem.as_bytes(), now)?;
@@ -203,6 +208,10 @@ impl Charm<'_> {
         r.insert(
             "credentials.command".to_string(),
             format!("juju scp {}:{unit_path} .", self.ctx.unit_name),
+        );
+        r.insert(
+            "credentials.owner".to_string(),
+            owner.note(&self.ctx.unit_name, &unit_path),
         );
         r.insert(
             "credentials.ca-fingerprint".to_string(),

@@ -157,10 +157,21 @@ impl Charm<'_> {
     /// Installs etcd from the resource, else the archive. An invalid
     /// resource is the operator's to fix: it sets `blocked` and returns Ok.
     fn install(&self, state: &mut LocalState) -> Result<()> {
-        let resource = self
-            .tools
-            .resource_get("etcd")
-            .context("cannot ask Juju for the etcd resource")?;
+        let resource = match self.tools.resource_get("etcd") {
+            Ok(r) => r,
+            Err(e) => {
+                // Not "nothing uploaded" but a fault on the way to the
+                // controller: installing from the archive now could run an
+                // etcd the operator did not choose. Wait, and let Juju
+                // retry the hook.
+                self.set_status(Status::waiting(
+                    "Waiting for the etcd resource: Juju could not hand it over (see juju debug-log); the hook is retried",
+                ))?;
+                return Err(anyhow::Error::new(e).context(
+                    "cannot fetch the etcd resource from the controller; not installing etcd until it can be read (Juju retries this hook)",
+                ));
+            }
+        };
         // A resource that is attached but empty is Juju's placeholder.
         let resource = match resource {
             Some(unit_path) => {

@@ -10,6 +10,7 @@
 pub mod actions;
 pub mod cluster;
 pub mod db;
+pub mod download;
 pub mod hooks;
 pub mod lock;
 pub mod outcome;
@@ -31,6 +32,12 @@ pub struct Charm<'a> {
     pub tools: &'a dyn HookTools,
     pub root: Root,
     pub service: Service,
+    /// The CA this dispatch has written (a new one, an adopted one, or one
+    /// put back). Juju commits a `secret-set` only when the hook or action
+    /// exits, and a plain `secret-get` until then returns the committed
+    /// revision, so the charm keeps what it wrote in hand instead of
+    /// reading it back.
+    pub(crate) ca_in_hand: std::cell::RefCell<Option<crate::pki::Ca>>,
 }
 
 impl<'a> Charm<'a> {
@@ -40,6 +47,7 @@ impl<'a> Charm<'a> {
             tools,
             root,
             service: Service::default(),
+            ca_in_hand: std::cell::RefCell::new(None),
         }
     }
 }

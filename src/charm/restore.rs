@@ -611,6 +611,7 @@ impl Charm<'_> {
                     "backup.copy.cmd",
                     format!("juju scp {}:{} .", self.ctx.unit_name, b.unit_path),
                 ),
+                ("backup.copy.owner", b.owner.clone()),
             ]),
             None => r.push(("backup.skipped", "true".to_string())),
         }
@@ -1015,7 +1016,6 @@ impl Charm<'_> {
             )
             .context("cannot set the unit's status")?;
         let old = self.replace_ca(ca)?;
-        failpoint::hit("restore-mid-adopt-pki")?;
         let apply = || -> Result<()> {
             let state = self.load_state()?;
             if let Err(status) = self.member_config(&state)? {
@@ -1026,7 +1026,12 @@ impl Charm<'_> {
                 .context("systemctl restart etcd failed")?;
             self.wait_serving(START_TIMEOUT)
         };
-        match apply() {
+        // Anything that fails once the CA is replaced (the failure point
+        // included) puts the old CA back, in Juju and on the unit.
+        match failpoint::hit("restore-mid-adopt-pki")
+            .map_err(anyhow::Error::from)
+            .and_then(|_| apply())
+        {
             Ok(()) => Ok(ca.fingerprint_sha256()),
             Err(e) => {
                 tracing::error!("adopting the CA failed, putting the old one back: {e:#}");

@@ -24,6 +24,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::download::Owner;
 use super::lock::OpLock;
 use super::Charm;
 use crate::etcd::paths::STATE_FILE;
@@ -44,6 +45,9 @@ pub struct Taken {
     pub sha256: String,
     pub size: u64,
     pub manifest: Manifest,
+    /// Who may copy the file off (`copy.owner`): the unit's `ubuntu` user,
+    /// or root with the way to fetch it anyway.
+    pub owner: String,
 }
 
 /// Sizes as `du -h` prints them (the seed shows `size: 68K`): powers of
@@ -294,12 +298,25 @@ impl<'a> Charm<'a> {
             if host.exists() {
                 bail!("target {unit_dir} exists and is not a directory; pass a directory");
             }
-            fsutil::create_dir_mode(&host, 0o700).map_err(|e| {
-                anyhow!(
-                    "cannot create the target directory {unit_dir}: {e}; {}",
-                    explain_io(&e)
-                )
-            })?;
+            Owner::for_downloads(&self.root)
+                .take_dir(&host)
+                .map_err(|e| {
+                    anyhow!(
+                        "cannot create the target directory {unit_dir}: {e}; {}",
+                        explain_io(&e)
+                    )
+                })?;
+        } else if Path::new(unit_dir) == Path::new(DEFAULT_TARGET) {
+            // The default directory is ours: `juju scp` logs in as its
+            // owner (earlier versions left it root's).
+            Owner::for_downloads(&self.root)
+                .take_dir(&host)
+                .map_err(|e| {
+                    anyhow!(
+                        "cannot give {unit_dir} to the download user: {e}; {}",
+                        explain_io(&e)
+                    )
+                })?;
         }
         Ok(host)
     }
@@ -359,6 +376,7 @@ impl<'a> Charm<'a> {
                 "copy.cmd",
                 format!("juju scp {}:{} .", self.ctx.unit_name, taken.unit_path),
             ),
+            ("copy.owner", taken.owner.clone()),
         ];
         results.extend(pki_results);
         self.set_results(results)
@@ -434,6 +452,20 @@ impl<'a> Charm<'a> {
             .mode(0o600)
             .open(&partial_path)
             .map_err(|e| anyhow!("cannot create {unit_path}.partial: {e}; {}", explain_io(&e)))?;
+        // The operator copies it off as the download user: hand it over
+        // before it has its final name.
+        let owner = Owner::for_downloads(&self.root);
+        owner
+            .take(&file)
+            .map_err(|e| anyhow!("cannot give {unit_path}.partial to {}: {e}", owner.user))?;
+        let owner_note = if owner.can_enter(&self.root, dir) {
+            owner.note(&self.ctx.unit_name, &unit_path)
+        } else {
+            format!(
+                "{} cannot enter {unit_dir}, so juju scp will fail: allow it in (chmod o+x on the directories) or use the default target {DEFAULT_TARGET}",
+                owner.user
+            )
+        };
 
         let stream = client
             .snapshot()
@@ -489,6 +521,7 @@ impl<'a> Charm<'a> {
             sha256: packed.archive_sha256,
             size: packed.archive_size,
             manifest: packed.manifest,
+            owner: owner_note,
         })
     }
 

@@ -1,6 +1,7 @@
 //! The PKI wired to Juju: the application's CA lives in an
 //! application-owned Juju secret whose URI is in the peer relation's
-//! application data; each unit issues its own server/peer and client
+//! application data (Juju 3.1 and later), or in leader settings where Juju
+//! has no secrets (2.9); each unit issues its own server/peer and client
 //! certificates from it and keeps them under `/etc/etcd-charm/pki`.
 //!
 //! - Only the leader creates the CA, and only when the peer data names none,
@@ -31,6 +32,38 @@ pub const CA_SECRET_KEY: &str = "ca-secret-id";
 const CA_LABEL: &str = "etcd-ca";
 const SECRET_CERT: &str = "ca-cert";
 const SECRET_KEY: &str = "ca-key";
+
+/// Leader-settings keys holding the CA where Juju has no secrets (2.9).
+/// Leader settings are readable by every unit of the application and
+/// writable only by the leader.
+const LEADER_CA_CERT: &str = "ca-cert";
+const LEADER_CA_KEY: &str = "ca-key";
+
+/// Where the application's CA lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CaHome {
+    /// An application-owned Juju secret (Juju 3.1 and later).
+    Secret(String),
+    /// Leader settings (Juju 2.9; kept after an upgrade to 3.x).
+    LeaderSettings,
+}
+
+impl CaHome {
+    fn describe(&self) -> String {
+        match self {
+            CaHome::Secret(uri) => format!("secret {uri}"),
+            CaHome::LeaderSettings => "the leader settings".to_string(),
+        }
+    }
+}
+
+/// The CA as secret content.
+fn ca_content(ca: &Ca) -> BTreeMap<String, String> {
+    let mut content = BTreeMap::new();
+    content.insert(SECRET_CERT.to_string(), ca.cert_pem().to_string());
+    content.insert(SECRET_KEY.to_string(), ca.key_pem().expose().to_string());
+    content
+}
 
 /// Zeroes secret content read from or written to a Juju secret.
 fn wipe(content: &mut BTreeMap<String, String>) {
@@ -117,38 +150,43 @@ impl Charm<'_> {
         )
     }
 
-    /// The application's CA. On the leader it is created the first time
-    /// (and the secret's URI published in the peer application data);
+    /// The application's CA. On the leader it is created the first time;
     /// elsewhere `None` means the leader has not made it yet.
+    ///
+    /// Where it lives depends on the Juju (see [`CaHome`]): an
+    /// application-owned secret whose URI is in the peer application data
+    /// (Juju 3.1 and later), or leader settings (Juju 2.9, which has no
+    /// secrets). A CA already in leader settings is used on any Juju, so a
+    /// model upgraded from 2.9 keeps the CA it has.
     pub(crate) fn ensure_ca(&self, peer_id: &str, leader: bool) -> Result<Option<Ca>> {
-        let app = self
-            .tools
-            .relation_get(peer_id, &self.ctx.app_name, true)
-            .context("cannot read the peer relation's application data")?;
-        if let Some(uri) = app.get(CA_SECRET_KEY).filter(|u| !u.is_empty()) {
-            return self.read_ca(uri).map(Some);
+        if let Some(ca) = self.ca_in_hand.borrow().as_ref() {
+            return Ok(Some(ca.clone()));
         }
-        if !leader {
-            return Ok(None);
+        match self.find_ca(peer_id)? {
+            Some((ca, _)) => return Ok(Some(ca)),
+            None if !leader => return Ok(None),
+            None => {}
         }
-        // A CA secret this application already owns (say, the hook that
-        // made it failed before publishing its ID): publish and reuse it,
-        // never make a second CA.
-        for uri in self
-            .tools
-            .secret_ids()
-            .context("cannot list the application's secrets")?
-        {
-            let Ok(mut content) = self.tools.secret_get(&uri) else {
-                continue;
-            };
-            let is_ca = content.contains_key(SECRET_CERT) && content.contains_key(SECRET_KEY);
-            wipe(&mut content);
-            if is_ca {
-                let ca = self.read_ca(&uri)?;
-                self.publish_ca_id(peer_id, &uri)?;
-                tracing::info!("reusing the cluster CA in secret {uri}");
-                return Ok(Some(ca));
+        if self.ctx.capabilities().secrets {
+            // A CA secret this application already owns (say, the hook
+            // that made it failed before publishing its ID): publish and
+            // reuse it, never make a second CA.
+            for uri in self
+                .tools
+                .secret_ids()
+                .context("cannot list the application's secrets")?
+            {
+                let Ok(mut content) = self.tools.secret_get(&uri) else {
+                    continue;
+                };
+                let is_ca = content.contains_key(SECRET_CERT) && content.contains_key(SECRET_KEY);
+                wipe(&mut content);
+                if is_ca {
+                    let ca = self.read_ca(&uri)?;
+                    self.publish_ca_id(peer_id, &uri)?;
+                    tracing::info!("reusing the cluster CA in secret {uri}");
+                    return Ok(Some(ca));
+                }
             }
         }
         let ca = Ca::generate(
@@ -157,20 +195,65 @@ impl Charm<'_> {
             pki::CA_VALIDITY_DAYS,
         )
         .context("cannot generate the cluster's CA")?;
-        let mut content = BTreeMap::new();
-        content.insert(SECRET_CERT.to_string(), ca.cert_pem().to_string());
-        content.insert(SECRET_KEY.to_string(), ca.key_pem().expose().to_string());
-        let uri = self
-            .tools
-            .secret_add(&content, Some(CA_LABEL), SecretOwner::Application);
-        wipe(&mut content);
-        let uri = uri.context("cannot store the CA in a Juju secret")?;
-        self.publish_ca_id(peer_id, &uri)?;
+        let home = if self.ctx.capabilities().secrets {
+            let mut content = ca_content(&ca);
+            let uri = self
+                .tools
+                .secret_add(&content, Some(CA_LABEL), SecretOwner::Application);
+            wipe(&mut content);
+            let uri = uri.context("cannot store the CA in a Juju secret")?;
+            self.publish_ca_id(peer_id, &uri)?;
+            CaHome::Secret(uri)
+        } else {
+            self.write_leader_ca(&ca)?;
+            CaHome::LeaderSettings
+        };
         tracing::info!(
-            "created the cluster CA (sha256 {}) in secret {uri}",
-            ca.fingerprint_sha256()
+            "created the cluster CA (sha256 {}) in {}",
+            ca.fingerprint_sha256(),
+            home.describe()
         );
+        *self.ca_in_hand.borrow_mut() = Some(ca.clone());
         Ok(Some(ca))
+    }
+
+    /// The committed CA and where it lives, if there is one.
+    fn find_ca(&self, peer_id: &str) -> Result<Option<(Ca, CaHome)>> {
+        let mut leader = self
+            .tools
+            .leader_get()
+            .context("cannot read the leader settings")?;
+        let found = match (leader.get(LEADER_CA_CERT), leader.get(LEADER_CA_KEY)) {
+            (Some(cert), Some(key)) if !cert.is_empty() && !key.is_empty() => Some(
+                Ca::from_pem(cert, key)
+                    .context("the CA in the leader settings is unusable; the leader must put a valid one back (restore adopt-pki=true) before units can get certificates"),
+            ),
+            _ => None,
+        };
+        wipe(&mut leader);
+        if let Some(ca) = found {
+            return Ok(Some((ca?, CaHome::LeaderSettings)));
+        }
+        if !self.ctx.capabilities().secrets {
+            return Ok(None);
+        }
+        let app = self
+            .tools
+            .relation_get(peer_id, &self.ctx.app_name, true)
+            .context("cannot read the peer relation's application data")?;
+        match app.get(CA_SECRET_KEY).filter(|u| !u.is_empty()) {
+            Some(uri) => Ok(Some((self.read_ca(uri)?, CaHome::Secret(uri.clone())))),
+            None => Ok(None),
+        }
+    }
+
+    fn write_leader_ca(&self, ca: &Ca) -> Result<()> {
+        let mut settings = BTreeMap::new();
+        settings.insert(LEADER_CA_CERT.to_string(), ca.cert_pem().to_string());
+        settings.insert(LEADER_CA_KEY.to_string(), ca.key_pem().expose().to_string());
+        let r = self.tools.leader_set(&settings);
+        wipe(&mut settings);
+        r.context("cannot store the CA in the leader settings")
     }
 
     fn publish_ca_id(&self, peer_id: &str, uri: &str) -> Result<()> {
@@ -267,32 +350,34 @@ impl Charm<'_> {
             })
     }
 
-    /// Replaces the CA in the application's secret (the leader only; used
-    /// by `restore adopt-pki=true`) and returns the CA it replaced. The
-    /// caller reissues the unit's certificates and restarts etcd.
+    /// Replaces the application's CA where it lives (the leader only; used
+    /// by `restore adopt-pki=true`) and returns the CA it replaced. The new
+    /// CA is kept in hand for the rest of this dispatch, since a secret
+    /// revision is committed only when the action exits. The caller
+    /// reissues the unit's certificates and restarts etcd.
     pub(crate) fn replace_ca(&self, new: &Ca) -> Result<Ca> {
         let peer = self.peer_relation()?.ok_or_else(|| {
             anyhow!("the peer relation does not exist yet; wait for the unit to be active")
         })?;
-        let app = self.peer_app_data(&peer)?;
-        let uri = app
-            .get(CA_SECRET_KEY)
-            .filter(|u| !u.is_empty())
-            .ok_or_else(|| {
-                anyhow!("the application has no CA secret yet; wait for the leader to be active")
-            })?
-            .clone();
-        let old = self.read_ca(&uri)?;
-        let mut content = BTreeMap::new();
-        content.insert(SECRET_CERT.to_string(), new.cert_pem().to_string());
-        content.insert(SECRET_KEY.to_string(), new.key_pem().expose().to_string());
-        self.tools
-            .secret_set(&uri, &content)
-            .with_context(|| format!("cannot write the CA to secret {uri}"))?;
+        let (committed, home) = self.find_ca(&peer)?.ok_or_else(|| {
+            anyhow!("the application has no CA yet; wait for the leader to be active")
+        })?;
+        let old = self.ca_in_hand.borrow().clone().unwrap_or(committed);
+        match &home {
+            CaHome::Secret(uri) => {
+                let mut content = ca_content(new);
+                let r = self.tools.secret_set(uri, &content);
+                wipe(&mut content);
+                r.with_context(|| format!("cannot write the CA to secret {uri}"))?;
+            }
+            CaHome::LeaderSettings => self.write_leader_ca(new)?,
+        }
+        *self.ca_in_hand.borrow_mut() = Some(new.clone());
         tracing::info!(
-            "the application's CA is now sha256 {} (was {})",
+            "the application's CA is now sha256 {} (was {}), in {}",
             new.fingerprint_sha256(),
-            old.fingerprint_sha256()
+            old.fingerprint_sha256(),
+            home.describe()
         );
         Ok(old)
     }

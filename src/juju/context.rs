@@ -111,6 +111,11 @@ impl Context {
         self.unit_name.replace('/', "-")
     }
 
+    /// What the Juju running this charm offers (secrets or not).
+    pub fn capabilities(&self) -> super::Capabilities {
+        super::Capabilities::of(&self.juju_version)
+    }
+
     /// The hook name, or `None` for an action.
     pub fn hook_name(&self) -> Option<&str> {
         match &self.dispatch {

@@ -36,6 +36,9 @@ pub struct FakeState {
     pub relation_data: BTreeMap<(String, String), BTreeMap<String, String>>,
     /// resource name → unit path
     pub resources: BTreeMap<String, PathBuf>,
+    /// resource name → the stderr of a failing `resource-get` (a
+    /// controller fault, not "not uploaded")
+    pub resource_faults: BTreeMap<String, String>,
     pub address: String,
     pub open_ports: Vec<u16>,
     pub logs: Vec<(LogLevel, String)>,
@@ -196,7 +199,11 @@ impl HookTools for FakeHookTools {
         Ok(())
     }
     fn resource_get(&self, name: &str) -> Result<Option<PathBuf>, HookToolError> {
-        Ok(self.state.borrow().resources.get(name).cloned())
+        let s = self.state.borrow();
+        if let Some(fault) = s.resource_faults.get(name) {
+            return Err(refuse("resource-get", fault));
+        }
+        Ok(s.resources.get(name).cloned())
     }
     fn network_get(&self, _endpoint: &str) -> Result<NetworkInfo, HookToolError> {
         let a = self.state.borrow().address.clone();

@@ -8,8 +8,10 @@ pub mod context;
 pub mod fake;
 pub mod log;
 pub mod tools;
+pub mod version;
 
 pub use context::{Context, ContextError, Dispatch, RelationContext};
 pub use tools::{
     CliHookTools, HookToolError, HookTools, LogLevel, NetworkInfo, SecretOwner, Status, StatusKind,
 };
+pub use version::{Capabilities, JujuVersion};

@@ -50,11 +50,17 @@ impl HookToolError {
     pub fn is_not_found(&self) -> bool {
         match self {
             HookToolError::Failed { stderr, .. } => {
-                let s = stderr.to_ascii_lowercase();
-                s.contains("not found") || s.contains("could not download resource")
+                stderr.to_ascii_lowercase().contains("not found")
             }
             _ => false,
         }
+    }
+
+    /// True when `resource-get` said that nothing is uploaded for the
+    /// resource (Juju: `resource#APP/NAME not found`), as opposed to a
+    /// fault on the way to the controller.
+    pub fn is_resource_absent(&self) -> bool {
+        matches!(self, HookToolError::Failed { stderr, .. } if stderr.to_ascii_lowercase().contains("not found"))
     }
 
     /// True when the tool refused because this unit is not the leader.
@@ -454,9 +460,11 @@ impl HookTools for CliHookTools {
                 let p = out.trim();
                 Ok((!p.is_empty()).then(|| PathBuf::from(p)))
             }
-            // resource-get exits non-zero whenever the resource is not
-            // available; that is an answer, not a failure.
-            Err(HookToolError::Failed { .. }) => Ok(None),
+            // Only "not found" (nothing uploaded) means absent. Juju's
+            // every resource-get failure starts "could not download
+            // resource", a controller or network fault included, and
+            // those must not pass for "no resource".
+            Err(e) if e.is_resource_absent() => Ok(None),
             Err(e) => Err(e),
         }
     }
