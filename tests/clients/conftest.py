@@ -1,0 +1,62 @@
+"""Fixtures for the real-client tests: juju-sim driven as `juju` by
+Canonical's jubilant, a charm directory holding this build's dispatcher, and
+a Python ops charm with its libraries vendored as charmcraft would.
+
+Paths come from the environment `scripts/test` sets: JUJU_SIM (the
+simulator binary), ETCD_CHARM_BIN (the dispatcher), OPS_VENDOR (a folder
+holding `ops` and its dependencies, made by `pip install --target`)."""
+
+import os
+import pathlib
+import shutil
+import subprocess
+
+import jubilant
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _required(name: str) -> pathlib.Path:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f'{name} is not set: run these tests through scripts/test')
+    return pathlib.Path(value)
+
+
+@pytest.fixture
+def sim_home(tmp_path, monkeypatch):
+    home = tmp_path / 'model'
+    monkeypatch.setenv('JUJU_SIM_HOME', str(home))
+    yield home
+    subprocess.run(
+        [str(_required('JUJU_SIM')), 'destroy-model', '--no-prompt', '--force'],
+        check=False,
+        capture_output=True,
+    )
+
+
+def make_juju(version: str, monkeypatch) -> jubilant.Juju:
+    monkeypatch.setenv('JUJU_SIM_AGENT_VERSION', version)
+    monkeypatch.setenv('JUJU_SIM_UPDATE_STATUS_INTERVAL', '10s')
+    return jubilant.Juju(cli_binary=str(_required('JUJU_SIM')), wait_timeout=600)
+
+
+@pytest.fixture
+def etcd_charm(tmp_path) -> pathlib.Path:
+    d = tmp_path / 'etcd-charm'
+    d.mkdir()
+    shutil.copy(_required('ETCD_CHARM_BIN'), d / 'dispatch')
+    (d / 'dispatch').chmod(0o755)
+    for f in ('metadata.yaml', 'actions.yaml', 'config.yaml'):
+        shutil.copy(REPO / f, d / f)
+    return d
+
+
+@pytest.fixture
+def ops_charm(tmp_path) -> pathlib.Path:
+    d = tmp_path / 'opsprobe'
+    shutil.copytree(REPO / 'tests' / 'clients' / 'opsprobe', d)
+    shutil.copytree(_required('OPS_VENDOR'), d / 'venv')
+    (d / 'dispatch').chmod(0o755)
+    return d
