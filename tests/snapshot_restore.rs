@@ -32,6 +32,11 @@ fn endpoint(m: &Model, unit: &str) -> kv::Conn {
     kv::Conn::to(m, unit)
 }
 
+fn owner(path: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).unwrap().uid()
+}
+
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -68,6 +73,13 @@ fn seed_workflow(m: &Model, deploy: &[&str], etcdctl: &Path) {
     assert_eq!(result(&out, "snapshot.key-count"), (KEYS - 1).to_string());
     let on_unit = host_path(m, "etcd/0", &path);
     assert_eq!(mode(&on_unit), 0o600, "snapshots hold secrets");
+    // juju scp logs in as ubuntu: the snapshot and its directory are that
+    // user's alone.
+    let ubuntu = m.download_uid("etcd/0");
+    assert_eq!(owner(&on_unit), ubuntu);
+    assert_eq!(owner(on_unit.parent().unwrap()), ubuntu);
+    assert_eq!(mode(on_unit.parent().unwrap()), 0o700);
+    assert_eq!(result(&out, "copy.owner"), "ubuntu");
     assert_eq!(
         result(&out, "snapshot.size-bytes"),
         fs::metadata(&on_unit).unwrap().len().to_string()
@@ -164,7 +176,20 @@ fn seed_workflow(m: &Model, deploy: &[&str], etcdctl: &Path) {
     assert_eq!(result(&out, "restore.source.sha256"), sha);
     let backup = host_path(m, "new-etcd/0", result(&out, "backup.path"));
     assert_eq!(mode(&backup), 0o600);
+    assert_eq!(owner(&backup), m.download_uid("new-etcd/0"));
+    assert_eq!(result(&out, "backup.copy.owner"), "ubuntu");
     assert_eq!(sha256sum(&backup), result(&out, "backup.sha256"));
+    // The backup's copy command works as the ubuntu user.
+    let words: Vec<String> = result(&out, "backup.copy.cmd")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let scp_dir = m.scratch.path().join("backup-copy");
+    fs::create_dir_all(&scp_dir).unwrap();
+    let args: Vec<&str> = vec![&words[1], &words[2], scp_dir.to_str().unwrap()];
+    sim_here(m, &args).ok();
+    let copied = scp_dir.join(backup.file_name().unwrap());
+    assert_eq!(sha256sum(&copied), result(&out, "backup.sha256"));
     let (cur, msg) = m.workload("new-etcd/0");
     assert_eq!(
         (cur.as_str(), msg.as_str()),

@@ -283,6 +283,9 @@ impl Model {
         assert_eq!(command, format!("juju scp {unit}:{path} ."), "{out}");
         let host = self.unit_root(unit).join(path.trim_start_matches('/'));
         assert_eq!(fs::metadata(&host).unwrap().mode() & 0o777, 0o600);
+        // juju scp logs in as ubuntu: the archive is that user's alone.
+        assert_eq!(fs::metadata(&host).unwrap().uid(), self.download_uid(unit));
+        assert_eq!(r["owner"], "ubuntu", "{out}");
         let dir = tempfile::Builder::new()
             .prefix("creds-")
             .tempdir_in(self.scratch.path())
@@ -310,6 +313,20 @@ impl Model {
             dir,
             ca_fingerprint: r["ca-fingerprint"].as_str().unwrap().to_string(),
         }
+    }
+
+    /// The uid of the `ubuntu` user in `unit`'s passwd database: who
+    /// `juju scp` logs in as, so who must own every download.
+    pub fn download_uid(&self, unit: &str) -> u32 {
+        let passwd = fs::read_to_string(self.unit_root(unit).join("etc/passwd"))
+            .expect("the unit has no /etc/passwd");
+        passwd
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.first() == Some(&"ubuntu")).then(|| f[2].parse().unwrap())
+            })
+            .expect("the unit has no ubuntu user")
     }
 
     /// `https://ADDR:2379` of `unit`.
