@@ -31,13 +31,14 @@
 //! `systemctl` does not emulate `Restart=`.
 
 mod addr;
-mod agent;
 mod charm;
-mod cli;
 mod model;
+mod profile;
 mod systemctl;
 mod tools;
+mod uniter;
 mod util;
+mod verbs;
 
 use std::process::ExitCode;
 
@@ -54,7 +55,7 @@ fn main() -> ExitCode {
     } else if tools::TOOL_NAMES.contains(&base.as_str()) {
         tools::main(&base, rest)
     } else {
-        cli::main(args)
+        verbs::main(args)
     };
     ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1))
 }
