@@ -17,6 +17,9 @@ fn hook_env(m: &Model, unit: &str) -> Vec<(String, String)> {
     out.stdout
         .split('\0')
         .filter_map(|kv| kv.split_once('='))
+        // Not the exec's own context: that ended with the exec, and the
+        // client here runs outside any hook (its writes commit at once).
+        .filter(|(k, _)| *k != "JUJU_SIM_CONTEXT")
         .filter(|(k, _)| k.starts_with("JUJU_") || *k == "PATH" || *k == "ETCD_CHARM_ROOT")
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
