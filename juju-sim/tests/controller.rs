@@ -194,6 +194,27 @@ impl Drop for Sim {
     }
 }
 
+/// PIDs of `juju-sim agent` processes serving the model at `home`.
+fn agents_of(home: &Path) -> Vec<u32> {
+    let want = format!("JUJU_SIM_HOME={}", home.display());
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        if args.get(1) != Some(&&b"agent"[..]) {
+            continue;
+        }
+        let env = fs::read(e.path().join("environ")).unwrap_or_default();
+        if env.split(|b| *b == 0).any(|kv| kv == want.as_bytes()) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
@@ -232,6 +253,10 @@ fn units_run_their_hooks_concurrently_and_verbs_return_at_once() {
             "active"
         );
     }
+    // One agent per unit; destroy-model leaves none running.
+    assert_eq!(agents_of(&sim.home).len(), 3);
+    sim.ok(&["destroy-model", "-y"]);
+    assert_eq!(agents_of(&sim.home), Vec::<u32>::new());
 }
 
 #[test]
@@ -679,4 +704,35 @@ fn what_real_clients_call() {
     assert!(sim.status()["applications"]["fix"]["units"]
         .get("fix/1")
         .is_none());
+}
+
+#[test]
+fn secrets_are_granted_and_revoked_over_a_relation() {
+    let sim = Sim::new(&[]);
+    sim.deploy("1");
+    let cons = sim.dir.path().join("cons");
+    fs::create_dir_all(&cons).unwrap();
+    fs::write(
+        cons.join("metadata.yaml"),
+        "name: cons\nrequires:\n  backend:\n    interface: fixdb\n",
+    )
+    .unwrap();
+    fs::write(cons.join("dispatch"), "#!/bin/sh\nexit 0\n").unwrap();
+    fs::set_permissions(cons.join("dispatch"), fs::Permissions::from_mode(0o755)).unwrap();
+    sim.ok(&["deploy", &cons.to_string_lossy(), "cons"]);
+    sim.ok(&["integrate", "fix", "cons"]);
+    sim.settle();
+    let uri = sim.out("fix/0", "secret-add value=shared");
+    let rel = sim.out("fix/0", "relation-ids db");
+    let get = format!("secret-get {uri} value");
+    assert_eq!(sim.exec("cons/0", &get).status.code(), Some(1));
+    sim.out("fix/0", &format!("secret-grant {uri} -r {rel}"));
+    assert_eq!(sim.out("cons/0", &get), "shared");
+    // The consumer reads but cannot manage it.
+    let o = sim.exec("cons/0", &format!("secret-set {uri} value=mine"));
+    assert_eq!(o.status.code(), Some(1));
+    sim.out("fix/0", &format!("secret-revoke {uri} -r {rel}"));
+    assert_eq!(sim.exec("cons/0", &get).status.code(), Some(1));
+    sim.out("fix/0", &format!("secret-remove {uri}"));
+    assert_eq!(sim.exec("fix/0", &get).status.code(), Some(1));
 }
