@@ -736,3 +736,34 @@ fn secrets_are_granted_and_revoked_over_a_relation() {
     sim.out("fix/0", &format!("secret-remove {uri}"));
     assert_eq!(sim.exec("fix/0", &get).status.code(), Some(1));
 }
+
+#[test]
+fn the_version_is_fixed_when_the_model_is_created() {
+    let sim = Sim::new(&[("JUJU_SIM_AGENT_VERSION", "2.9.49")]);
+    let o = sim.cmd(&["add-model", "m", "--no-switch"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("JUJU_SIM_SEED="), "{}", stderr(&o));
+    assert_eq!(sim.status()["model"]["version"], "2.9.49");
+    // A later command's JUJU_SIM_AGENT_VERSION changes nothing.
+    let charm = sim.charm.to_string_lossy().to_string();
+    let o = Command::new(env!("CARGO_BIN_EXE_juju-sim"))
+        .args(["deploy", &charm])
+        .env("JUJU_SIM_HOME", &sim.home)
+        .env("JUJU_SIM_ADDR_DIR", &sim.addrs)
+        .env("JUJU_SIM_AGENT_VERSION", "3.6.12")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    sim.settle();
+    assert_eq!(sim.status()["model"]["version"], "2.9.49");
+    assert_eq!(
+        fs::read_to_string(sim.root("fix/0").join("juju-version"))
+            .unwrap()
+            .trim(),
+        "2.9.49"
+    );
+    // A version the simulator does not know is refused with the choices.
+    let o = sim.cmd(&["upgrade-model", "--agent-version", "4.0.0"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("2.9.x and 3.x"), "{}", stderr(&o));
+}
