@@ -194,6 +194,27 @@ impl Drop for Sim {
     }
 }
 
+/// PIDs of `juju-sim agent` processes serving the model at `home`.
+fn agents_of(home: &Path) -> Vec<u32> {
+    let want = format!("JUJU_SIM_HOME={}", home.display());
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        if args.get(1) != Some(&&b"agent"[..]) {
+            continue;
+        }
+        let env = fs::read(e.path().join("environ")).unwrap_or_default();
+        if env.split(|b| *b == 0).any(|kv| kv == want.as_bytes()) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
@@ -232,6 +253,10 @@ fn units_run_their_hooks_concurrently_and_verbs_return_at_once() {
             "active"
         );
     }
+    // One agent per unit; destroy-model leaves none running.
+    assert_eq!(agents_of(&sim.home).len(), 3);
+    sim.ok(&["destroy-model", "-y"]);
+    assert_eq!(agents_of(&sim.home), Vec::<u32>::new());
 }
 
 #[test]
@@ -679,4 +704,66 @@ fn what_real_clients_call() {
     assert!(sim.status()["applications"]["fix"]["units"]
         .get("fix/1")
         .is_none());
+}
+
+#[test]
+fn secrets_are_granted_and_revoked_over_a_relation() {
+    let sim = Sim::new(&[]);
+    sim.deploy("1");
+    let cons = sim.dir.path().join("cons");
+    fs::create_dir_all(&cons).unwrap();
+    fs::write(
+        cons.join("metadata.yaml"),
+        "name: cons\nrequires:\n  backend:\n    interface: fixdb\n",
+    )
+    .unwrap();
+    fs::write(cons.join("dispatch"), "#!/bin/sh\nexit 0\n").unwrap();
+    fs::set_permissions(cons.join("dispatch"), fs::Permissions::from_mode(0o755)).unwrap();
+    sim.ok(&["deploy", &cons.to_string_lossy(), "cons"]);
+    sim.ok(&["integrate", "fix", "cons"]);
+    sim.settle();
+    let uri = sim.out("fix/0", "secret-add value=shared");
+    let rel = sim.out("fix/0", "relation-ids db");
+    let get = format!("secret-get {uri} value");
+    assert_eq!(sim.exec("cons/0", &get).status.code(), Some(1));
+    sim.out("fix/0", &format!("secret-grant {uri} -r {rel}"));
+    assert_eq!(sim.out("cons/0", &get), "shared");
+    // The consumer reads but cannot manage it.
+    let o = sim.exec("cons/0", &format!("secret-set {uri} value=mine"));
+    assert_eq!(o.status.code(), Some(1));
+    sim.out("fix/0", &format!("secret-revoke {uri} -r {rel}"));
+    assert_eq!(sim.exec("cons/0", &get).status.code(), Some(1));
+    sim.out("fix/0", &format!("secret-remove {uri}"));
+    assert_eq!(sim.exec("fix/0", &get).status.code(), Some(1));
+}
+
+#[test]
+fn the_version_is_fixed_when_the_model_is_created() {
+    let sim = Sim::new(&[("JUJU_SIM_AGENT_VERSION", "2.9.49")]);
+    let o = sim.cmd(&["add-model", "m", "--no-switch"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("JUJU_SIM_SEED="), "{}", stderr(&o));
+    assert_eq!(sim.status()["model"]["version"], "2.9.49");
+    // A later command's JUJU_SIM_AGENT_VERSION changes nothing.
+    let charm = sim.charm.to_string_lossy().to_string();
+    let o = Command::new(env!("CARGO_BIN_EXE_juju-sim"))
+        .args(["deploy", &charm])
+        .env("JUJU_SIM_HOME", &sim.home)
+        .env("JUJU_SIM_ADDR_DIR", &sim.addrs)
+        .env("JUJU_SIM_AGENT_VERSION", "3.6.12")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    sim.settle();
+    assert_eq!(sim.status()["model"]["version"], "2.9.49");
+    assert_eq!(
+        fs::read_to_string(sim.root("fix/0").join("juju-version"))
+            .unwrap()
+            .trim(),
+        "2.9.49"
+    );
+    // A version the simulator does not know is refused with the choices.
+    let o = sim.cmd(&["upgrade-model", "--agent-version", "4.0.0"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("2.9.x and 3.x"), "{}", stderr(&o));
 }

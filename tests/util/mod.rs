@@ -136,6 +136,7 @@ const SETTLES: &[&str] = &[
     "attach-resource",
     "resolved",
     "run-action",
+    "run",
     "run-hook",
     "exec",
     "upgrade-model",

@@ -188,6 +188,7 @@ pub fn run(store: Store, unit: &str) -> Result<()> {
         return Ok(()); // another agent already runs this unit
     }
     let _ = fs::write(udir.join("agent.pid"), std::process::id().to_string());
+    recover(&store, unit)?;
     let seed = store.read()?.seed ^ crate::util::fnv(unit.as_bytes());
     let mut rng = fastrand::Rng::with_seed(seed);
     let agent = Agent::new(store.clone(), false);
@@ -252,6 +253,32 @@ pub fn run(store: Store, unit: &str) -> Result<()> {
         }
         last = None;
     }
+}
+
+/// A restarted agent (the previous one died mid-way): the hook it was
+/// running is run again first, as Juju's uniter re-runs an interrupted
+/// hook; the action it was running is failed; uncommitted writes are lost.
+fn recover(store: &Store, unit: &str) -> Result<()> {
+    store.update(|m| -> Result<()> {
+        let Some(u) = m.units.get_mut(unit) else {
+            return Ok(());
+        };
+        u.pending = Pending::default();
+        u.agent = "idle".into();
+        let hook = u.running.take();
+        let action = u.running_action.take();
+        if let Some(op) = hook {
+            if u.failed.as_ref() != Some(&op) {
+                m.queue.push_front(op);
+            }
+        }
+        if let Some(a) = action.and_then(|id| m.actions.get_mut(&id)) {
+            a.status = "failed".into();
+            a.message = Some("the unit agent was restarted while the action ran".into());
+            a.completed = Some(now_secs());
+        }
+        Ok(())
+    })
 }
 
 /// Runs one hook under the machine lock, then commits or drops its writes

@@ -109,19 +109,7 @@ pub(super) fn deploy(
     let _ = fs::remove_dir_all(&dest);
     fs::rename(&staging, &dest)
         .with_context(|| format!("cannot store charm in {}", dest.display()))?;
-    // A new model takes its Juju version and the simulator's settings from
-    // the environment now; they stay fixed for the model's life.
-    let existing = store.read()?;
-    let settings = if existing.uuid.is_empty() {
-        Some(ModelSettings::from_env()?)
-    } else {
-        None
-    };
-    let profile = match &settings {
-        Some(s) => s.profile.clone(),
-        None => Profile::of(&existing.version),
-    };
-    ensure_tools(store, &profile)?;
+    ensure_model(store)?;
     let mut stored = std::collections::BTreeMap::new();
     for (name, path, filename) in res {
         stored.insert(
@@ -129,30 +117,9 @@ pub(super) fn deploy(
             store_resource(store, &app, &name, &filename, &path)?,
         );
     }
-    let home = store.home().display().to_string();
     store.update(|m| -> Result<()> {
         if m.applications.contains_key(&app) {
             bail!("cannot add application \"{app}\": application already exists");
-        }
-        if m.uuid.is_empty() {
-            let h = crate::util::fnv(format!("{home}{}", now_secs()).as_bytes());
-            let h2 = crate::util::fnv(format!("{h}{home}").as_bytes());
-            m.uuid = format!(
-                "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-                h >> 32,
-                (h >> 16) & 0xffff,
-                h & 0xfff,
-                h2 >> 52,
-                h2 & 0xffff_ffff_ffff
-            );
-        }
-        if let Some(s) = &settings {
-            m.version = s.profile.version.clone();
-            m.seed = s.seed;
-            m.update_status_secs = s.update_status_secs;
-            m.retry_base_ms = s.retry_base_ms;
-            m.max_delay_ms = s.max_delay_ms;
-            m.base_env = current_env();
         }
         m.applications.insert(
             app.clone(),
@@ -178,12 +145,6 @@ pub(super) fn deploy(
         }
         Ok(())
     })?;
-    if let Some(s) = &settings {
-        eprintln!(
-            "Created model on Juju {} with JUJU_SIM_SEED={} (update-status every {} s)",
-            s.profile.version, s.seed, s.update_status_secs
-        );
-    }
     eprintln!("Located local charm \"{}\", revision 0", charm.name());
     eprintln!(
         "Deploying \"{app}\" from local charm \"{}\", revision 0 on ubuntu@22.04/stable",
@@ -196,6 +157,48 @@ pub(super) fn deploy(
         charm.name()
     );
     Ok(0)
+}
+
+/// Creates the model when there is none yet (`add-model`, or the first
+/// `deploy`): its Juju version and the simulator's settings come from the
+/// environment now and stay fixed for its life; the seed is printed. Then
+/// (re)creates the tools for its version; returns its profile.
+pub(super) fn ensure_model(store: &Store) -> Result<Profile> {
+    fs::create_dir_all(store.home())
+        .with_context(|| format!("cannot create {}", store.home().display()))?;
+    let home = store.home().display().to_string();
+    let created = store.update(|m| -> Result<Option<ModelSettings>> {
+        if !m.uuid.is_empty() {
+            return Ok(None);
+        }
+        let s = ModelSettings::from_env()?;
+        let h = crate::util::fnv(format!("{home}{}", now_secs()).as_bytes());
+        let h2 = crate::util::fnv(format!("{h}{home}").as_bytes());
+        m.uuid = format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            h >> 32,
+            (h >> 16) & 0xffff,
+            h & 0xfff,
+            h2 >> 52,
+            h2 & 0xffff_ffff_ffff
+        );
+        m.version = s.profile.version.clone();
+        m.seed = s.seed;
+        m.update_status_secs = s.update_status_secs;
+        m.retry_base_ms = s.retry_base_ms;
+        m.max_delay_ms = s.max_delay_ms;
+        m.base_env = current_env();
+        Ok(Some(s))
+    })?;
+    if let Some(s) = &created {
+        eprintln!(
+            "Created model on Juju {} with JUJU_SIM_SEED={} (update-status every {} s)",
+            s.profile.version, s.seed, s.update_status_secs
+        );
+    }
+    let profile = Profile::of(&store.read()?.version);
+    ensure_tools(store, &profile)?;
+    Ok(profile)
 }
 
 /// What a new model fixes from the environment.

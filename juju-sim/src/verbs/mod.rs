@@ -60,6 +60,16 @@ enum Cmd {
         #[arg(long)]
         config: Vec<String>,
     },
+    /// Create the model now (else the first deploy does): its Juju version
+    /// and settings are fixed from the environment. A juju-sim home holds
+    /// one model; the name is accepted for Juju's syntax.
+    AddModel {
+        name: Option<String>,
+        #[arg(long)]
+        no_switch: bool,
+        #[arg(long)]
+        config: Vec<String>,
+    },
     /// Add units to an application.
     AddUnit {
         app: String,
@@ -202,7 +212,7 @@ enum Cmd {
         replay: bool,
         #[arg(long, short = 'i')]
         include: Vec<String>,
-        #[arg(long, short = 'n')]
+        #[arg(long, short = 'n', alias = "limit")]
         lines: Option<usize>,
         #[arg(long)]
         no_tail: bool,
@@ -313,6 +323,11 @@ fn run(cli: Cli) -> Result<i32> {
             resource,
             config,
         } => deploy::deploy(&agent, &charm, app, n, &resource, &config),
+        Cmd::AddModel { .. } => {
+            let p = deploy::ensure_model(&agent.store)?;
+            eprintln!("Added model on juju-sim with Juju {}", p.version);
+            Ok(0)
+        }
         Cmd::AddUnit { app, n } => {
             if !agent.store.read()?.applications.contains_key(&app) {
                 bail!("application \"{app}\" not found");

@@ -193,10 +193,12 @@ pub(super) fn destroy(agent: &Agent) -> Result<i32> {
             .map(|(n, _)| n.clone())
             .collect();
         m.queue.retain(|o| !healthy.contains(&o.unit));
+        let since = m.next_op;
         for name in &healthy {
             m.push(Op::hook(name, "stop"));
             m.push(Op::hook(name, "remove"));
         }
+        tag_env(m, since);
         Ok(healthy)
     });
     if let Ok(healthy) = queued {
@@ -204,9 +206,11 @@ pub(super) fn destroy(agent: &Agent) -> Result<i32> {
         while std::time::Instant::now() < budget {
             let Ok(m) = agent.store.read() else { break };
             let busy = healthy.iter().any(|n| {
+                // A unit whose stop or remove failed goes no further.
                 m.units.get(n).is_some_and(|u| {
                     u.running.is_some()
-                        || (m.queue.iter().any(|o| o.unit == *n)
+                        || (u.failed.is_none()
+                            && m.queue.iter().any(|o| o.unit == *n)
                             && crate::uniter::agent::alive(&agent.store, n))
                 })
             });

@@ -26,10 +26,19 @@ pub(super) fn unit_statuses(u: &Unit, version: &str) -> (Value, Value) {
                 json!({"current": "error", "message": msg, "since": since, "version": version}),
             )
         }
-        None => (
-            json!({"current": u.workload.current, "message": u.workload.message, "since": since}),
-            json!({"current": if u.agent.is_empty() { "idle" } else { &u.agent }, "since": since, "version": version}),
-        ),
+        None => {
+            let mut agent = json!({"current": if u.agent.is_empty() { "idle" } else { &u.agent }, "since": since, "version": version});
+            // Juju says what the agent is doing.
+            if let Some(op) = &u.running {
+                agent["message"] = Value::from(format!("running {} hook", op.hook));
+            } else if let Some(id) = u.running_action {
+                agent["message"] = Value::from(format!("running action {id}"));
+            }
+            (
+                json!({"current": u.workload.current, "message": u.workload.message, "since": since}),
+                agent,
+            )
+        }
     }
 }
 
