@@ -247,7 +247,14 @@ impl Charm<'_> {
             config_int(&config, "heartbeat_interval", 100),
             config_int(&config, "election_timeout", 1000),
             config_bool(&config, "bind_to_all_interfaces", false),
-        ) {
+        )
+        .and_then(|t| {
+            t.with_quota(config_int(
+                &config,
+                "quota-backend-bytes",
+                crate::etcd::config::DEFAULT_QUOTA_BACKEND_BYTES as i64,
+            ))
+        }) {
             Ok(t) => t,
             Err(e) => return Ok(Err(Status::blocked(e.to_string()))),
         };
@@ -557,11 +564,14 @@ impl Charm<'_> {
             Ok(h) if h.is_healthy() => {
                 self.set_status(Status::active(self.active_message(h.members.len())?))
             }
-            Ok(h) if !h.alarms.is_empty() => self.set_status(Status::blocked(format!(
-                "etcd raised alarms {}: free space, then run: juju run {} compact, then defrag",
-                h.alarms.join(", "),
-                self.ctx.unit_name
-            ))),
+            Ok(h) if !h.alarms.is_empty() => {
+                let alarms = client.alarms().context("etcd did not list its alarms")?;
+                self.set_status(Status::blocked(super::alarms::alarm_message(
+                    &self.ctx.app_name,
+                    &alarms,
+                    &h.members,
+                )))
+            }
             Ok(_) => self.set_status(Status::blocked(
                 "etcd has no leader: the cluster has lost quorum; bring the other members back",
             )),

@@ -482,3 +482,71 @@ pub fn wait_healthy(
         })
     })
 }
+
+/// One raised alarm: the member that raised it and etcd's name for it
+/// (`NOSPACE`, `CORRUPT`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alarm {
+    pub member_id: u64,
+    pub kind: String,
+}
+
+impl EtcdClient {
+    /// The alarms raised in the cluster, as `etcdctl alarm list` shows them.
+    pub fn alarms(&mut self) -> Result<Vec<Alarm>, ClientError> {
+        let r = self.call("alarm list", |mut c| {
+            Box::pin(async move { c.alarm(AlarmAction::Get, AlarmType::None, None).await })
+        })?;
+        Ok(r.alarms()
+            .iter()
+            .map(|a| Alarm {
+                member_id: a.member_id(),
+                kind: a.alarm().as_str_name().to_string(),
+            })
+            .collect())
+    }
+
+    /// Disarms every raised alarm, as `etcdctl alarm disarm` does; returns
+    /// the alarms it disarmed. etcd raises `NOSPACE` again at once if the
+    /// database is still over its quota.
+    pub fn alarm_disarm_all(&mut self) -> Result<Vec<Alarm>, ClientError> {
+        let raised = self.alarms()?;
+        for a in &raised {
+            let kind = AlarmType::from_str_name(&a.kind).unwrap_or(AlarmType::None);
+            let member = a.member_id;
+            self.call("alarm disarm", move |mut c| {
+                Box::pin(async move {
+                    let mut opts = etcd_client::AlarmOptions::new();
+                    opts.with_member(member);
+                    c.alarm(AlarmAction::Deactivate, kind, Some(opts)).await
+                })
+            })?;
+        }
+        Ok(raised)
+    }
+
+    /// The member serves: it answers status and a linearizable read (which
+    /// goes through raft, so it has a leader). Unlike [`Self::health`],
+    /// raised alarms do not count: a member under `NOSPACE` still serves
+    /// reads and keeps quorum.
+    pub fn serving(&mut self) -> Result<MemberStatus, ClientError> {
+        let status = self.status()?;
+        self.call("linearizable get", |mut c| {
+            Box::pin(async move {
+                c.get("health", Some(GetOptions::new().with_count_only()))
+                    .await
+            })
+        })?;
+        Ok(status)
+    }
+}
+
+/// Polls `endpoint` until the member serves (see [`EtcdClient::serving`])
+/// or `within` has passed.
+pub fn wait_serving(
+    endpoint: &str,
+    tls: &ClientTls,
+    within: Duration,
+) -> Result<MemberStatus, ClientError> {
+    poll(endpoint, tls, within, |c| c.serving().map(Ok))
+}
