@@ -150,3 +150,258 @@ fn nospace_shows_in_status_and_its_advice_makes_writes_work_again() {
     assert!(msg.contains("quota-backend-bytes=1000"), "{msg}");
     assert_eq!(util::get(ctl, &e0, &creds, "/after"), "works");
 }
+
+/// A TLS client to `endpoints` with the packaged credentials.
+async fn client_to(
+    endpoints: &[String],
+    creds: &Creds,
+    timeout: std::time::Duration,
+) -> Result<etcd_client::Client, etcd_client::Error> {
+    use etcd_client::{Certificate, ConnectOptions, Identity, TlsOptions};
+    let read = |p: std::path::PathBuf| std::fs::read(p).unwrap();
+    let tls = TlsOptions::new()
+        .ca_certificate(Certificate::from_pem(read(creds.ca())))
+        .identity(Identity::from_pem(read(creds.cert()), read(creds.key())));
+    let opts = ConnectOptions::new()
+        .with_tls(tls)
+        .with_connect_timeout(timeout)
+        .with_timeout(timeout);
+    etcd_client::Client::connect(endpoints, Some(opts)).await
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A writer putting `/w/NNNNNN` every ~50 ms through a client to every
+/// endpoint, until stopped; returns the keys written and the failures.
+struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<(Vec<String>, Vec<String>)>,
+}
+
+impl Writer {
+    fn start(endpoints: Vec<String>, creds: Creds) -> Writer {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            rt().block_on(async {
+                let t = std::time::Duration::from_secs(2);
+                let mut c = client_to(&endpoints, &creds, t).await.unwrap();
+                let (mut ok, mut failed) = (vec![], vec![]);
+                let mut i = 0usize;
+                while !flag.load(Ordering::Relaxed) {
+                    let key = format!("/w/{i:06}");
+                    // As etcd's own clientv3 does, a put that never left
+                    // (the connection to a restarting member was refused)
+                    // goes to another endpoint; anything else counts.
+                    let mut attempt = 0;
+                    loop {
+                        attempt += 1;
+                        let r = tokio::time::timeout(t, c.put(key.clone(), format!("v{i}"), None))
+                            .await;
+                        match r {
+                            Ok(Ok(_)) => ok.push(key.clone()),
+                            Ok(Err(e))
+                                if attempt < 5 && e.to_string().contains("Connection refused") =>
+                            {
+                                continue
+                            }
+                            Ok(Err(e)) => failed.push(format!("{key}: {e}")),
+                            Err(_) => failed.push(format!("{key}: timed out")),
+                        }
+                        break;
+                    }
+                    i += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                (ok, failed)
+            })
+        });
+        Writer { stop, handle }
+    }
+
+    fn stop(self) -> (Vec<String>, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap()
+    }
+}
+
+/// Samples every member's own answer (`Maintenance.Status`, which a
+/// running member gives without raft) every ~200 ms, until stopped;
+/// returns each round's down members that had more than one down, and
+/// the number of rounds.
+struct Sampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<(Vec<Vec<String>>, usize, usize)>,
+}
+
+impl Sampler {
+    fn start(endpoints: Vec<String>, creds: Creds) -> Sampler {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            rt().block_on(async {
+                let mut bad = vec![];
+                let (mut rounds, mut any_down) = (0, 0);
+                while !flag.load(Ordering::Relaxed) {
+                    let mut set = tokio::task::JoinSet::new();
+                    for ep in endpoints.clone() {
+                        let creds = creds.clone();
+                        set.spawn(async move {
+                            let t = std::time::Duration::from_secs(2);
+                            let up = tokio::time::timeout(t, async {
+                                let mut c = client_to(std::slice::from_ref(&ep), &creds, t).await?;
+                                c.status().await
+                            })
+                            .await;
+                            match up {
+                                Ok(Ok(_)) => None,
+                                Ok(Err(e)) => Some(format!("{ep}: {e}")),
+                                Err(_) => Some(format!("{ep}: timed out")),
+                            }
+                        });
+                    }
+                    let mut down = vec![];
+                    while let Some(r) = set.join_next().await {
+                        if let Some(d) = r.unwrap() {
+                            down.push(d);
+                        }
+                    }
+                    rounds += 1;
+                    if !down.is_empty() {
+                        any_down += 1;
+                    }
+                    if down.len() > 1 {
+                        bad.push(down);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                (bad, rounds, any_down)
+            })
+        });
+        Sampler { stop, handle }
+    }
+
+    fn stop(self) -> (Vec<Vec<String>>, usize, usize) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap()
+    }
+}
+
+/// The PID of `unit`'s etcd (its command line names the unit's config).
+fn etcd_pid(m: &Model, unit: &str) -> u32 {
+    let conf = m.unit_root(unit).join("etc/etcd-charm/etcd.conf.yml");
+    let pids = util::pids_mentioning(&conf.display().to_string());
+    assert_eq!(pids.len(), 1, "{unit}: {pids:?}");
+    pids[0]
+}
+
+fn settle(m: &Model, units: &[&str], rounds: usize) {
+    for _ in 0..rounds {
+        for u in units {
+            m.sim(&["run-hook", u, "update-status"]).ok();
+        }
+    }
+}
+
+#[test]
+fn a_config_change_restarts_five_members_one_at_a_time() {
+    let m = Model::new();
+    let units = ["etcd/0", "etcd/1", "etcd/2", "etcd/3", "etcd/4"];
+    m.sim(&["deploy", &charm(), "-n", "5"]).ok();
+    settle(&m, &units, 1);
+    for u in units {
+        let (cur, msg) = m.workload(u);
+        assert_eq!(
+            (cur.as_str(), msg.as_str()),
+            ("active", "Healthy with 5 known peers"),
+            "{u}: {}\n{}",
+            statuses(&m),
+            m.debug_log()
+        );
+    }
+    let creds = m.credentials("etcd/0");
+    let endpoints: Vec<String> = units.iter().map(|u| m.endpoint(u)).collect();
+    let before: Vec<u32> = units.iter().map(|u| etcd_pid(&m, u)).collect();
+
+    let sampler = Sampler::start(endpoints.clone(), creds.clone());
+    let writer = Writer::start(endpoints.clone(), creds.clone());
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let quota = 4u64 * 1024 * 1024 * 1024;
+    m.sim(&["config", "etcd", &format!("quota-backend-bytes={quota}")])
+        .ok();
+    // The lock passes on through relation hooks; update-status finishes
+    // whatever a hook left waiting.
+    let done = util::eventually(240, || {
+        settle(&m, &units, 1);
+        units.iter().all(|u| {
+            m.workload(u)
+                == (
+                    "active".to_string(),
+                    "Healthy with 5 known peers".to_string(),
+                )
+        })
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let (written, failed) = writer.stop();
+    let (bad, rounds, any_down) = sampler.stop();
+    assert!(done, "{}\n{}", statuses(&m), m.debug_log());
+
+    // Every unit restarted (a new etcd process) with the new quota.
+    for (u, old) in units.iter().zip(&before) {
+        let conf =
+            std::fs::read_to_string(m.unit_root(u).join("etc/etcd-charm/etcd.conf.yml")).unwrap();
+        assert!(
+            conf.contains(&format!("quota-backend-bytes: {quota}")),
+            "{u}"
+        );
+        assert_ne!(etcd_pid(&m, u), *old, "{u} was not restarted");
+    }
+    let log = m.debug_log();
+    for u in units {
+        assert!(
+            log.contains(&format!("granted the rolling-restart lock to {u}")),
+            "{u} never held the lock:\n{log}"
+        );
+    }
+    assert!(
+        log.contains("Waiting for the rolling-restart lock ("),
+        "no unit showed it waiting its turn:\n{log}"
+    );
+    eprintln!(
+        "writes: {} ok, {} failed {failed:?}; health rounds: {rounds}, {any_down} with a member down",
+        written.len(),
+        failed.len()
+    );
+    assert!(
+        any_down >= 5,
+        "the sampler never saw a restart ({any_down} rounds with a member down of {rounds})"
+    );
+    assert!(bad.is_empty(), "two members down at once: {bad:?}");
+    assert!(
+        failed.len() <= 3,
+        "{} writes failed: {failed:?}",
+        failed.len()
+    );
+    assert!(written.len() > 50, "{}", written.len());
+    // Every key written is kept, on every member.
+    let ctl = Path::new(ETCDCTL_34);
+    for ep in &endpoints {
+        let out = etcdctl_tls(ctl, ep, &creds, &["get", "/w/", "--prefix", "--keys-only"]);
+        assert!(out.status.success());
+        let keys: std::collections::BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        for k in &written {
+            assert!(keys.contains(k), "{ep} lost {k}");
+        }
+    }
+}

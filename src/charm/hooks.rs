@@ -13,9 +13,10 @@ use sha2::{Digest, Sha256};
 
 use super::cluster::{member_name_of, parse_initial_cluster, INITIAL_CLUSTER_KEY};
 use super::lock::OpLock;
+use super::rolling::Gate;
 use super::state::{Applied, Bootstrap, LocalState};
 use super::Charm;
-use crate::etcd::client::{wait_healthy, wait_ready, EtcdClient};
+use crate::etcd::client::{wait_ready, wait_serving, EtcdClient};
 use crate::etcd::config::Tuning;
 use crate::etcd::install::{self, sha256_file};
 use crate::etcd::paths::{CONFIG_FILE, DATA_DIR, SERVER_CERT, UNIT_FILE};
@@ -419,6 +420,10 @@ impl Charm<'_> {
         hasher.update(unit_text.as_bytes());
         hasher.update(b"\0");
         hasher.update(&cert);
+        // New binaries under the same path (a new `etcd` resource) need a
+        // restart too, through the rolling lock like any other.
+        hasher.update(b"\0");
+        hasher.update(format!("{} {}", binaries.version, binaries.source).as_bytes());
         let fingerprint = hex::encode(hasher.finalize());
         let wanted = Applied {
             client_url: member.client_url(),
@@ -434,13 +439,25 @@ impl Charm<'_> {
         let changed = state.applied.as_ref() != Some(&wanted);
         let mut started_now = false;
         if running && changed {
+            // Every restart goes through the application's rolling lock
+            // (see rolling.rs): one member at a time, only while the
+            // others serve and keep quorum.
             if let Some(old) = &state.applied {
+                let reason =
+                    if old.client_port != wanted.client_port || old.peer_url != wanted.peer_url {
+                        "new ports"
+                    } else {
+                        "new config, binaries or certificates"
+                    };
+                if let Gate::Wait(status) = self.restart_gate(&old.client_url, &tls, reason)? {
+                    return self.held_back(old.clone(), status);
+                }
                 if old.peer_url != wanted.peer_url {
                     self.move_peer_url(old, &wanted)?;
                 }
             }
             self.set_status(Status::maintenance(
-                "Restarting etcd with the new configuration",
+                "Restarting etcd with the new configuration (holding the rolling-restart lock)",
             ))?;
             self.service
                 .restart()
@@ -464,7 +481,9 @@ impl Charm<'_> {
                 if st.is_learner {
                     Ok(())
                 } else {
-                    wait_healthy(&wanted.client_url, &tls, START_TIMEOUT).map(drop)
+                    // Serving, alarms or not: a raised alarm shows in the
+                    // status below and is not the restart's fault.
+                    wait_serving(&wanted.client_url, &tls, START_TIMEOUT).map(drop)
                 }
             });
             if let Err(e) = ready {
@@ -492,6 +511,15 @@ impl Charm<'_> {
         }
         state.applied = Some(wanted.clone());
         self.save_state(state)?;
+        // A restart done under the lock (in this hook or one whose
+        // catch-up did not finish) hands the lock on once this member has
+        // caught up; a request no longer needed is withdrawn.
+        if let Err(e) = self.settle_restart_lock(&wanted.client_url, &tls) {
+            tracing::warn!("{e:#}");
+            return self.set_status(Status::waiting(format!(
+                "Restarted etcd; holding the rolling-restart lock until this member catches up: {e:#}"
+            )));
+        }
 
         let mut client = match EtcdClient::connect(&wanted.client_url, &tls, Duration::from_secs(5))
         {
@@ -528,7 +556,9 @@ impl Charm<'_> {
         }
         let leader = self.tools.is_leader().context("cannot ask is-leader")?;
         let members = if leader {
-            self.register_peers(&peer_id, &mut client)?
+            let members = self.register_peers(&peer_id, &mut client)?;
+            self.tend_restart_locks(&peer_id)?;
+            members
         } else {
             client.members().context("cannot list etcd's members")?
         };
@@ -545,6 +575,25 @@ impl Charm<'_> {
             )));
         }
         self.health_status(&mut client)
+    }
+
+    /// A restart is needed but not allowed yet: etcd keeps running what it
+    /// was started with, the leader still tends the cluster and the lock,
+    /// and the status says what the unit waits for.
+    fn held_back(&self, running: Applied, status: Status) -> Result<()> {
+        if self.tools.is_leader().context("cannot ask is-leader")? {
+            if let Some(peer_id) = self.peer_relation()? {
+                let tls = self.client_tls()?;
+                match EtcdClient::connect(&running.client_url, &tls, Duration::from_secs(5)) {
+                    Ok(mut client) => {
+                        self.register_peers(&peer_id, &mut client)?;
+                    }
+                    Err(e) => tracing::warn!("cannot reach this unit's etcd: {e}"),
+                }
+            }
+        }
+        self.update_db_relations()?;
+        self.set_status(status)
     }
 
     /// Sets the status from one health check.

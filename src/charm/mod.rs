@@ -16,6 +16,7 @@ pub mod hooks;
 pub mod lock;
 pub mod outcome;
 pub mod restore;
+pub mod rolling;
 pub mod snapshot;
 pub mod state;
 pub mod tls;
