@@ -405,3 +405,154 @@ fn a_config_change_restarts_five_members_one_at_a_time() {
         }
     }
 }
+
+fn kill9(pid: u32) {
+    let st = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(util::eventually(10, || !Path::new(&format!("/proc/{pid}"))
+        .exists()
+        || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z "))
+            .unwrap_or(true)));
+}
+
+/// (name, id) of every member, sorted by name.
+fn members(ctl: &Path, endpoint: &str, creds: &Creds) -> Vec<(String, String)> {
+    let out = etcdctl_tls(ctl, endpoint, creds, &["member", "list", "-w", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut m: Vec<(String, String)> = v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap_or_default().to_string(),
+                format!("{:x}", m["ID"].as_u64().unwrap_or_default()),
+            )
+        })
+        .collect();
+    m.sort();
+    m
+}
+
+fn three_units(m: &Model) -> [&'static str; 3] {
+    let units = ["etcd/0", "etcd/1", "etcd/2"];
+    m.sim(&["deploy", &charm(), "-n", "3"]).ok();
+    settle(m, &units, 1);
+    for u in units {
+        let (cur, msg) = m.workload(u);
+        assert_eq!(
+            (cur.as_str(), msg.as_str()),
+            ("active", "Healthy with 3 known peers"),
+            "{u}: {}\n{}",
+            statuses(m),
+            m.debug_log()
+        );
+    }
+    units
+}
+
+#[test]
+fn replace_member_brings_back_a_member_whose_data_was_deleted() {
+    let m = Model::new();
+    let units = three_units(&m);
+    let ctl = Path::new(ETCDCTL_34);
+    let creds = m.credentials("etcd/0");
+    let e0 = m.endpoint("etcd/0");
+    for i in 0..50 {
+        put(ctl, &e0, &creds, &format!("/r/{i:03}"), &format!("v{i}")).unwrap();
+    }
+    let before = members(ctl, &e0, &creds);
+    assert_eq!(before.len(), 3);
+
+    // A healthy member is refused, and nothing changes.
+    let pid1 = etcd_pid(&m, "etcd/1");
+    let (code, out) = run(&m, "etcd/1", "replace-member", &[]);
+    assert_ne!(code, 0, "{out}");
+    let msg = out["message"].as_str().unwrap_or_default().to_string();
+    assert!(
+        msg.contains("is healthy") && msg.contains("Nothing was changed"),
+        "{msg}"
+    );
+    assert!(msg.contains("force=true"), "{msg}");
+    assert_eq!(etcd_pid(&m, "etcd/1"), pid1);
+    assert_eq!(members(ctl, &e0, &creds), before);
+
+    // etcd/2's etcd stops and its data is lost.
+    kill9(etcd_pid(&m, "etcd/2"));
+    let data2 = m.unit_root("etcd/2").join("var/lib/etcd-charm/data");
+    std::fs::remove_dir_all(&data2).unwrap();
+
+    // With etcd/1 down too, removing etcd/2 would cost quorum: refused,
+    // nothing changed (no data moved aside, the member still listed).
+    kill9(pid1);
+    let (code, out) = run(&m, "etcd/2", "replace-member", &[]);
+    assert_ne!(code, 0, "{out}");
+    let msg = out["message"].as_str().unwrap_or_default().to_string();
+    assert!(
+        msg.contains("would cost quorum") && msg.contains("Nothing was changed"),
+        "{msg}"
+    );
+    let lib2 = m.unit_root("etcd/2").join("var/lib/etcd-charm");
+    let aside: Vec<_> = std::fs::read_dir(&lib2)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("data.replaced"))
+        .collect();
+    assert!(aside.is_empty(), "{aside:?}");
+    assert!(!data2.exists());
+    // etcd/1 comes back (update-status starts a dead etcd).
+    m.sim(&["run-hook", "etcd/1", "update-status"]).ok();
+    assert!(util::eventually(30, || members(ctl, &e0, &creds) == before));
+
+    // Now it is replaced, and copies every key.
+    let (code, out) = run(&m, "etcd/2", "replace-member", &[]);
+    assert_eq!(code, 0, "{out}\n{}", m.debug_log());
+    let r = &out["results"]["replace"];
+    assert_eq!(r["member"], "etcd-2", "{out}");
+    assert_eq!(r["members"], "3", "{out}");
+    let after = members(ctl, &e0, &creds);
+    assert_eq!(after.len(), 3);
+    let names: Vec<&str> = after.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["etcd-0", "etcd-1", "etcd-2"]);
+    assert_ne!(after[2].1, before[2].1, "etcd-2 kept its old member id");
+    assert_eq!(r["new-member-id"], after[2].1.as_str(), "{out}");
+    let e2 = m.endpoint("etcd/2");
+    for i in 0..50 {
+        assert_eq!(
+            util::get(ctl, &e2, &creds, &format!("/r/{i:03}")),
+            format!("v{i}")
+        );
+    }
+    put(ctl, &e2, &creds, "/r/after", "yes").unwrap();
+    // Voting, not a learner; the old data was deleted once it was healthy.
+    let out = etcdctl_tls(ctl, &e0, &creds, &["member", "list", "-w", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["isLearner"].as_bool() != Some(true)),
+        "{v}"
+    );
+    assert!(data2.join("member").exists());
+    settle(&m, &units, 1);
+    for u in units {
+        let (cur, msg) = m.workload(u);
+        assert_eq!(
+            (cur.as_str(), msg.as_str()),
+            ("active", "Healthy with 3 known peers"),
+            "{u}: {}",
+            statuses(&m)
+        );
+    }
+}

@@ -364,7 +364,7 @@ impl Charm<'_> {
     }
 
     /// Brings the unit to the state the model asks for.
-    fn reconcile(&self, state: &mut LocalState) -> Result<()> {
+    pub(crate) fn reconcile(&self, state: &mut LocalState) -> Result<()> {
         if state.left {
             return self.set_status(Status::maintenance(
                 "Left the etcd cluster; this unit is being removed",
