@@ -88,7 +88,7 @@ fn nospace_shows_in_status_and_its_advice_makes_writes_work_again() {
     // update-status says so, and what to do.
     m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
     let (cur, msg) = m.workload("etcd/0");
-    assert_eq!(cur, "blocked", "{msg}");
+    assert_eq!(cur, "blocked", "{msg}\n{}", m.debug_log());
     for step in [
         "NOSPACE (etcd-0)",
         "compact",
@@ -443,6 +443,22 @@ fn members(ctl: &Path, endpoint: &str, creds: &Creds) -> Vec<(String, String)> {
     m
 }
 
+/// The names of the voting members, sorted.
+fn voters(ctl: &Path, endpoint: &str, creds: &Creds) -> Vec<String> {
+    let out = etcdctl_tls(ctl, endpoint, creds, &["member", "list", "-w", "json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut names: Vec<String> = v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["isLearner"].as_bool() != Some(true))
+        .map(|m| m["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
 fn three_units(m: &Model) -> [&'static str; 3] {
     let units = ["etcd/0", "etcd/1", "etcd/2"];
     m.sim(&["deploy", &charm(), "-n", "3"]).ok();
@@ -555,4 +571,138 @@ fn replace_member_brings_back_a_member_whose_data_was_deleted() {
             statuses(&m)
         );
     }
+}
+
+#[test]
+fn recover_quorum_from_the_last_survivor_then_scale_back_to_three() {
+    use std::os::unix::fs::MetadataExt;
+    let m = Model::new();
+    three_units(&m);
+    let ctl = Path::new(ETCDCTL_34);
+    let creds = m.credentials("etcd/0");
+    let e0 = m.endpoint("etcd/0");
+    for i in 0..30 {
+        put(ctl, &e0, &creds, &format!("/q/{i:03}"), &format!("v{i}")).unwrap();
+    }
+    let backups = m.unit_root("etcd/0").join("home/ubuntu/etcd-snapshots");
+    let list = |d: &Path| -> Vec<String> {
+        std::fs::read_dir(d)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    // While quorum holds: refused, nothing changed.
+    let pid0 = etcd_pid(&m, "etcd/0");
+    let (code, out) = run(&m, "etcd/0", "recover-quorum", &[]);
+    assert_ne!(code, 0, "{out}");
+    let msg = out["message"].as_str().unwrap_or_default().to_string();
+    assert!(
+        msg.contains("has quorum") && msg.contains("Nothing was changed"),
+        "{msg}"
+    );
+    assert_eq!(etcd_pid(&m, "etcd/0"), pid0);
+    assert_eq!(members(ctl, &e0, &creds).len(), 3);
+    assert!(list(&backups).is_empty(), "{:?}", list(&backups));
+
+    // Two machines gone for good: their etcd killed and their data
+    // deleted. (This simulator has no `remove-unit --force --no-wait`, and
+    // any hook of theirs would start etcd again, so none runs before the
+    // recovery; their units are removed after it.)
+    for u in ["etcd/1", "etcd/2"] {
+        kill9(etcd_pid(&m, u));
+        std::fs::remove_dir_all(m.unit_root(u).join("var/lib/etcd-charm/data")).unwrap();
+    }
+    m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
+    let (cur, msg) = m.workload("etcd/0");
+    assert_eq!(cur, "blocked", "{msg}\n{}", m.debug_log());
+    assert!(
+        msg.contains("lost quorum") && msg.contains("recover-quorum"),
+        "{msg}"
+    );
+
+    let (code, out) = run(&m, "etcd/0", "recover-quorum", &[]);
+    assert_eq!(code, 0, "{out}\n{}", m.debug_log());
+    let r = &out["results"];
+    assert_eq!(r["recover"]["members"], "1", "{out}");
+    assert_eq!(r["recover"]["removed"], "etcd-1,etcd-2", "{out}");
+    let keys: u64 = r["recover"]["keys"].as_str().unwrap().parse().unwrap();
+    assert_eq!(keys, 30, "{out}");
+    let path = r["backup"]["path"].as_str().unwrap();
+    let host = m.unit_root("etcd/0").join(path.trim_start_matches('/'));
+    let meta = std::fs::metadata(&host).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    assert!(meta.len() > 0);
+    // The units still in the model (here their machines live on, with
+    // their data gone) join again as fresh members, registered by the leader.
+    let all = ["etcd/0", "etcd/1", "etcd/2"];
+    let back = util::eventually(120, || {
+        settle(&m, &all, 1);
+        all.iter().all(|u| {
+            m.workload(u)
+                == (
+                    "active".to_string(),
+                    "Healthy with 3 known peers".to_string(),
+                )
+        })
+    });
+    assert!(back, "{}\n{}", statuses(&m), m.debug_log());
+    assert_eq!(voters(ctl, &e0, &creds), ["etcd-0", "etcd-1", "etcd-2"]);
+    let e2 = m.endpoint("etcd/2");
+    for i in 0..30 {
+        assert_eq!(
+            util::get(ctl, &e2, &creds, &format!("/q/{i:03}")),
+            format!("v{i}")
+        );
+    }
+    // Then those machines go for good: the survivor alone, then two new units.
+    m.sim(&["remove-unit", "etcd/1", "etcd/2"]).ok();
+    m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
+    assert_eq!(voters(ctl, &e0, &creds), ["etcd-0"]);
+    for i in 0..30 {
+        assert_eq!(
+            util::get(ctl, &e0, &creds, &format!("/q/{i:03}")),
+            format!("v{i}")
+        );
+    }
+    put(ctl, &e0, &creds, "/q/after", "yes").unwrap();
+    m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
+    assert_eq!(
+        m.workload("etcd/0"),
+        (
+            "active".to_string(),
+            "Healthy with 1 known peer".to_string()
+        )
+    );
+
+    // Back to three.
+    m.sim(&["add-unit", "etcd", "-n", "2"]).ok();
+    let units = ["etcd/0", "etcd/3", "etcd/4"];
+    let healthy = util::eventually(120, || {
+        settle(&m, &units, 1);
+        units.iter().all(|u| {
+            m.workload(u)
+                == (
+                    "active".to_string(),
+                    "Healthy with 3 known peers".to_string(),
+                )
+        })
+    });
+    assert!(healthy, "{}\n{}", statuses(&m), m.debug_log());
+    let names: Vec<String> = members(ctl, &e0, &creds)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["etcd-0", "etcd-3", "etcd-4"]);
+    let e4 = m.endpoint("etcd/4");
+    for i in 0..30 {
+        assert_eq!(
+            util::get(ctl, &e4, &creds, &format!("/q/{i:03}")),
+            format!("v{i}")
+        );
+    }
+    assert_eq!(util::get(ctl, &e4, &creds, "/q/after"), "yes");
 }

@@ -353,6 +353,14 @@ impl Charm<'_> {
                 }
                 (single, ClusterState::New)
             } else {
+                // The leader without a running etcd of its own (it is
+                // joining again after a recover-quorum, say) registers
+                // itself through a member that votes.
+                if leader {
+                    if let Some(mut voter) = self.connect_to_a_voter(&peer_id)? {
+                        self.register_peers(&peer_id, &mut voter)?;
+                    }
+                }
                 return Ok(Err(Status::waiting(
                     "Waiting for the leader to add this unit to the etcd cluster",
                 )));
@@ -380,6 +388,8 @@ impl Charm<'_> {
             .application_version_set(&binaries.version)
             .context("cannot set the application version")?;
 
+        // A peer's recover-quorum dropped this member: join again, fresh.
+        self.rejoin_after_recovery(state)?;
         let member = match self.member_config(state)? {
             Ok(m) => m,
             Err(status) => return self.set_status(status),
@@ -621,9 +631,18 @@ impl Charm<'_> {
                     &h.members,
                 )))
             }
-            Ok(_) => self.set_status(Status::blocked(
-                "etcd has no leader: the cluster has lost quorum; bring the other members back",
-            )),
+            Ok(_) => self.set_status(Status::blocked(format!(
+                "etcd has no leader: the cluster has lost quorum; bring the other members back, \
+                 or if a majority is gone for good: juju run {} recover-quorum",
+                self.ctx.unit_name
+            ))),
+            Err(_) if client.status().is_ok_and(|s| s.leader == 0) => {
+                self.set_status(Status::blocked(format!(
+                    "etcd has no leader: the cluster has lost quorum; bring the other members back, \
+                     or if a majority is gone for good: juju run {} recover-quorum",
+                    self.ctx.unit_name
+                )))
+            }
             Err(e) => self.set_status(Status::blocked(format!(
                 "etcd is running but unhealthy: {e}"
             ))),

@@ -15,6 +15,7 @@ pub mod download;
 pub mod hooks;
 pub mod lock;
 pub mod outcome;
+pub mod recover;
 pub mod replace;
 pub mod restore;
 pub mod rolling;

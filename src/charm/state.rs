@@ -63,6 +63,10 @@ pub struct LocalState {
     /// This unit left the cluster (it is being removed): etcd stays stopped.
     #[serde(default)]
     pub left: bool,
+    /// The newest `recovered-at` of a peer's `recover-quorum` this unit
+    /// has acted on (Unix seconds; see `recover.rs`).
+    #[serde(default)]
+    pub recovery_seen: i64,
 }
 
 impl LocalState {

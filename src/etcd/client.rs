@@ -136,6 +136,10 @@ pub struct EtcdClient {
     rt: tokio::runtime::Runtime,
     client: Client,
     timeout: Duration,
+    /// Key counts read this member's own data (serializable) rather than
+    /// going through raft: a member without quorum can still count what
+    /// it holds (see [`EtcdClient::local_reads`]).
+    local_reads: bool,
 }
 
 impl EtcdClient {
@@ -169,6 +173,7 @@ impl EtcdClient {
             rt,
             client,
             timeout,
+            local_reads: false,
         })
     }
 
@@ -411,18 +416,19 @@ impl EtcdClient {
 
     /// The number of keys at `revision` (0 for the current revision).
     pub fn key_count(&mut self, revision: i64) -> Result<u64, ClientError> {
+        let local = self.local_reads;
         let r = self.call("count keys", move |mut c| {
             Box::pin(async move {
-                c.get(
-                    vec![0u8],
-                    Some(
-                        GetOptions::new()
-                            .with_from_key()
-                            .with_count_only()
-                            .with_revision(revision),
-                    ),
-                )
-                .await
+                let opts = GetOptions::new()
+                    .with_from_key()
+                    .with_count_only()
+                    .with_revision(revision);
+                let opts = if local {
+                    opts.with_serializable()
+                } else {
+                    opts
+                };
+                c.get(vec![0u8], Some(opts)).await
             })
         })?;
         u64::try_from(r.count()).map_err(|_| ClientError::NoHeader("count keys"))
@@ -492,6 +498,14 @@ pub struct Alarm {
 }
 
 impl EtcdClient {
+    /// Makes key counts read this member's own data without raft, so they
+    /// work on a member that has lost quorum (the snapshot stream and
+    /// status never need raft).
+    pub fn local_reads(mut self) -> Self {
+        self.local_reads = true;
+        self
+    }
+
     /// The alarms raised in the cluster, as `etcdctl alarm list` shows them.
     pub fn alarms(&mut self) -> Result<Vec<Alarm>, ClientError> {
         let r = self.call("alarm list", |mut c| {
