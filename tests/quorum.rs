@@ -706,3 +706,171 @@ fn recover_quorum_from_the_last_survivor_then_scale_back_to_three() {
     }
     assert_eq!(util::get(ctl, &e4, &creds, "/q/after"), "yes");
 }
+
+/// etcd's `/version` of `endpoint`: (server, cluster).
+fn versions(endpoint: &str, creds: &Creds) -> (String, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "5", "--cacert"])
+        .arg(creds.ca())
+        .arg("--cert")
+        .arg(creds.cert())
+        .arg("--key")
+        .arg(creds.key())
+        .arg(format!("{endpoint}/version"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    (
+        v["etcdserver"].as_str().unwrap_or_default().to_string(),
+        v["etcdcluster"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// A release-shaped tarball of the Debian etcd 3.4 binaries.
+fn etcd34_resource(into: &Path) -> std::path::PathBuf {
+    let out = into.join("etcd-v3.4.23-linux-amd64.tar.gz");
+    let top = "etcd-v3.4.23-linux-amd64";
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        std::fs::File::create(&out).unwrap(),
+        flate2::Compression::fast(),
+    ));
+    for name in ["etcd", "etcdctl"] {
+        b.append_path_with_name(format!("/usr/bin/{name}"), format!("{top}/{name}"))
+            .unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap();
+    out
+}
+
+#[test]
+fn attaching_etcd_35_upgrades_a_34_cluster_member_by_member_with_a_pause() {
+    let m = Model::new();
+    let units = ["etcd/0", "etcd/1", "etcd/2"];
+    m.sim(&[
+        "deploy",
+        &charm(),
+        "-n",
+        "3",
+        "--config",
+        "pause-after-unit-upgrade=first",
+    ])
+    .ok();
+    settle(&m, &units, 1);
+    let creds = m.credentials("etcd/0");
+    let endpoints: Vec<String> = units.iter().map(|u| m.endpoint(u)).collect();
+    for ep in &endpoints {
+        assert_eq!(versions(ep, &creds).0, "3.4.23");
+    }
+    let sampler = Sampler::start(endpoints.clone(), creds.clone());
+    let writer = Writer::start(endpoints.clone(), creds.clone());
+    let res = util::etcd35_resource(m.scratch.path());
+    m.sim(&[
+        "attach-resource",
+        "etcd",
+        &format!("etcd={}", res.display()),
+    ])
+    .ok();
+    settle(&m, &units, 2);
+    // Paused after the first unit: one member runs 3.5.1, the others wait.
+    let running: Vec<String> = endpoints.iter().map(|ep| versions(ep, &creds).0).collect();
+    assert_eq!(
+        running.iter().filter(|v| *v == "3.5.1").count(),
+        1,
+        "{running:?}\n{}\n{}",
+        statuses(&m),
+        m.debug_log()
+    );
+    let st = statuses(&m);
+    assert!(st.contains("The upgrade is paused after"), "{st}");
+    assert!(st.contains("resume-upgrade"), "{st}");
+    let (code, out) = run(&m, "etcd/0", "resume-upgrade", &[]);
+    assert_eq!(code, 0, "{out}");
+    let done = util::eventually(240, || {
+        settle(&m, &units, 1);
+        endpoints.iter().all(|ep| versions(ep, &creds).0 == "3.5.1")
+            && units.iter().all(|u| {
+                m.workload(u)
+                    == (
+                        "active".to_string(),
+                        "Healthy with 3 known peers".to_string(),
+                    )
+            })
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let (written, failed) = writer.stop();
+    let (bad, rounds, any_down) = sampler.stop();
+    assert!(done, "{}\n{}", statuses(&m), m.debug_log());
+    eprintln!(
+        "writes: {} ok, {} failed {failed:?}; health rounds: {rounds}, {any_down} with a member down",
+        written.len(),
+        failed.len()
+    );
+    // The cluster version follows once every member runs 3.5.
+    assert!(util::eventually(30, || versions(&endpoints[0], &creds)
+        .1
+        .starts_with("3.5")));
+    assert!(bad.is_empty(), "two members down at once: {bad:?}");
+    assert!(failed.len() <= 3, "{failed:?}");
+    assert!(any_down >= 3, "the sampler never saw the restarts");
+    let ctl = util::etcd35_dir().join("etcdctl");
+    for ep in &endpoints {
+        let out = etcdctl_tls(&ctl, ep, &creds, &["get", "/w/", "--prefix", "--keys-only"]);
+        let keys: std::collections::BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        for k in &written {
+            assert!(keys.contains(k), "{ep} lost {k}");
+        }
+    }
+    // Each unit saved its data before it upgraded, and said where.
+    let log = m.debug_log();
+    for u in units {
+        let dir = m.unit_root(u).join("home/ubuntu/etcd-snapshots");
+        let backups: Vec<String> = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("etcd-backup-"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(backups.len(), 1, "{u}: {backups:?}");
+        assert!(log.contains("saved this member's data before the upgrade to /home/ubuntu/etcd-snapshots/etcd-backup-"));
+    }
+
+    // Back to 3.4 would downgrade the cluster: refused, nothing changed.
+    let pids: Vec<u32> = units.iter().map(|u| etcd_pid(&m, u)).collect();
+    let old = etcd34_resource(m.scratch.path());
+    m.sim(&[
+        "attach-resource",
+        "etcd",
+        &format!("etcd={}", old.display()),
+    ])
+    .ok();
+    for u in units {
+        let (cur, msg) = m.workload(u);
+        assert_eq!(cur, "blocked", "{u}: {msg}");
+        assert!(
+            msg.contains("downgrade") && msg.contains("Nothing was changed"),
+            "{msg}"
+        );
+    }
+    for ep in &endpoints {
+        assert_eq!(versions(ep, &creds).0, "3.5.1");
+    }
+    let after: Vec<u32> = units.iter().map(|u| etcd_pid(&m, u)).collect();
+    assert_eq!(pids, after);
+    for u in units {
+        let etcd = m.unit_root(u).join("var/lib/etcd-charm/bin/etcd");
+        let out = std::process::Command::new(&etcd)
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("3.5.1"),
+            "{u}"
+        );
+    }
+}

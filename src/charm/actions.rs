@@ -29,6 +29,7 @@ pub fn run(charm: &Charm<'_>, action: &str) -> Result<()> {
         "alarm-disarm" => charm.alarm_disarm_action(),
         "replace-member" => charm.replace_member_action(),
         "recover-quorum" => charm.recover_quorum_action(),
+        "resume-upgrade" => charm.resume_upgrade_action(),
         other => bail!(
             "this charm has no action {other:?}; see the actions it offers with: juju actions {}",
             charm.ctx.app_name

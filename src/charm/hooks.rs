@@ -199,7 +199,22 @@ impl Charm<'_> {
                 self.set_status(Status::maintenance(
                     "Installing etcd from the etcd resource",
                 ))?;
-                install::install_from_resource(&self.root, path)
+                match (install::stage_resource(&self.root, path), &state.applied) {
+                    // A running member: the version step is checked
+                    // before anything is replaced (see upgrade.rs).
+                    (Ok(staged), Some(applied)) if installed.is_some() => {
+                        match self.upgrade_refusal(&applied.client_url, &staged.version)? {
+                            Some(why) => {
+                                staged.discard();
+                                tracing::error!("{why}");
+                                state.install_error = Some(why);
+                                return self.save_state(state);
+                            }
+                            None => staged.commit(),
+                        }
+                    }
+                    (staged, _) => staged.and_then(install::Staged::commit),
+                }
             }
             // Already installed, no (new) resource: keep what runs.
             (None, Some(_)) => return Ok(()),
@@ -448,27 +463,60 @@ impl Charm<'_> {
             .context("systemctl is-active failed")?;
         let changed = state.applied.as_ref() != Some(&wanted);
         let mut started_now = false;
+        let mut upgraded_to = None;
         if running && changed {
             // Every restart goes through the application's rolling lock
             // (see rolling.rs): one member at a time, only while the
             // others serve and keep quorum.
+            let mut restarting =
+                "Restarting etcd with the new configuration (holding the rolling-restart lock)"
+                    .to_string();
             if let Some(old) = &state.applied {
-                let reason =
-                    if old.client_port != wanted.client_port || old.peer_url != wanted.peer_url {
-                        "new ports"
-                    } else {
-                        "new config, binaries or certificates"
-                    };
-                if let Gate::Wait(status) = self.restart_gate(&old.client_url, &tls, reason)? {
+                // The version etcd runs now: new binaries make this an
+                // upgrade, with a backup first.
+                let running_version =
+                    EtcdClient::connect(&old.client_url, &tls, Duration::from_secs(3))
+                        .and_then(|mut c| c.status())
+                        .map(|s| s.version)
+                        .ok();
+                let upgrade = running_version
+                    .as_ref()
+                    .filter(|v| **v != binaries.version)
+                    .map(|v| (v.clone(), binaries.version.clone()));
+                let reason = if let Some((_, to)) = &upgrade {
+                    format!("{}{to}", super::upgrade::UPGRADE_REASON)
+                } else if old.client_port != wanted.client_port || old.peer_url != wanted.peer_url {
+                    "new ports".to_string()
+                } else {
+                    "new config, binaries or certificates".to_string()
+                };
+                if let Gate::Wait(status) = self.restart_gate(&old.client_url, &tls, &reason)? {
                     return self.held_back(old.clone(), status);
+                }
+                if let Some((from, to)) = &upgrade {
+                    self.set_status(Status::maintenance(format!(
+                        "Backing up this member before upgrading etcd {from} to {to}"
+                    )))?;
+                    let backup = match self.backup_before_upgrade(&old.client_url) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            return self.set_status(Status::blocked(format!(
+                                "{e:#}; free space in {} (or fix the error), the upgrade goes on at the next hook",
+                                super::snapshot::DEFAULT_TARGET
+                            )))
+                        }
+                    };
+                    restarting = format!(
+                        "Upgrading etcd {from} to {to} (holding the rolling-restart lock; backup: {backup})"
+                    );
+                    upgraded_to = Some(to.clone());
                 }
                 if old.peer_url != wanted.peer_url {
                     self.move_peer_url(old, &wanted)?;
                 }
             }
-            self.set_status(Status::maintenance(
-                "Restarting etcd with the new configuration (holding the rolling-restart lock)",
-            ))?;
+            tracing::info!("{restarting}");
+            self.set_status(Status::maintenance(restarting))?;
             self.service
                 .restart()
                 .context("systemctl restart etcd failed")?;
@@ -524,6 +572,9 @@ impl Charm<'_> {
         // A restart done under the lock (in this hook or one whose
         // catch-up did not finish) hands the lock on once this member has
         // caught up; a request no longer needed is withdrawn.
+        if let Some(version) = &upgraded_to {
+            self.publish_upgraded(version)?;
+        }
         if let Err(e) = self.settle_restart_lock(&wanted.client_url, &tls) {
             tracing::warn!("{e:#}");
             return self.set_status(Status::waiting(format!(

@@ -22,6 +22,7 @@ pub mod rolling;
 pub mod snapshot;
 pub mod state;
 pub mod tls;
+pub mod upgrade;
 
 use std::time::Duration;
 

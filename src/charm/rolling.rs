@@ -64,6 +64,7 @@ pub enum Gate {
 struct Request {
     unit: String,
     since: u64,
+    reason: String,
 }
 
 /// The order the leader grants in: oldest request first, the leader last
@@ -111,7 +112,12 @@ impl Charm<'_> {
                 .with_context(|| format!("cannot read {unit}'s peer data"))?;
             if bag.get(LOCK_KEY).map(String::as_str) == Some(ACQUIRE) {
                 let since = bag.get(SINCE_KEY).and_then(|s| s.parse().ok()).unwrap_or(0);
-                out.push(Request { unit, since });
+                let reason = bag.get(REASON_KEY).cloned().unwrap_or_default();
+                out.push(Request {
+                    unit,
+                    since,
+                    reason,
+                });
             }
         }
         Ok(out)
@@ -128,30 +134,44 @@ impl Charm<'_> {
 
     /// On the leader: clears a released or departed holder's grant and
     /// grants the lock to the next unit that asked. `mine` is this unit's
-    /// own request (its bag's writes in this hook are not committed yet).
-    /// Returns the holder afterwards.
+    /// own request, `(since, reason)` (its bag's writes in this hook are
+    /// not committed yet). While an upgrade is paused
+    /// (`pause-after-unit-upgrade`), no upgrade restart is granted unless
+    /// `resuming`. Returns the holder afterwards.
     pub(crate) fn process_restart_locks(
         &self,
         peer_id: &str,
-        mine: Option<u64>,
+        mine: Option<(u64, String)>,
+        resuming: bool,
     ) -> Result<Option<String>> {
         let me = self.ctx.unit_name.clone();
         let requests = self.requests(
             peer_id,
-            mine.map(|since| Request {
+            mine.map(|(since, reason)| Request {
                 unit: me.clone(),
                 since,
+                reason,
             }),
         )?;
-        let holder = self.lock_holder(peer_id)?;
+        let app = self.peer_app_data(peer_id)?;
+        let holder = app.get(LOCK_KEY).filter(|h| !h.is_empty()).cloned();
+        let mut paused = !resuming
+            && app
+                .get(super::upgrade::PAUSED_KEY)
+                .is_some_and(|p| !p.is_empty());
         if let Some(h) = &holder {
             // Still at work: it has asked and not released.
             if requests.iter().any(|r| &r.unit == h) {
                 return Ok(holder);
             }
             tracing::info!("{h} released the rolling-restart lock");
+            if !paused && self.maybe_pause_after(peer_id, h, &app)? {
+                paused = true;
+            }
         }
-        let next = grant_order(requests, &me).into_iter().next();
+        let next = grant_order(requests, &me)
+            .into_iter()
+            .find(|r| !(paused && r.reason.starts_with(super::upgrade::UPGRADE_REASON)));
         let value = next.as_ref().map(|r| r.unit.clone()).unwrap_or_default();
         if holder.as_deref().unwrap_or("") != value {
             let mut data = BTreeMap::new();
@@ -190,6 +210,8 @@ impl Charm<'_> {
                 ask.insert(LOCK_KEY.to_string(), ACQUIRE.to_string());
                 ask.insert(SINCE_KEY.to_string(), since.to_string());
                 ask.insert(REASON_KEY.to_string(), reason.to_string());
+                // A past upgrade's mark goes with the new request.
+                ask.insert(super::upgrade::UPGRADED_TO_KEY.to_string(), String::new());
                 self.publish_unit(&peer_id, ask)?;
                 tracing::info!("asked for the rolling-restart lock to restart etcd ({reason})");
                 since
@@ -197,12 +219,25 @@ impl Charm<'_> {
         };
         let leader = self.tools.is_leader().context("cannot ask is-leader")?;
         let holder = if leader {
-            self.process_restart_locks(&peer_id, Some(since))?
+            self.process_restart_locks(&peer_id, Some((since, reason.to_string())), false)?
         } else {
             self.lock_holder(&peer_id)?
         };
         let me = &self.ctx.unit_name;
         if holder.as_deref() != Some(me.as_str()) {
+            if reason.starts_with(super::upgrade::UPGRADE_REASON) {
+                if let Some(after) = self
+                    .peer_app_data(&peer_id)?
+                    .get(super::upgrade::PAUSED_KEY)
+                    .filter(|p| !p.is_empty())
+                {
+                    return Ok(Gate::Wait(Status::waiting(format!(
+                        "The upgrade is paused after {after} (pause-after-unit-upgrade); \
+                         check it, then resume with: juju run {}/leader resume-upgrade",
+                        self.ctx.app_name
+                    ))));
+                }
+            }
             let others = self.requests(&peer_id, None)?;
             let ahead = others
                 .iter()
@@ -360,7 +395,7 @@ impl Charm<'_> {
         self.publish_unit(&peer_id, rel)?;
         tracing::info!("released the rolling-restart lock");
         if self.tools.is_leader().context("cannot ask is-leader")? {
-            self.process_restart_locks(&peer_id, None)?;
+            self.process_restart_locks(&peer_id, None, false)?;
         }
         Ok(())
     }
@@ -389,9 +424,13 @@ impl Charm<'_> {
     /// [`Self::restart_gate`]).
     pub(crate) fn tend_restart_locks(&self, peer_id: &str) -> Result<()> {
         let bag = self.own_bag(peer_id)?;
-        let mine = (bag.get(LOCK_KEY).map(String::as_str) == Some(ACQUIRE))
-            .then(|| bag.get(SINCE_KEY).and_then(|s| s.parse().ok()).unwrap_or(0));
-        self.process_restart_locks(peer_id, mine).map(drop)
+        let mine = (bag.get(LOCK_KEY).map(String::as_str) == Some(ACQUIRE)).then(|| {
+            (
+                bag.get(SINCE_KEY).and_then(|s| s.parse().ok()).unwrap_or(0),
+                bag.get(REASON_KEY).cloned().unwrap_or_default(),
+            )
+        });
+        self.process_restart_locks(peer_id, mine, false).map(drop)
     }
 }
 
@@ -415,6 +454,7 @@ mod tests {
         let r = |u: &str, s| Request {
             unit: u.into(),
             since: s,
+            reason: String::new(),
         };
         let order: Vec<String> = grant_order(
             vec![
