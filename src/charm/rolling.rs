@@ -303,12 +303,21 @@ impl Charm<'_> {
                 down.join(", ")
             ))));
         }
-        if !keeps_quorum_without_me(voters.len(), serving) {
-            return Ok(Gate::Wait(Status::blocked(format!(
-                "Restarting etcd ({reason}) would cost quorum: the cluster has {} voting members; \
-                 add a unit (juju add-unit {}) so that one can restart while the others keep quorum",
-                voters.len(),
+        if voters.len() == 2 && serving == 1 {
+            // Two members cannot keep quorum through any restart. Waiting
+            // for a third would never apply the change, so the restart goes
+            // on, one member at a time, with the other one serving: writes
+            // pause until the member is back.
+            tracing::warn!(
+                "restarting etcd ({reason}) in a 2-member cluster: the cluster loses quorum until this member is back \
+                 (a few seconds); run 3 units (juju add-unit {}) to keep quorum through restarts",
                 self.ctx.app_name
+            );
+        } else if !keeps_quorum_without_me(voters.len(), serving) {
+            return Ok(Gate::Wait(Status::blocked(format!(
+                "Restarting etcd ({reason}) would cost quorum: {serving} of the other {} voting members serve; \
+                 bring them back first",
+                voters.len() - 1
             ))));
         }
         Ok(Gate::Go)
