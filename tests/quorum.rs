@@ -874,3 +874,70 @@ fn attaching_etcd_35_upgrades_a_34_cluster_member_by_member_with_a_pause() {
         );
     }
 }
+
+#[test]
+fn a_member_killed_with_its_data_corrupted_is_replaced_automatically() {
+    let m = Model::new();
+    let units = ["etcd/0", "etcd/1", "etcd/2"];
+    m.sim(&[
+        "deploy",
+        &charm(),
+        "-n",
+        "3",
+        "--config",
+        "failed-member-timeout=20s",
+    ])
+    .ok();
+    settle(&m, &units, 1);
+    let ctl = Path::new(ETCDCTL_34);
+    let creds = m.credentials("etcd/0");
+    let e0 = m.endpoint("etcd/0");
+    for i in 0..40 {
+        put(ctl, &e0, &creds, &format!("/a/{i:03}"), &format!("v{i}")).unwrap();
+    }
+    let before = members(ctl, &e0, &creds);
+
+    // etcd/2's etcd killed and its backend overwritten with garbage.
+    kill9(etcd_pid(&m, "etcd/2"));
+    let db = m
+        .unit_root("etcd/2")
+        .join("var/lib/etcd-charm/data/member/snap/db");
+    let len = std::fs::metadata(&db).unwrap().len() as usize;
+    std::fs::write(&db, vec![0xA5u8; len]).unwrap();
+
+    // Left alone but for update-status (the simulator here fires it only
+    // when asked): replaced within the timeout plus a minute or so.
+    let start = std::time::Instant::now();
+    let healthy = util::eventually(240, || {
+        settle(&m, &units, 1);
+        units.iter().all(|u| {
+            m.workload(u)
+                == (
+                    "active".to_string(),
+                    "Healthy with 3 known peers".to_string(),
+                )
+        })
+    });
+    let took = start.elapsed();
+    assert!(healthy, "{}\n{}", statuses(&m), m.debug_log());
+    eprintln!("replaced and healthy after {took:?}");
+    let log = m.debug_log();
+    assert!(
+        log.contains("replacing etcd/2's member etcd-2: it has failed since"),
+        "{log}"
+    );
+    assert!(log.contains("replaced this unit's failed member"), "{log}");
+    let after = members(ctl, &e0, &creds);
+    assert_eq!(after.len(), 3);
+    assert_ne!(after[2].1, before[2].1, "etcd-2 was not replaced");
+    let e2 = m.endpoint("etcd/2");
+    for i in 0..40 {
+        assert_eq!(
+            util::get(ctl, &e2, &creds, &format!("/a/{i:03}")),
+            format!("v{i}")
+        );
+    }
+    // Only that one was replaced.
+    assert_eq!(after[0], before[0]);
+    assert_eq!(after[1], before[1]);
+}

@@ -405,6 +405,12 @@ impl Charm<'_> {
 
         // A peer's recover-quorum dropped this member: join again, fresh.
         self.rejoin_after_recovery(state)?;
+        // This member's health for the leader's automatic repair, and the
+        // leader's order to replace it, if any (see repair.rs).
+        self.report_member_health(state)?;
+        if self.follow_repair_order(state)? {
+            return Ok(());
+        }
         let member = match self.member_config(state)? {
             Ok(m) => m,
             Err(status) => return self.set_status(status),
@@ -619,6 +625,9 @@ impl Charm<'_> {
         let members = if leader {
             let members = self.register_peers(&peer_id, &mut client)?;
             self.tend_restart_locks(&peer_id)?;
+            if let Err(e) = self.tend_repairs(&peer_id, &wanted.client_url) {
+                tracing::warn!("cannot tend the automatic repair: {e:#}");
+            }
             members
         } else {
             client.members().context("cannot list etcd's members")?

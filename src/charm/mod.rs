@@ -16,6 +16,7 @@ pub mod hooks;
 pub mod lock;
 pub mod outcome;
 pub mod recover;
+pub mod repair;
 pub mod replace;
 pub mod restore;
 pub mod rolling;

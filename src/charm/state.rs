@@ -67,6 +67,10 @@ pub struct LocalState {
     /// has acted on (Unix seconds; see `recover.rs`).
     #[serde(default)]
     pub recovery_seen: i64,
+    /// The leader's last `repair-order` for this unit that it carried out
+    /// (see `repair.rs`), so that each order runs once.
+    #[serde(default)]
+    pub repair_taken: String,
 }
 
 impl LocalState {
