@@ -24,6 +24,12 @@ pub fn run(charm: &Charm<'_>, action: &str) -> Result<()> {
         "snapshot" => charm.snapshot_action(),
         "restore" => charm.restore_action(),
         "package-client-credentials" => charm.package_client_credentials(),
+        // Cluster operations that keep quorum (issue 13).
+        "alarm-list" => charm.alarm_list_action(),
+        "alarm-disarm" => charm.alarm_disarm_action(),
+        "replace-member" => charm.replace_member_action(),
+        "recover-quorum" => charm.recover_quorum_action(),
+        "resume-upgrade" => charm.resume_upgrade_action(),
         other => bail!(
             "this charm has no action {other:?}; see the actions it offers with: juju actions {}",
             charm.ctx.app_name

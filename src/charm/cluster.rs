@@ -51,7 +51,9 @@ pub fn parse_initial_cluster(s: &str) -> Vec<(String, String)> {
 /// Runs a membership change, retrying while etcd calls the cluster
 /// unhealthy: it refuses changes until every member has been connected for
 /// a few seconds, which is the case right after the previous change.
-fn retry_unhealthy<T>(mut f: impl FnMut() -> Result<T, ClientError>) -> Result<T, ClientError> {
+pub(crate) fn retry_unhealthy<T>(
+    mut f: impl FnMut() -> Result<T, ClientError>,
+) -> Result<T, ClientError> {
     let deadline = Instant::now() + RECONFIG_RETRY_FOR;
     loop {
         match f() {

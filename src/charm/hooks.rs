@@ -13,9 +13,10 @@ use sha2::{Digest, Sha256};
 
 use super::cluster::{member_name_of, parse_initial_cluster, INITIAL_CLUSTER_KEY};
 use super::lock::OpLock;
+use super::rolling::Gate;
 use super::state::{Applied, Bootstrap, LocalState};
 use super::Charm;
-use crate::etcd::client::{wait_healthy, wait_ready, EtcdClient};
+use crate::etcd::client::{wait_ready, wait_serving, EtcdClient};
 use crate::etcd::config::Tuning;
 use crate::etcd::install::{self, sha256_file};
 use crate::etcd::paths::{CONFIG_FILE, DATA_DIR, SERVER_CERT, UNIT_FILE};
@@ -198,7 +199,22 @@ impl Charm<'_> {
                 self.set_status(Status::maintenance(
                     "Installing etcd from the etcd resource",
                 ))?;
-                install::install_from_resource(&self.root, path)
+                match (install::stage_resource(&self.root, path), &state.applied) {
+                    // A running member: the version step is checked
+                    // before anything is replaced (see upgrade.rs).
+                    (Ok(staged), Some(applied)) if installed.is_some() => {
+                        match self.upgrade_refusal(&applied.client_url, &staged.version)? {
+                            Some(why) => {
+                                staged.discard();
+                                tracing::error!("{why}");
+                                state.install_error = Some(why);
+                                return self.save_state(state);
+                            }
+                            None => staged.commit(),
+                        }
+                    }
+                    (staged, _) => staged.and_then(install::Staged::commit),
+                }
             }
             // Already installed, no (new) resource: keep what runs.
             (None, Some(_)) => return Ok(()),
@@ -247,7 +263,14 @@ impl Charm<'_> {
             config_int(&config, "heartbeat_interval", 100),
             config_int(&config, "election_timeout", 1000),
             config_bool(&config, "bind_to_all_interfaces", false),
-        ) {
+        )
+        .and_then(|t| {
+            t.with_quota(config_int(
+                &config,
+                "quota-backend-bytes",
+                crate::etcd::config::DEFAULT_QUOTA_BACKEND_BYTES as i64,
+            ))
+        }) {
             Ok(t) => t,
             Err(e) => return Ok(Err(Status::blocked(e.to_string()))),
         };
@@ -345,6 +368,14 @@ impl Charm<'_> {
                 }
                 (single, ClusterState::New)
             } else {
+                // The leader without a running etcd of its own (it is
+                // joining again after a recover-quorum, say) registers
+                // itself through a member that votes.
+                if leader {
+                    if let Some(mut voter) = self.connect_to_a_voter(&peer_id)? {
+                        self.register_peers(&peer_id, &mut voter)?;
+                    }
+                }
                 return Ok(Err(Status::waiting(
                     "Waiting for the leader to add this unit to the etcd cluster",
                 )));
@@ -356,7 +387,7 @@ impl Charm<'_> {
     }
 
     /// Brings the unit to the state the model asks for.
-    fn reconcile(&self, state: &mut LocalState) -> Result<()> {
+    pub(crate) fn reconcile(&self, state: &mut LocalState) -> Result<()> {
         if state.left {
             return self.set_status(Status::maintenance(
                 "Left the etcd cluster; this unit is being removed",
@@ -372,6 +403,14 @@ impl Charm<'_> {
             .application_version_set(&binaries.version)
             .context("cannot set the application version")?;
 
+        // A peer's recover-quorum dropped this member: join again, fresh.
+        self.rejoin_after_recovery(state)?;
+        // This member's health for the leader's automatic repair, and the
+        // leader's order to replace it, if any (see repair.rs).
+        self.report_member_health(state)?;
+        if self.follow_repair_order(state)? {
+            return Ok(());
+        }
         let member = match self.member_config(state)? {
             Ok(m) => m,
             Err(status) => return self.set_status(status),
@@ -412,6 +451,10 @@ impl Charm<'_> {
         hasher.update(unit_text.as_bytes());
         hasher.update(b"\0");
         hasher.update(&cert);
+        // New binaries under the same path (a new `etcd` resource) need a
+        // restart too, through the rolling lock like any other.
+        hasher.update(b"\0");
+        hasher.update(format!("{} {}", binaries.version, binaries.source).as_bytes());
         let fingerprint = hex::encode(hasher.finalize());
         let wanted = Applied {
             client_url: member.client_url(),
@@ -426,15 +469,60 @@ impl Charm<'_> {
             .context("systemctl is-active failed")?;
         let changed = state.applied.as_ref() != Some(&wanted);
         let mut started_now = false;
+        let mut upgraded_to = None;
         if running && changed {
+            // Every restart goes through the application's rolling lock
+            // (see rolling.rs): one member at a time, only while the
+            // others serve and keep quorum.
+            let mut restarting =
+                "Restarting etcd with the new configuration (holding the rolling-restart lock)"
+                    .to_string();
             if let Some(old) = &state.applied {
+                // The version etcd runs now: new binaries make this an
+                // upgrade, with a backup first.
+                let running_version =
+                    EtcdClient::connect(&old.client_url, &tls, Duration::from_secs(3))
+                        .and_then(|mut c| c.status())
+                        .map(|s| s.version)
+                        .ok();
+                let upgrade = running_version
+                    .as_ref()
+                    .filter(|v| **v != binaries.version)
+                    .map(|v| (v.clone(), binaries.version.clone()));
+                let reason = if let Some((_, to)) = &upgrade {
+                    format!("{}{to}", super::upgrade::UPGRADE_REASON)
+                } else if old.client_port != wanted.client_port || old.peer_url != wanted.peer_url {
+                    "new ports".to_string()
+                } else {
+                    "new config, binaries or certificates".to_string()
+                };
+                if let Gate::Wait(status) = self.restart_gate(&old.client_url, &tls, &reason)? {
+                    return self.held_back(old.clone(), status);
+                }
+                if let Some((from, to)) = &upgrade {
+                    self.set_status(Status::maintenance(format!(
+                        "Backing up this member before upgrading etcd {from} to {to}"
+                    )))?;
+                    let backup = match self.backup_before_upgrade(&old.client_url) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            return self.set_status(Status::blocked(format!(
+                                "{e:#}; free space in {} (or fix the error), the upgrade goes on at the next hook",
+                                super::snapshot::DEFAULT_TARGET
+                            )))
+                        }
+                    };
+                    restarting = format!(
+                        "Upgrading etcd {from} to {to} (holding the rolling-restart lock; backup: {backup})"
+                    );
+                    upgraded_to = Some(to.clone());
+                }
                 if old.peer_url != wanted.peer_url {
                     self.move_peer_url(old, &wanted)?;
                 }
             }
-            self.set_status(Status::maintenance(
-                "Restarting etcd with the new configuration",
-            ))?;
+            tracing::info!("{restarting}");
+            self.set_status(Status::maintenance(restarting))?;
             self.service
                 .restart()
                 .context("systemctl restart etcd failed")?;
@@ -457,7 +545,9 @@ impl Charm<'_> {
                 if st.is_learner {
                     Ok(())
                 } else {
-                    wait_healthy(&wanted.client_url, &tls, START_TIMEOUT).map(drop)
+                    // Serving, alarms or not: a raised alarm shows in the
+                    // status below and is not the restart's fault.
+                    wait_serving(&wanted.client_url, &tls, START_TIMEOUT).map(drop)
                 }
             });
             if let Err(e) = ready {
@@ -485,6 +575,18 @@ impl Charm<'_> {
         }
         state.applied = Some(wanted.clone());
         self.save_state(state)?;
+        // A restart done under the lock (in this hook or one whose
+        // catch-up did not finish) hands the lock on once this member has
+        // caught up; a request no longer needed is withdrawn.
+        if let Some(version) = &upgraded_to {
+            self.publish_upgraded(version)?;
+        }
+        if let Err(e) = self.settle_restart_lock(&wanted.client_url, &tls) {
+            tracing::warn!("{e:#}");
+            return self.set_status(Status::waiting(format!(
+                "Restarted etcd; holding the rolling-restart lock until this member catches up: {e:#}"
+            )));
+        }
 
         let mut client = match EtcdClient::connect(&wanted.client_url, &tls, Duration::from_secs(5))
         {
@@ -521,7 +623,12 @@ impl Charm<'_> {
         }
         let leader = self.tools.is_leader().context("cannot ask is-leader")?;
         let members = if leader {
-            self.register_peers(&peer_id, &mut client)?
+            let members = self.register_peers(&peer_id, &mut client)?;
+            self.tend_restart_locks(&peer_id)?;
+            if let Err(e) = self.tend_repairs(&peer_id, &wanted.client_url) {
+                tracing::warn!("cannot tend the automatic repair: {e:#}");
+            }
+            members
         } else {
             client.members().context("cannot list etcd's members")?
         };
@@ -538,6 +645,25 @@ impl Charm<'_> {
             )));
         }
         self.health_status(&mut client)
+    }
+
+    /// A restart is needed but not allowed yet: etcd keeps running what it
+    /// was started with, the leader still tends the cluster and the lock,
+    /// and the status says what the unit waits for.
+    fn held_back(&self, running: Applied, status: Status) -> Result<()> {
+        if self.tools.is_leader().context("cannot ask is-leader")? {
+            if let Some(peer_id) = self.peer_relation()? {
+                let tls = self.client_tls()?;
+                match EtcdClient::connect(&running.client_url, &tls, Duration::from_secs(5)) {
+                    Ok(mut client) => {
+                        self.register_peers(&peer_id, &mut client)?;
+                    }
+                    Err(e) => tracing::warn!("cannot reach this unit's etcd: {e}"),
+                }
+            }
+        }
+        self.update_db_relations()?;
+        self.set_status(status)
     }
 
     /// Sets the status from one health check.
@@ -557,14 +683,26 @@ impl Charm<'_> {
             Ok(h) if h.is_healthy() => {
                 self.set_status(Status::active(self.active_message(h.members.len())?))
             }
-            Ok(h) if !h.alarms.is_empty() => self.set_status(Status::blocked(format!(
-                "etcd raised alarms {}: free space, then run: juju run {} compact, then defrag",
-                h.alarms.join(", "),
+            Ok(h) if !h.alarms.is_empty() => {
+                let alarms = client.alarms().context("etcd did not list its alarms")?;
+                self.set_status(Status::blocked(super::alarms::alarm_message(
+                    &self.ctx.app_name,
+                    &alarms,
+                    &h.members,
+                )))
+            }
+            Ok(_) => self.set_status(Status::blocked(format!(
+                "etcd has no leader: the cluster has lost quorum; bring the other members back, \
+                 or if a majority is gone for good: juju run {} recover-quorum",
                 self.ctx.unit_name
             ))),
-            Ok(_) => self.set_status(Status::blocked(
-                "etcd has no leader: the cluster has lost quorum; bring the other members back",
-            )),
+            Err(_) if client.status().is_ok_and(|s| s.leader == 0) => {
+                self.set_status(Status::blocked(format!(
+                    "etcd has no leader: the cluster has lost quorum; bring the other members back, \
+                     or if a majority is gone for good: juju run {} recover-quorum",
+                    self.ctx.unit_name
+                )))
+            }
             Err(e) => self.set_status(Status::blocked(format!(
                 "etcd is running but unhealthy: {e}"
             ))),

@@ -8,16 +8,22 @@
 //! status and the hook succeeds, so Juju does not retry in a loop.
 
 pub mod actions;
+pub mod alarms;
 pub mod cluster;
 pub mod db;
 pub mod download;
 pub mod hooks;
 pub mod lock;
 pub mod outcome;
+pub mod recover;
+pub mod repair;
+pub mod replace;
 pub mod restore;
+pub mod rolling;
 pub mod snapshot;
 pub mod state;
 pub mod tls;
+pub mod upgrade;
 
 use std::time::Duration;
 

@@ -63,6 +63,14 @@ pub struct LocalState {
     /// This unit left the cluster (it is being removed): etcd stays stopped.
     #[serde(default)]
     pub left: bool,
+    /// The newest `recovered-at` of a peer's `recover-quorum` this unit
+    /// has acted on (Unix seconds; see `recover.rs`).
+    #[serde(default)]
+    pub recovery_seen: i64,
+    /// The leader's last `repair-order` for this unit that it carried out
+    /// (see `repair.rs`), so that each order runs once.
+    #[serde(default)]
+    pub repair_taken: String,
 }
 
 impl LocalState {

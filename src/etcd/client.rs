@@ -136,6 +136,10 @@ pub struct EtcdClient {
     rt: tokio::runtime::Runtime,
     client: Client,
     timeout: Duration,
+    /// Key counts read this member's own data (serializable) rather than
+    /// going through raft: a member without quorum can still count what
+    /// it holds (see [`EtcdClient::local_reads`]).
+    local_reads: bool,
 }
 
 impl EtcdClient {
@@ -169,6 +173,7 @@ impl EtcdClient {
             rt,
             client,
             timeout,
+            local_reads: false,
         })
     }
 
@@ -411,18 +416,19 @@ impl EtcdClient {
 
     /// The number of keys at `revision` (0 for the current revision).
     pub fn key_count(&mut self, revision: i64) -> Result<u64, ClientError> {
+        let local = self.local_reads;
         let r = self.call("count keys", move |mut c| {
             Box::pin(async move {
-                c.get(
-                    vec![0u8],
-                    Some(
-                        GetOptions::new()
-                            .with_from_key()
-                            .with_count_only()
-                            .with_revision(revision),
-                    ),
-                )
-                .await
+                let opts = GetOptions::new()
+                    .with_from_key()
+                    .with_count_only()
+                    .with_revision(revision);
+                let opts = if local {
+                    opts.with_serializable()
+                } else {
+                    opts
+                };
+                c.get(vec![0u8], Some(opts)).await
             })
         })?;
         u64::try_from(r.count()).map_err(|_| ClientError::NoHeader("count keys"))
@@ -481,4 +487,80 @@ pub fn wait_healthy(
             }
         })
     })
+}
+
+/// One raised alarm: the member that raised it and etcd's name for it
+/// (`NOSPACE`, `CORRUPT`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alarm {
+    pub member_id: u64,
+    pub kind: String,
+}
+
+impl EtcdClient {
+    /// Makes key counts read this member's own data without raft, so they
+    /// work on a member that has lost quorum (the snapshot stream and
+    /// status never need raft).
+    pub fn local_reads(mut self) -> Self {
+        self.local_reads = true;
+        self
+    }
+
+    /// The alarms raised in the cluster, as `etcdctl alarm list` shows them.
+    pub fn alarms(&mut self) -> Result<Vec<Alarm>, ClientError> {
+        let r = self.call("alarm list", |mut c| {
+            Box::pin(async move { c.alarm(AlarmAction::Get, AlarmType::None, None).await })
+        })?;
+        Ok(r.alarms()
+            .iter()
+            .map(|a| Alarm {
+                member_id: a.member_id(),
+                kind: a.alarm().as_str_name().to_string(),
+            })
+            .collect())
+    }
+
+    /// Disarms every raised alarm, as `etcdctl alarm disarm` does; returns
+    /// the alarms it disarmed. etcd raises `NOSPACE` again at once if the
+    /// database is still over its quota.
+    pub fn alarm_disarm_all(&mut self) -> Result<Vec<Alarm>, ClientError> {
+        let raised = self.alarms()?;
+        for a in &raised {
+            let kind = AlarmType::from_str_name(&a.kind).unwrap_or(AlarmType::None);
+            let member = a.member_id;
+            self.call("alarm disarm", move |mut c| {
+                Box::pin(async move {
+                    let mut opts = etcd_client::AlarmOptions::new();
+                    opts.with_member(member);
+                    c.alarm(AlarmAction::Deactivate, kind, Some(opts)).await
+                })
+            })?;
+        }
+        Ok(raised)
+    }
+
+    /// The member serves: it answers status and a linearizable read (which
+    /// goes through raft, so it has a leader). Unlike [`Self::health`],
+    /// raised alarms do not count: a member under `NOSPACE` still serves
+    /// reads and keeps quorum.
+    pub fn serving(&mut self) -> Result<MemberStatus, ClientError> {
+        let status = self.status()?;
+        self.call("linearizable get", |mut c| {
+            Box::pin(async move {
+                c.get("health", Some(GetOptions::new().with_count_only()))
+                    .await
+            })
+        })?;
+        Ok(status)
+    }
+}
+
+/// Polls `endpoint` until the member serves (see [`EtcdClient::serving`])
+/// or `within` has passed.
+pub fn wait_serving(
+    endpoint: &str,
+    tls: &ClientTls,
+    within: Duration,
+) -> Result<MemberStatus, ClientError> {
+    poll(endpoint, tls, within, |c| c.serving().map(Ok))
 }

@@ -25,7 +25,18 @@ pub struct Tuning {
     pub heartbeat_interval: u32,
     pub election_timeout: u32,
     pub bind_to_all_interfaces: bool,
+    /// etcd's backend quota (`quota-backend-bytes`): past it etcd raises
+    /// the `NOSPACE` alarm and refuses writes.
+    pub quota_backend_bytes: u64,
 }
+
+/// etcd's own default backend quota, 2 GiB.
+pub const DEFAULT_QUOTA_BACKEND_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+/// The smallest quota accepted: below it etcd cannot hold its own metadata.
+pub const MIN_QUOTA_BACKEND_BYTES: u64 = 1024 * 1024;
+/// The largest quota accepted (etcd's documented maximum is 8 GiB; more
+/// works but etcd warns).
+pub const MAX_QUOTA_BACKEND_BYTES: u64 = 100 * 1024 * 1024 * 1024;
 
 /// A config value the operator must change.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -42,6 +53,8 @@ pub enum ConfigError {
     },
     #[error("cannot render etcd's config: {0}")]
     Render(String),
+    #[error("config quota-backend-bytes={0} is out of range (1048576-107374182400 bytes; etcd's default is 2147483648, Kubernetes clusters often use 8589934592); change it with juju config")]
+    Quota(i64),
     #[error("election_timeout ({election}) must be at least 5 × heartbeat_interval ({heartbeat}); raise it with juju config")]
     Election { election: u32, heartbeat: u32 },
 }
@@ -94,7 +107,17 @@ impl Tuning {
             heartbeat_interval,
             election_timeout,
             bind_to_all_interfaces,
+            quota_backend_bytes: DEFAULT_QUOTA_BACKEND_BYTES,
         })
+    }
+
+    /// Sets the backend quota from the raw config value.
+    pub fn with_quota(mut self, quota_backend_bytes: i64) -> Result<Self, ConfigError> {
+        self.quota_backend_bytes = u64::try_from(quota_backend_bytes)
+            .ok()
+            .filter(|q| (MIN_QUOTA_BACKEND_BYTES..=MAX_QUOTA_BACKEND_BYTES).contains(q))
+            .ok_or(ConfigError::Quota(quota_backend_bytes))?;
+        Ok(self)
     }
 }
 
@@ -162,6 +185,7 @@ struct EtcdYaml<'a> {
     initial_cluster_token: &'a str,
     heartbeat_interval: u32,
     election_timeout: u32,
+    quota_backend_bytes: u64,
     enable_v2: bool,
     logger: &'static str,
     log_outputs: Vec<&'static str>,
@@ -216,6 +240,7 @@ impl MemberConfig {
             initial_cluster_token: &self.initial_cluster_token,
             heartbeat_interval: self.tuning.heartbeat_interval,
             election_timeout: self.tuning.election_timeout,
+            quota_backend_bytes: self.tuning.quota_backend_bytes,
             enable_v2: false,
             logger: "zap",
             log_outputs: vec!["stderr"],
@@ -269,6 +294,7 @@ mod tests {
         }
         assert_eq!(y["initial-cluster-state"], "new");
         assert_eq!(y["heartbeat-interval"], 100);
+        assert_eq!(y["quota-backend-bytes"], 2u64 * 1024 * 1024 * 1024);
         assert_eq!(y["data-dir"], "/var/lib/etcd-charm/data");
         let all = MemberConfig {
             tuning: Tuning {
@@ -303,6 +329,18 @@ mod tests {
             Tuning::new(2379, 2380, 300, 1000, false),
             Err(ConfigError::Election { .. })
         ));
+        assert_eq!(
+            tuning().with_quota(1000).unwrap_err(),
+            ConfigError::Quota(1000)
+        );
+        assert_eq!(tuning().with_quota(-1).unwrap_err(), ConfigError::Quota(-1));
+        assert_eq!(
+            tuning()
+                .with_quota(8 * 1024 * 1024 * 1024)
+                .unwrap()
+                .quota_backend_bytes,
+            8 * 1024 * 1024 * 1024
+        );
     }
 
     #[test]

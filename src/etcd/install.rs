@@ -135,6 +135,25 @@ fn safe_components(name: &[u8]) -> Option<Vec<&[u8]>> {
 /// Verifies the resource tarball and installs its binaries under the unit
 /// root's `BIN_DIR`. Nothing is replaced unless every check passes.
 pub fn install_from_resource(root: &Root, tarball: &Path) -> Result<Binaries, InstallError> {
+    stage_resource(root, tarball)?.commit()
+}
+
+/// Binaries unpacked and verified next to the installed ones (`bin.new`),
+/// not in use yet: the caller looks at the version, then commits or
+/// discards them.
+#[derive(Debug)]
+pub struct Staged {
+    staging: PathBuf,
+    bin_dir: PathBuf,
+    found: Vec<&'static str>,
+    /// What `etcd --version` says of the staged binary.
+    pub version: String,
+    sha256: String,
+}
+
+/// Verifies the resource tarball and unpacks it beside the installed
+/// binaries; nothing in use changes.
+pub fn stage_resource(root: &Root, tarball: &Path) -> Result<Staged, InstallError> {
     let read_err = |source| InstallError::Read {
         path: tarball.to_path_buf(),
         source,
@@ -165,23 +184,51 @@ pub fn install_from_resource(root: &Root, tarball: &Path) -> Result<Binaries, In
             return Err(e);
         }
     };
-    // Swap: bin → bin.old, bin.new → bin, drop bin.old.
-    let old = bin_dir.with_file_name("bin.old");
-    if old.exists() {
-        fs::remove_dir_all(&old).map_err(write_err(&old))?;
-    }
-    if bin_dir.exists() {
-        fs::rename(&bin_dir, &old).map_err(write_err(&bin_dir))?;
-    }
-    fs::rename(&staging, &bin_dir).map_err(write_err(&bin_dir))?;
-    let _ = fs::remove_dir_all(&old);
-    Ok(Binaries {
-        etcd: bin_dir.join("etcd"),
-        etcdctl: bin_dir.join("etcdctl"),
-        etcdutl: found.contains(&"etcdutl").then(|| bin_dir.join("etcdutl")),
+    Ok(Staged {
+        staging,
+        bin_dir,
+        found,
         version,
-        source: BinarySource::Resource { sha256 },
+        sha256,
     })
+}
+
+impl Staged {
+    /// Puts the staged binaries in place: bin → bin.old, bin.new → bin,
+    /// drop bin.old.
+    pub fn commit(self) -> Result<Binaries, InstallError> {
+        let write_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| InstallError::Write { path, source }
+        };
+        let bin_dir = &self.bin_dir;
+        let old = bin_dir.with_file_name("bin.old");
+        if old.exists() {
+            fs::remove_dir_all(&old).map_err(write_err(&old))?;
+        }
+        if bin_dir.exists() {
+            fs::rename(bin_dir, &old).map_err(write_err(bin_dir))?;
+        }
+        fs::rename(&self.staging, bin_dir).map_err(write_err(bin_dir))?;
+        let _ = fs::remove_dir_all(&old);
+        Ok(Binaries {
+            etcd: bin_dir.join("etcd"),
+            etcdctl: bin_dir.join("etcdctl"),
+            etcdutl: self
+                .found
+                .contains(&"etcdutl")
+                .then(|| bin_dir.join("etcdutl")),
+            version: self.version,
+            source: BinarySource::Resource {
+                sha256: self.sha256,
+            },
+        })
+    }
+
+    /// Drops the staged binaries; the installed ones stay as they are.
+    pub fn discard(self) {
+        let _ = fs::remove_dir_all(&self.staging);
+    }
 }
 
 /// Streams the tarball once, writing the wanted binaries into `dir`, and
