@@ -328,6 +328,7 @@ fn exec_one(
     })?;
     let mut env = agent.env(unit, &crate::uniter::Ctx::Exec)?;
     env.push(("JUJU_SIM_CONTEXT".into(), context.clone()));
+    env.push(("JUJU_CONTEXT_ID".into(), context.clone()));
     let mut cmd = agent.command(unit, Path::new("/bin/sh"), &env);
     cmd.arg("-c").arg(args.join(" "));
     let (code, stdout, stderr) = if passthrough {
