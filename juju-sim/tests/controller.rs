@@ -627,6 +627,17 @@ fn remove_unit_force_no_wait_drops_a_unit_at_once() {
         "{st}"
     );
     assert_eq!(st["applications"]["fix"]["units"]["fix/1"]["leader"], true);
+    // remove-application --force --no-wait: the application is gone when
+    // the verb returns, its last unit's hooks never ran.
+    sim.ok(&["remove-application", "fix", "--force", "--no-wait"]);
+    assert!(sim.status()["applications"].get("fix").is_none());
+    assert!(!sim.home.join("units/fix-1").exists());
+    assert_eq!(agents_of(&sim.home), Vec::<u32>::new());
+    sim.settle();
+    assert!(!sim
+        .events()
+        .iter()
+        .any(|(_, u, _, w)| u == "fix/1" && w == "hooks/stop"));
 }
 
 #[test]
