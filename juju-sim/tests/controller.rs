@@ -778,3 +778,47 @@ fn the_version_is_fixed_when_the_model_is_created() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("2.9.x and 3.x"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_dead_agent_is_restarted_and_reruns_the_interrupted_hook() {
+    let sim = Sim::new(&[]);
+    sim.deploy("1");
+    fs::write(sim.dir.path().join("slow-install"), "").unwrap();
+    // install sleeps 3 s when slow-install exists: run it again as a hook.
+    let mut waiting = Command::new(env!("CARGO_BIN_EXE_juju-sim"))
+        .args(["run-hook", "fix/0", "install"])
+        .env("JUJU_SIM_HOME", &sim.home)
+        .env("JUJU_SIM_ADDR_DIR", &sim.addrs)
+        .spawn()
+        .unwrap();
+    let pid_file = sim.home.join("units/fix-0/agent.pid");
+    let started = |n: usize| {
+        sim.events()
+            .iter()
+            .filter(|(_, _, k, w)| k == "start" && w == "hooks/install")
+            .count()
+            >= n
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !started(2) {
+        assert!(Instant::now() < deadline, "the hook never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) on the agent this test's model started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    // wait-idle restarts the agent, which runs the interrupted hook again.
+    sim.settle();
+    let new_pid: i32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(new_pid, pid);
+    assert!(started(3), "{:?}", sim.events());
+    let _ = waiting.wait();
+}
