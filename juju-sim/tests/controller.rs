@@ -540,6 +540,12 @@ fn scp_reads_and_writes_only_what_the_ubuntu_user_may() {
     write_mode(&root.join("home/ubuntu/mine"), "m", 0o600, 1000);
     sim.ok(&["scp", "fix/0:/home/ubuntu/mine", &d]);
     assert_eq!(fs::read_to_string(dst.join("mine")).unwrap(), "m");
+    // A directory needs -r, as with scp.
+    let o = sim.cmd(&["scp", "fix/0:/home/ubuntu", &d]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+    sim.ok(&["scp", "--", "-r", "fix/0:/home/ubuntu", &d]);
+    assert_eq!(fs::read_to_string(dst.join("ubuntu/mine")).unwrap(), "m");
     // To the unit: into ubuntu's home yes (owned by uid 1000), into /etc no.
     let local = sim.dir.path().join("up.txt");
     fs::write(&local, "up").unwrap();
