@@ -1380,7 +1380,9 @@ fn secret_info_get(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
         return failed(format!("secret \"secret:{}\" not found", v.id));
     }
     let mut info = serde_json::Map::new();
-    info.insert("revision".into(), Value::from(v.revisions.len().max(1)));
+    // A secret created in this hook is at revision 1 (Juju's SecretMetadata).
+    let revision = if v.draft { 1 } else { v.revisions.len().max(1) };
+    info.insert("revision".into(), Value::from(revision));
     if let Some(l) = &v.label {
         info.insert("label".into(), Value::from(l.clone()));
     }
@@ -1389,7 +1391,6 @@ fn secret_info_get(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
     }
     info.insert("owner".into(), Value::from(v.kind.clone()));
     info.insert("rotation".into(), Value::from("never"));
-    let _ = v.draft;
     emit(&json!({ v.id.clone(): info }), a);
     Ok(())
 }

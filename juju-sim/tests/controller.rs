@@ -19,7 +19,7 @@ log() { echo "$(now) $JUJU_UNIT_NAME $*" >> "$JUJU_SIM_HOME/../events.log"; }
 log "start $JUJU_DISPATCH_PATH $JUJU_REMOTE_UNIT"
 case "$JUJU_DISPATCH_PATH" in
   hooks/install)
-    [ -f "$JUJU_SIM_HOME/../slow-install" ] && sleep 1
+    [ -f "$JUJU_SIM_HOME/../slow-install" ] && sleep 3
     echo "$JUJU_VERSION" > "$ETCD_CHARM_ROOT/juju-version" ;;
   hooks/start) status-set active ready ;;
   hooks/update-status) echo "$JUJU_VERSION" > "$ETCD_CHARM_ROOT/juju-version" ;;
@@ -227,15 +227,15 @@ fn units_run_their_hooks_concurrently_and_verbs_return_at_once() {
     let start = Instant::now();
     let out = sim.cmd(&["deploy", &charm, "-n", "3"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    // deploy returns once the hooks are queued, before a 1 s install ends.
+    // deploy returns once the hooks are queued, before a 3 s install ends.
     assert!(
-        start.elapsed() < Duration::from_millis(900),
+        start.elapsed() < Duration::from_millis(2500),
         "{:?}",
         start.elapsed()
     );
     assert!(stderr(&out).contains("JUJU_SIM_SEED=7"), "{}", stderr(&out));
     sim.settle();
-    // Three 1 s installs overlapped in time: each unit has its own agent.
+    // Three 3 s installs overlapped in time: each unit has its own agent.
     let spans: Vec<(f64, f64)> = ["fix/0", "fix/1", "fix/2"]
         .iter()
         .map(|u| sim.span(u, "hooks/install"))
@@ -265,8 +265,8 @@ fn actions_take_the_machine_lock_and_keep_their_output() {
     sim.deploy("1");
     // The action is queued; run-action returns at once.
     let start = Instant::now();
-    let q = sim.ok(&["run-action", "fix/0", "sleep", "seconds=2"]);
-    assert!(start.elapsed() < Duration::from_millis(1500));
+    let q = sim.ok(&["run-action", "fix/0", "sleep", "seconds=3"]);
+    assert!(start.elapsed() < Duration::from_millis(2500));
     assert_eq!(q.trim(), "Action queued with id: \"1\"");
     // show-action-output without --wait: the state now, no results.
     std::thread::sleep(Duration::from_millis(700));
@@ -486,7 +486,7 @@ fn failed_hooks_are_retried_with_back_off_and_update_status_keeps_firing() {
             .count()
     };
     let before = count();
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(Duration::from_secs(5));
     assert!(count() >= before + 2, "{} → {}", before, count());
     // A hook that always fails leaves the unit in error; wait-idle says so.
     let o = sim.cmd(&["run-hook", "fix/0", "broken"]);
@@ -540,6 +540,12 @@ fn scp_reads_and_writes_only_what_the_ubuntu_user_may() {
     write_mode(&root.join("home/ubuntu/mine"), "m", 0o600, 1000);
     sim.ok(&["scp", "fix/0:/home/ubuntu/mine", &d]);
     assert_eq!(fs::read_to_string(dst.join("mine")).unwrap(), "m");
+    // A directory needs -r, as with scp.
+    let o = sim.cmd(&["scp", "fix/0:/home/ubuntu", &d]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+    sim.ok(&["scp", "--", "-r", "fix/0:/home/ubuntu", &d]);
+    assert_eq!(fs::read_to_string(dst.join("ubuntu/mine")).unwrap(), "m");
     // To the unit: into ubuntu's home yes (owned by uid 1000), into /etc no.
     let local = sim.dir.path().join("up.txt");
     fs::write(&local, "up").unwrap();
@@ -627,6 +633,17 @@ fn remove_unit_force_no_wait_drops_a_unit_at_once() {
         "{st}"
     );
     assert_eq!(st["applications"]["fix"]["units"]["fix/1"]["leader"], true);
+    // remove-application --force --no-wait: the application is gone when
+    // the verb returns, its last unit's hooks never ran.
+    sim.ok(&["remove-application", "fix", "--force", "--no-wait"]);
+    assert!(sim.status()["applications"].get("fix").is_none());
+    assert!(!sim.home.join("units/fix-1").exists());
+    assert_eq!(agents_of(&sim.home), Vec::<u32>::new());
+    sim.settle();
+    assert!(!sim
+        .events()
+        .iter()
+        .any(|(_, u, _, w)| u == "fix/1" && w == "hooks/stop"));
 }
 
 #[test]
@@ -766,4 +783,48 @@ fn the_version_is_fixed_when_the_model_is_created() {
     let o = sim.cmd(&["upgrade-model", "--agent-version", "4.0.0"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("2.9.x and 3.x"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_dead_agent_is_restarted_and_reruns_the_interrupted_hook() {
+    let sim = Sim::new(&[]);
+    sim.deploy("1");
+    fs::write(sim.dir.path().join("slow-install"), "").unwrap();
+    // install sleeps 3 s when slow-install exists: run it again as a hook.
+    let mut waiting = Command::new(env!("CARGO_BIN_EXE_juju-sim"))
+        .args(["run-hook", "fix/0", "install"])
+        .env("JUJU_SIM_HOME", &sim.home)
+        .env("JUJU_SIM_ADDR_DIR", &sim.addrs)
+        .spawn()
+        .unwrap();
+    let pid_file = sim.home.join("units/fix-0/agent.pid");
+    let started = |n: usize| {
+        sim.events()
+            .iter()
+            .filter(|(_, _, k, w)| k == "start" && w == "hooks/install")
+            .count()
+            >= n
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !started(2) {
+        assert!(Instant::now() < deadline, "the hook never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) on the agent this test's model started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    // wait-idle restarts the agent, which runs the interrupted hook again.
+    sim.settle();
+    let new_pid: i32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(new_pid, pid);
+    assert!(started(3), "{:?}", sim.events());
+    let _ = waiting.wait();
 }

@@ -301,6 +301,7 @@ fn run_hook(agent: &Agent, m: &Model, op: &Op, timeout: Duration) -> Result<()> 
     })?;
     let mut env = agent.env(unit, &Ctx::Hook(op))?;
     env.push(("JUJU_SIM_CONTEXT".into(), context.clone()));
+    env.push(("JUJU_CONTEXT_ID".into(), context.clone()));
     let retry = m.units.get(unit).is_some_and(|u| u.failed.is_some());
     log_line(
         store,
@@ -394,6 +395,7 @@ fn run_action(agent: &Agent, m: &Model, unit: &str, id: u64) -> Result<()> {
     )?;
     env.extend(action.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.push(("JUJU_SIM_CONTEXT".into(), context.clone()));
+    env.push(("JUJU_CONTEXT_ID".into(), context.clone()));
     let udir = store.unit_dir(unit);
     let (out, err) = capture_paths(&udir, id);
     let code = agent.run_dispatch(

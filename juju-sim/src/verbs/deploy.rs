@@ -657,7 +657,31 @@ pub(super) fn integrate(agent: &Agent, a: &str, b: &str) -> Result<i32> {
     Ok(0)
 }
 
-pub(super) fn remove_application(agent: &Agent, app: &str) -> Result<i32> {
+/// `remove-application APP`: every unit leaves as with remove-unit, then
+/// the application goes; `--force --no-wait` drops its units at once.
+pub(super) fn remove_application(agent: &Agent, app: &str, now: bool) -> Result<i32> {
+    if now {
+        let units = agent.store.update(|m| -> Result<Vec<String>> {
+            let a = m
+                .applications
+                .get_mut(app)
+                .ok_or_else(|| anyhow!("application \"{app}\" not found"))?;
+            a.dying = true;
+            let units = m.app_units(app);
+            if units.is_empty() {
+                m.applications.remove(app);
+                m.relations.retain(|_, r| !r.involves(app));
+            }
+            Ok(units)
+        })?;
+        if !units.is_empty() {
+            remove_units_now(agent, &units)?;
+        }
+        let _ = fs::remove_dir_all(agent.store.home().join("charms").join(app));
+        let _ = fs::remove_dir_all(agent.store.home().join("resources").join(app));
+        eprintln!("will remove application {app}");
+        return Ok(0);
+    }
     agent.store.update(|m| -> Result<()> {
         let a = m
             .applications

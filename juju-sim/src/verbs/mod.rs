@@ -348,7 +348,12 @@ fn run(cli: Cli) -> Result<i32> {
                 deploy::remove_units(&agent, &units)
             }
         }
-        Cmd::RemoveApplication { app, .. } => deploy::remove_application(&agent, &app),
+        Cmd::RemoveApplication {
+            app,
+            force,
+            no_wait,
+            ..
+        } => deploy::remove_application(&agent, &app, force && no_wait),
         Cmd::Integrate { a, b } => deploy::integrate(&agent, &a, &b),
         Cmd::Config {
             app,

@@ -138,6 +138,14 @@ pub(super) fn scp(agent: &Agent, paths: &[String]) -> Result<i32> {
     if !from.exists() {
         return denied(format!("scp: {src}: No such file or directory"));
     }
+    // scp copies a directory only with -r.
+    let recursive = paths
+        .iter()
+        .any(|p| p.starts_with('-') && !p.starts_with("--") && p.contains('r'));
+    if from.is_dir() && !recursive {
+        let shown = remote(src).map_or_else(|| src.to_string(), |(_, p)| p);
+        return denied(format!("scp: {shown}: not a regular file"));
+    }
     let (mut to, on_unit) = match remote(dst) {
         Some((unit, path)) => {
             let root = root_of(&unit)?;
@@ -328,6 +336,7 @@ fn exec_one(
     })?;
     let mut env = agent.env(unit, &crate::uniter::Ctx::Exec)?;
     env.push(("JUJU_SIM_CONTEXT".into(), context.clone()));
+    env.push(("JUJU_CONTEXT_ID".into(), context.clone()));
     let mut cmd = agent.command(unit, Path::new("/bin/sh"), &env);
     cmd.arg("-c").arg(args.join(" "));
     let (code, stdout, stderr) = if passthrough {
