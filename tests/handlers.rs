@@ -92,7 +92,8 @@ fn resource(w: &World, body: &[u8]) -> PathBuf {
     let host = w.root.resolve(&unit_path).unwrap();
     fs::create_dir_all(host.parent().unwrap()).unwrap();
     fs::File::create(&host).unwrap().write_all(body).unwrap();
-    unit_path
+    // resource-get prints the path on the machine.
+    host
 }
 
 fn release_tarball() -> Vec<u8> {

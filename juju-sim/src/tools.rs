@@ -935,7 +935,10 @@ fn resource_get(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
     }
     std::fs::copy(&stored, &local)
         .map_err(|e| ToolError::Failed(format!("could not download resource: {e}")))?;
-    println!("{unit_path}");
+    // The path as the process sees it: the charm opens it as it is, as
+    // every charm does with what Juju's resource-get prints (the unit's
+    // files live under its root on this machine).
+    println!("{}", local.display());
     Ok(())
 }
 

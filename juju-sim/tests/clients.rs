@@ -145,7 +145,8 @@ fn an_ops_charm_deploys_on_3x_and_29() {
     );
     assert_eq!(
         fs::read_to_string(root.join("resource")).unwrap(),
-        "blob.bin"
+        "blob.bin:blob",
+        "the charm reads the resource at the path resource-get printed"
     );
     assert!(fs::read_to_string(root.join("secret"))
         .unwrap()

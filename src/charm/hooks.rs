@@ -175,11 +175,10 @@ impl Charm<'_> {
         };
         // A resource that is attached but empty is Juju's placeholder.
         let resource = match resource {
-            Some(unit_path) => {
-                let host = self
-                    .root
-                    .resolve(&unit_path)
-                    .context("resource-get returned an unusable path")?;
+            Some(host) => {
+                if !host.is_absolute() {
+                    anyhow::bail!("resource-get returned a relative path {host:?}");
+                }
                 match fs::metadata(&host) {
                     Ok(m) if m.len() > 0 => Some(host),
                     _ => None,

@@ -211,17 +211,16 @@ impl Charm<'_> {
     /// The attached `snapshot` resource, or `None` when nothing (or Juju's
     /// zero-byte placeholder) is attached.
     fn attached_snapshot(&self) -> Result<Option<Attached>> {
-        let Some(unit_path) = self
+        let Some(host) = self
             .tools
             .resource_get("snapshot")
             .context("cannot ask Juju for the snapshot resource")?
         else {
             return Ok(None);
         };
-        let host = self
-            .root
-            .resolve(&unit_path)
-            .context("resource-get returned an unusable path")?;
+        if !host.is_absolute() {
+            bail!("resource-get returned a relative path {host:?}");
+        }
         let meta = match fs::metadata(&host) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

@@ -203,8 +203,9 @@ pub trait HookTools {
         app: bool,
         settings: &BTreeMap<String, String>,
     ) -> Result<(), HookToolError>;
-    /// `resource-get name`: the unit path of the resource, or `None` when
-    /// nothing is attached.
+    /// `resource-get name`: where the resource's file is on this machine
+    /// (opened as it is, never moved under the charm's root), or `None`
+    /// when nothing is uploaded.
     fn resource_get(&self, name: &str) -> Result<Option<PathBuf>, HookToolError>;
     /// `network-get --format=json endpoint`
     fn network_get(&self, endpoint: &str) -> Result<NetworkInfo, HookToolError>;

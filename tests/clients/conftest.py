@@ -1,10 +1,10 @@
 """Fixtures for the real-client tests: juju-sim driven as `juju` by
-Canonical's jubilant, a charm directory holding this build's dispatcher, and
-a Python ops charm with its libraries vendored as charmcraft would.
+Canonical's jubilant, and a charm directory holding this build's dispatcher.
+(The Python ops charm's test lives with the simulator's own tests, in
+juju-sim/tests/clients.rs.)
 
 Paths come from the environment `scripts/test` sets: JUJU_SIM (the
-simulator binary), ETCD_CHARM_BIN (the dispatcher), OPS_VENDOR (a folder
-holding `ops` and its dependencies, made by `pip install --target`)."""
+simulator binary) and ETCD_CHARM_BIN (the dispatcher)."""
 
 import os
 import pathlib
@@ -50,13 +50,4 @@ def etcd_charm(tmp_path) -> pathlib.Path:
     (d / 'dispatch').chmod(0o755)
     for f in ('metadata.yaml', 'actions.yaml', 'config.yaml'):
         shutil.copy(REPO / f, d / f)
-    return d
-
-
-@pytest.fixture
-def ops_charm(tmp_path) -> pathlib.Path:
-    d = tmp_path / 'opsprobe'
-    shutil.copytree(REPO / 'tests' / 'clients' / 'opsprobe', d)
-    shutil.copytree(_required('OPS_VENDOR'), d / 'venv')
-    (d / 'dispatch').chmod(0o755)
     return d

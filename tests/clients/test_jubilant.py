@@ -15,7 +15,7 @@ def test_etcd_through_jubilant(sim_home, etcd_charm, monkeypatch, version):
     juju = make_juju(version, monkeypatch)
     assert juju.version().major == 3
     juju.deploy(etcd_charm, 'etcd', num_units=3)
-    status = juju.wait(jubilant.all_active, timeout=900)
+    status = juju.wait(jubilant.all_active, error=jubilant.any_error, timeout=900)
     assert sorted(status.apps['etcd'].units) == ['etcd/0', 'etcd/1', 'etcd/2']
     assert status.model.version == version
     for unit in status.apps['etcd'].units.values():
@@ -39,13 +39,14 @@ def test_etcd_through_jubilant(sim_home, etcd_charm, monkeypatch, version):
     # Config round trip, and the cluster stays active.
     juju.config('etcd', {'heartbeat_interval': 150, 'election_timeout': 1500})
     assert juju.config('etcd')['heartbeat_interval'] == 150
-    juju.wait(jubilant.all_active, timeout=900)
+    juju.wait(jubilant.all_active, error=jubilant.any_error, timeout=900)
 
     # A unit leaves; the other two stay active.
     juju.remove_unit('etcd/2')
     status = juju.wait(
         lambda s: sorted(s.apps['etcd'].units) == ['etcd/0', 'etcd/1']
         and jubilant.all_active(s),
+        error=jubilant.any_error,
         timeout=900,
     )
     assert 'etcd/2' not in status.apps['etcd'].units

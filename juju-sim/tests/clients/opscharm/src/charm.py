@@ -31,7 +31,8 @@ class OpsFix(ops.CharmBase):
         note("juju-version", str(ops.JujuVersion.from_environ()))
         try:
             path = self.model.resources.fetch("blob")
-            note("resource", pathlib.Path(path).name)
+            # As any charm does: open the path resource-get printed.
+            note("resource", pathlib.Path(path).name + ":" + pathlib.Path(path).read_text().strip())
         except (ops.ModelError, NameError) as e:
             note("resource", f"absent: {type(e).__name__}")
 
