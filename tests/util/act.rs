@@ -20,18 +20,25 @@ pub fn sim_here(m: &Model, args: &[&str]) -> Run {
 /// (The environment reaches the hooks and actions the verb queues: the
 /// simulator hands each one what its command's environment adds.)
 pub fn sim_env(m: &Model, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let out = m
-        .cmd()
-        .current_dir(m.scratch.path())
-        .envs(env.iter().copied())
-        .args(args)
-        .output()
-        .expect("cannot run juju-sim");
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    let exec = |args: &[&str]| {
+        let out = m
+            .cmd()
+            .current_dir(m.scratch.path())
+            .envs(env.iter().copied())
+            .args(args)
+            .output()
+            .expect("cannot run juju-sim");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     };
+    if let Some(run) = super::juju29_run(args, exec) {
+        m.settle();
+        return run;
+    }
+    let run = exec(args);
     if run.code == 0 && super::settles(args) {
         m.settle();
     }

@@ -155,6 +155,58 @@ pub fn settles(args: &[&str]) -> bool {
     }
 }
 
+/// Whether the tests' models run Juju 2.9 (`JUJU_SIM_AGENT_VERSION`, read
+/// by the simulator when a model is created).
+pub fn juju29() -> bool {
+    std::env::var("JUJU_SIM_AGENT_VERSION").is_ok_and(|v| v.trim().starts_with("2."))
+}
+
+/// On a Juju 2.9 model, the Juju 3 `run UNIT ACTION [K=V…] [--format=F]`
+/// the tests are written in is typed as an operator on 2.9 would: `juju
+/// run-action UNIT ACTION [K=V…] --wait=30m --format=json`. Its output
+/// (keyed `unit-APP-N`, 2.9's shape) is given back as Juju 3's `run` would
+/// print it (keyed by the unit, `results`/`status`/`message`), exiting 1
+/// when the action failed, as `juju run` does. `None` on 3.x or for other
+/// verbs.
+pub fn juju29_run(args: &[&str], exec: impl Fn(&[&str]) -> Run) -> Option<Run> {
+    if !juju29() || args.first() != Some(&"run") || args.len() < 3 {
+        return None;
+    }
+    let json = args.iter().any(|a| a.contains("json"));
+    let mut typed: Vec<&str> = vec!["run-action"];
+    typed.extend(
+        args[1..]
+            .iter()
+            .filter(|a| !a.starts_with("--format") && !a.starts_with("--wait"))
+            .copied(),
+    );
+    typed.extend(["--wait=30m", "--format=json"]);
+    let run = exec(&typed);
+    if run.code != 0 {
+        return Some(run);
+    }
+    let doc: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("run-action --wait printed no JSON ({e}):\n{}", run.stdout));
+    let (_, task) = doc
+        .as_object()
+        .and_then(|o| o.iter().next())
+        .unwrap_or_else(|| panic!("run-action --wait printed no task:\n{}", run.stdout));
+    let unit = task["UnitId"].as_str().unwrap_or(args[1]).to_string();
+    let failed = task["status"] != "completed";
+    let mut shaped = serde_json::Map::new();
+    shaped.insert(unit, task.clone());
+    let stdout = if json {
+        Value::Object(shaped).to_string()
+    } else {
+        serde_yaml::to_string(&task["results"]).unwrap_or_default()
+    };
+    Some(Run {
+        code: i32::from(failed),
+        stdout,
+        stderr: run.stderr,
+    })
+}
+
 /// A model under its own `JUJU_SIM_HOME`, destroyed on drop.
 pub struct Model {
     pub home: tempfile::TempDir,
@@ -219,7 +271,15 @@ impl Model {
 
     /// Runs `juju-sim ARGS…`; after a verb that queues hooks or actions
     /// (they return at once, as Juju's do), waits for the model to settle.
+    /// On a Juju 2.9 model a Juju 3 `run UNIT ACTION` is typed as 2.9's
+    /// `run-action --wait` (see [`juju29_run`]).
     pub fn sim(&self, args: &[&str]) -> Run {
+        if let Some(run) = juju29_run(args, |a| {
+            Run::from(self.cmd().args(a).output().expect("cannot run juju-sim"))
+        }) {
+            self.settle();
+            return run;
+        }
         let run = Run::from(self.cmd().args(args).output().expect("cannot run juju-sim"));
         if run.code == 0 && settles(args) {
             self.settle();
