@@ -685,18 +685,21 @@ fn update_status_renews_a_certificate_near_expiry_and_restarts_etcd() {
     put_get(ctl, &endpoint, &creds, "renew/key", "kept");
 
     // Read the CA back the way a unit does: the secret named in the peer
-    // relation's application data.
+    // relation's application data (Juju 3), or leader settings (2.9).
     let exec = |cmd: &str| {
         let r = m.sim(&["exec", "--unit", "etcd/0", "--", cmd]).ok();
         r.stdout.trim().to_string()
     };
-    let app: serde_json::Value = serde_json::from_str(&exec(
-        "relation-get --format=json -r cluster:0 --app - etcd",
-    ))
-    .unwrap();
-    let uri = app["ca-secret-id"].as_str().unwrap().to_string();
-    let secret: serde_json::Value =
-        serde_json::from_str(&exec(&format!("secret-get --format=json {uri}"))).unwrap();
+    let secret: serde_json::Value = if util::juju29() {
+        serde_json::from_str(&exec("leader-get --format=json")).unwrap()
+    } else {
+        let app: serde_json::Value = serde_json::from_str(&exec(
+            "relation-get --format=json -r cluster:0 --app - etcd",
+        ))
+        .unwrap();
+        let uri = app["ca-secret-id"].as_str().unwrap().to_string();
+        serde_json::from_str(&exec(&format!("secret-get --format=json {uri}"))).unwrap()
+    };
     let ca = etcd_charm::pki::Ca::from_pem(
         secret["ca-cert"].as_str().unwrap(),
         secret["ca-key"].as_str().unwrap(),
@@ -903,4 +906,110 @@ fn db_consumers_get_working_credentials_and_every_member() {
         .unwrap()
         .to_string();
     assert!(!m.debug_log().contains(&key_line));
+}
+
+/// A `resource-get` that fails with a controller fault while a unit
+/// installs leaves it waiting for the resource (the hook fails and Juju
+/// retries it); it never installs the Ubuntu archive's etcd in its place,
+/// and once the fault clears it runs the resource's etcd.
+#[test]
+fn a_resource_get_fault_during_install_waits_and_never_runs_the_archive_etcd() {
+    let m = Model::new();
+    let resource = util::etcd35_resource(m.scratch.path());
+    deploy_with_etcd_resource(&m, &resource);
+    assert_active(&m, "etcd/0");
+    m.sim(&[
+        "inject-fault",
+        "resource-get",
+        "etcd",
+        "etcd",
+        "--count",
+        "2",
+    ])
+    .ok();
+    // Not m.sim: add-unit would settle, and the point is what the unit
+    // says while its install hook is failing.
+    let out = m.cmd().args(["add-unit", "etcd"]).output().unwrap();
+    assert!(out.status.success());
+    let mut seen = None;
+    assert!(
+        util::eventually(120, || {
+            let (cur, msg) = m.workload("etcd/1");
+            let waiting = cur == "waiting" && msg.contains("etcd resource");
+            if waiting {
+                seen = Some(msg);
+            }
+            waiting
+        }),
+        "etcd/1 never said it waits for the etcd resource: {}\n{}",
+        statuses(&m),
+        m.debug_log()
+    );
+    let log = m.debug_log();
+    assert!(
+        log.contains("cannot fetch the etcd resource"),
+        "the failing hook says why: {log}"
+    );
+    assert!(
+        !log.contains("from the Ubuntu archive"),
+        "etcd/1 fell back to the archive: {seen:?}\n{log}"
+    );
+    m.settle();
+    assert_healthy_with(&m, "etcd/1", 2);
+    // The unit runs the resource's etcd (3.5.1), not the archive's 3.4.23.
+    let creds = m.credentials("etcd/0");
+    let out = util::etcdctl_tls(
+        Path::new(ETCDCTL_34),
+        &m.endpoint("etcd/1"),
+        &creds,
+        &["endpoint", "status", "-w", "json"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\"version\":\"3.5.1\""), "{text}");
+}
+
+/// A model made on Juju 2.9 keeps its CA in leader settings (2.9 has no
+/// secrets); after the controller moves to 3.x the next hooks see the new
+/// JUJU_VERSION, a new unit gets certificates from the same CA, and the old
+/// clients still get in.
+#[test]
+fn a_juju_29_model_keeps_its_ca_after_the_move_to_3x() {
+    let m = Model::new();
+    let out = m
+        .cmd()
+        .env("JUJU_SIM_AGENT_VERSION", "2.9.49")
+        .args(["deploy", &charm(), "-n", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    m.settle();
+    assert_eq!(m.status()["model"]["version"], "2.9.49");
+    for u in ["etcd/0", "etcd/1"] {
+        assert_healthy_with(&m, u, 2);
+    }
+    let ca = |u: &str| fs::read(m.unit_root(u).join("etc/etcd-charm/pki/ca.crt")).unwrap();
+    let ca29 = ca("etcd/0");
+    assert_eq!(ca("etcd/1"), ca29);
+    // The CA is in leader settings, where every unit reads it.
+    let got = m
+        .sim(&["exec", "--unit", "etcd/1", "--", "leader-get", "ca-cert"])
+        .ok();
+    assert_eq!(got.stdout.trim(), String::from_utf8_lossy(&ca29).trim());
+
+    m.sim(&["upgrade-model", "--agent-version", "3.6.12"]).ok();
+    assert_eq!(m.status()["model"]["version"], "3.6.12");
+    m.sim(&["add-unit", "etcd"]).ok();
+    for u in ["etcd/0", "etcd/1", "etcd/2"] {
+        m.sim(&["run-hook", u, "update-status"]).ok();
+        assert_healthy_with(&m, u, 3);
+        assert_eq!(ca(u), ca29, "{u} has another CA after the upgrade");
+    }
+    let creds = m.credentials("etcd/2");
+    put_get(
+        Path::new(ETCDCTL_34),
+        &m.endpoint("etcd/0"),
+        &creds,
+        "/after/upgrade",
+        "ok",
+    );
 }

@@ -198,7 +198,17 @@ pub fn juju29_run(args: &[&str], exec: impl Fn(&[&str]) -> Run) -> Option<Run> {
     let stdout = if json {
         Value::Object(shaped).to_string()
     } else {
-        serde_yaml::to_string(&task["results"]).unwrap_or_default()
+        // Juju 3's plain output: the failure, then the results.
+        let mut text = String::new();
+        if failed {
+            text.push_str(&format!(
+                "Action id {} failed: {}\n",
+                task["id"].as_str().unwrap_or_default(),
+                task["message"].as_str().unwrap_or_default()
+            ));
+        }
+        text.push_str(&serde_yaml::to_string(&task["results"]).unwrap_or_default());
+        text
     };
     Some(Run {
         code: i32::from(failed),
