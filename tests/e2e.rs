@@ -916,15 +916,25 @@ fn db_consumers_get_working_credentials_and_every_member() {
 fn a_resource_get_fault_during_install_waits_and_never_runs_the_archive_etcd() {
     let m = Model::new();
     let resource = util::etcd35_resource(m.scratch.path());
-    deploy_with_etcd_resource(&m, &resource);
+    let res = format!("etcd={}", resource.display());
+    let out = m
+        .cmd()
+        .env("JUJU_SIM_UPDATE_STATUS_INTERVAL", "10s")
+        .args(["deploy", &charm(), "--resource", &res])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    m.settle();
     assert_active(&m, "etcd/0");
+    // Enough faults for the install hook and the hooks that follow it;
+    // update-status (every 10 s here) uses up the rest.
     m.sim(&[
         "inject-fault",
         "resource-get",
         "etcd",
         "etcd",
         "--count",
-        "2",
+        "12",
     ])
     .ok();
     // Not m.sim: add-unit would settle, and the point is what the unit
@@ -948,14 +958,20 @@ fn a_resource_get_fault_during_install_waits_and_never_runs_the_archive_etcd() {
     let log = m.debug_log();
     assert!(
         log.contains("cannot fetch the etcd resource"),
-        "the failing hook says why: {log}"
+        "the unit's log says why: {log}"
     );
+    // The faults run out, and a later hook installs the resource's etcd.
+    assert!(
+        util::eventually(180, || m.workload("etcd/1").1.starts_with("Healthy with 2")),
+        "{}\n{}",
+        statuses(&m),
+        m.debug_log()
+    );
+    let log = m.debug_log();
     assert!(
         !log.contains("from the Ubuntu archive"),
         "etcd/1 fell back to the archive: {seen:?}\n{log}"
     );
-    m.settle();
-    assert_healthy_with(&m, "etcd/1", 2);
     // The unit runs the resource's etcd (3.5.1), not the archive's 3.4.23.
     let creds = m.credentials("etcd/0");
     let out = util::etcdctl_tls(

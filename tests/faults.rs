@@ -418,6 +418,10 @@ fn every_restore_step_survives_kill_9() {
         }
         if phase == Phase::AdoptingCa {
             assert_eq!(result(&out, "restore.pki"), "adopted");
+            // The snapshot's CA is the application's now (committed when
+            // the rerun exited).
+            ep = kv::Conn::to(&m, unit);
+            assert_eq!(ep.creds.ca_fingerprint, src.creds.ca_fingerprint);
         }
         assert_eq!(kv::digest(&ep), want, "{point}: the rerun");
         let (cur, msg) = m.workload(unit);

@@ -432,8 +432,8 @@ fn on_juju_29_the_ca_lives_in_leader_settings_and_survives_leader_loss_and_upgra
 }
 
 /// A `resource-get` that fails for any reason but "not uploaded" is a
-/// controller fault: the unit waits (the hook fails, so Juju retries it)
-/// and never falls back to installing the archive's etcd.
+/// controller fault: the unit waits (every later hook tries again) and
+/// never falls back to installing the archive's etcd.
 #[test]
 fn a_resource_get_fault_waits_and_never_installs_the_archive_etcd() {
     let w = world();
@@ -443,14 +443,21 @@ fn a_resource_get_fault_waits_and_never_installs_the_archive_etcd() {
         "ERROR could not download resource: HTTP request failed: Get https://10.0.0.1:17070/units/unit-etcd-0/resources/etcd: dial tcp 10.0.0.1:17070: connect: connection refused".into(),
     );
     let tools = FakeHookTools::new(s);
-    let err = run(&w, &tools, &hook("install")).expect_err("the hook must fail so Juju retries it");
-    assert!(
-        format!("{err:#}").contains("cannot fetch the etcd resource"),
-        "{err:#}"
-    );
+    run(&w, &tools, &hook("install")).expect("waiting is not a hook error");
     let st = tools.last_status().unwrap();
     assert_eq!(st.kind, StatusKind::Waiting, "{}", st.message);
     assert!(st.message.contains("etcd resource"), "{}", st.message);
+    let saved = fs::read_to_string(w.root.at("/var/lib/etcd-charm/state.json")).unwrap();
+    let saved: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    assert!(
+        saved["resource_wait"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("Waiting for the etcd resource")),
+        "{saved}"
+    );
+    // Later hooks keep waiting (and keep trying) while the fault lasts.
+    run(&w, &tools, &hook("config-changed")).unwrap();
+    assert_eq!(tools.last_status().unwrap().kind, StatusKind::Waiting);
     assert!(!w.root.at(UNIT_FILE).exists());
     assert!(
         !w.root.at("/var/lib/etcd-charm/state.json").exists() || {
@@ -466,6 +473,7 @@ fn a_resource_get_fault_waits_and_never_installs_the_archive_etcd() {
         st.resources
             .insert("etcd".into(), resource(&w, &release_tarball()));
     }
-    run(&w, &tools, &hook("install")).unwrap();
+    run(&w, &tools, &hook("update-status")).unwrap();
     assert!(w.root.at(UNIT_FILE).exists());
+    assert_ne!(tools.last_status().unwrap().kind, StatusKind::Waiting);
 }

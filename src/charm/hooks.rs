@@ -159,18 +159,24 @@ impl Charm<'_> {
     /// resource is the operator's to fix: it sets `blocked` and returns Ok.
     fn install(&self, state: &mut LocalState) -> Result<()> {
         let resource = match self.tools.resource_get("etcd") {
-            Ok(r) => r,
+            Ok(r) => {
+                state.resource_wait = None;
+                r
+            }
             Err(e) => {
                 // Not "nothing uploaded" but a fault on the way to the
                 // controller: installing from the archive now could run an
-                // etcd the operator did not choose. Wait, and let Juju
-                // retry the hook.
-                self.set_status(Status::waiting(
-                    "Waiting for the etcd resource: Juju could not hand it over (see juju debug-log); the hook is retried",
-                ))?;
-                return Err(anyhow::Error::new(e).context(
-                    "cannot fetch the etcd resource from the controller; not installing etcd until it can be read (Juju retries this hook)",
-                ));
+                // etcd the operator did not choose. Wait; every later hook
+                // (update-status at the latest) tries again.
+                tracing::warn!(
+                    "cannot fetch the etcd resource from the controller; not installing etcd until it can be read: {e}"
+                );
+                if state.binaries.is_none() {
+                    state.resource_wait = Some(
+                        "Waiting for the etcd resource: Juju could not hand it over (see juju debug-log); the next hook tries again".into(),
+                    );
+                }
+                return self.save_state(state);
             }
         };
         // A resource that is attached but empty is Juju's placeholder.
@@ -394,6 +400,13 @@ impl Charm<'_> {
         }
         if let Some(err) = &state.install_error {
             return self.set_status(Status::blocked(err.clone()));
+        }
+        if state.binaries.is_none() && state.resource_wait.is_some() {
+            // The last try could not fetch the resource: try again.
+            self.install(state)?;
+        }
+        if let Some(why) = &state.resource_wait {
+            return self.set_status(Status::waiting(why.clone()));
         }
         let Some(binaries) = state.binaries.clone() else {
             return self.set_status(Status::maintenance("Waiting for etcd to be installed"));

@@ -51,6 +51,11 @@ pub struct LocalState {
     pub binaries: Option<Binaries>,
     /// Why the last install failed, shown until an install succeeds.
     pub install_error: Option<String>,
+    /// Juju could not hand the `etcd` resource over (a controller fault,
+    /// not "nothing uploaded"): every hook tries the install again, and
+    /// nothing is installed from the archive meanwhile.
+    #[serde(default)]
+    pub resource_wait: Option<String>,
     /// The start hook has run and stop has not: etcd should be running.
     pub started: bool,
     /// What the running etcd was started with.
