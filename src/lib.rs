@@ -18,6 +18,7 @@ pub mod fsutil;
 pub mod juju;
 pub mod pki;
 pub mod snapshot;
+pub mod store;
 pub mod timefmt;
 
 #[cfg(test)]
