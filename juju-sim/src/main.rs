@@ -36,6 +36,7 @@ mod charm;
 mod cli;
 mod model;
 mod systemctl;
+mod timer;
 mod tools;
 mod util;
 
