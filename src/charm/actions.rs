@@ -23,6 +23,8 @@ pub fn run(charm: &Charm<'_>, action: &str) -> Result<()> {
         "defrag" => charm.defrag_action(),
         "snapshot" => charm.snapshot_action(),
         "restore" => charm.restore_action(),
+        "create-backup" => charm.create_backup_action(),
+        "list-backups" => charm.list_backups_action(),
         "package-client-credentials" => charm.package_client_credentials(),
         other => bail!(
             "this charm has no action {other:?}; see the actions it offers with: juju actions {}",

@@ -42,6 +42,11 @@ pub fn run(charm: &Charm<'_>, hook: &str) -> Result<()> {
     // was interrupted is rolled back before anything else.
     let _lock = OpLock::acquire(&charm.root, &format!("the {hook} hook"), HOOK_LOCK_WAIT)?;
     charm.recover_interrupted()?;
+    // The backup settings and timer (src/charm/backup.rs) follow the config
+    // and the s3-credentials relation on every hook but the last two.
+    if hook != "stop" && hook != "remove" {
+        charm.configure_backups()?;
+    }
     match hook {
         "install" => {
             let mut state = charm.load_state()?;
@@ -92,8 +97,14 @@ pub fn run(charm: &Charm<'_>, hook: &str) -> Result<()> {
             charm.reconcile(&mut state)
         }
         "update-status" => charm.update_status(),
-        "stop" => charm.stop(),
-        "remove" => charm.remove(),
+        "stop" => {
+            charm.disable_backup_timer()?;
+            charm.stop()
+        }
+        "remove" => {
+            charm.disable_backup_timer()?;
+            charm.remove()
+        }
         other => {
             tracing::debug!("no handler for hook {other}; nothing to do");
             Ok(())
@@ -543,9 +554,16 @@ impl Charm<'_> {
             std::thread::sleep(Duration::from_millis(500));
         };
         match health {
-            Ok(h) if h.is_healthy() => {
-                self.set_status(Status::active(self.active_message(h.members.len())?))
-            }
+            Ok(h) if h.is_healthy() => match self.backup_status() {
+                Err(blocked) => self.set_status(Status::blocked(blocked)),
+                Ok(extra) => {
+                    let msg = self.active_message(h.members.len())?;
+                    self.set_status(Status::active(match extra {
+                        Some(e) => format!("{msg}; {e}"),
+                        None => msg,
+                    }))
+                }
+            },
             Ok(h) if !h.alarms.is_empty() => self.set_status(Status::blocked(format!(
                 "etcd raised alarms {}: free space, then run: juju run {} compact, then defrag",
                 h.alarms.join(", "),

@@ -8,6 +8,7 @@
 //! status and the hook succeeds, so Juju does not retry in a loop.
 
 pub mod actions;
+pub mod backup;
 pub mod cluster;
 pub mod db;
 pub mod hooks;

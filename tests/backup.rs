@@ -1,0 +1,423 @@
+//! Backups that outlive the unit (issue 11), end to end on real etcd and a
+//! real S3 server (Garage on loopback): `create-backup` and `list-backups`
+//! into both stores, scheduled backups through the charm's own systemd
+//! timer (run for real by juju-sim's `systemctl`), one backup per tick
+//! across three units and a leader removal, retention that spares another
+//! writer's objects, an upload cut by killing Garage, and wrong
+//! credentials.
+
+mod util;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use util::act::{completed, result, run_action, sha256sum, sim_here};
+use util::garage::Garage;
+use util::{kv, Model};
+
+fn charm() -> String {
+    util::charm_dir().display().to_string()
+}
+
+fn provider() -> String {
+    util::repo()
+        .join("tests/charms/s3-provider")
+        .display()
+        .to_string()
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Deploys the provider with Garage's settings and relates it.
+fn relate_garage(m: &Model, g: &Garage, path: &str, secret: &str) {
+    let cfg = |k: &str, v: &str| format!("{k}={v}");
+    m.sim(&[
+        "deploy",
+        &provider(),
+        "s3",
+        "--config",
+        &cfg("bucket", &g.bucket),
+        "--config",
+        &cfg("path", path),
+        "--config",
+        &cfg("endpoint", &g.endpoint()),
+        "--config",
+        "region=garage",
+        "--config",
+        "s3-uri-style=path",
+        "--config",
+        &cfg("access-key", &g.key_id),
+        "--config",
+        &cfg("secret-key", secret),
+    ])
+    .ok();
+    m.sim(&["integrate", "etcd", "s3"]).ok();
+}
+
+fn backups_json(m: &Model, unit: &str) -> Vec<Value> {
+    let out = run_action(m, unit, "list-backups", &[], &[]);
+    completed(&out);
+    serde_json::from_str(result(&out, "backups-json")).unwrap()
+}
+
+/// Archive keys of ours under `prefix` in the bucket.
+fn archives(g: &Garage, prefix: &str) -> Vec<String> {
+    g.list(prefix)
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.ends_with(".tar.gz") && k.contains("etcd-snapshot-"))
+        .collect()
+}
+
+#[test]
+fn create_and_list_backups_in_garage_and_on_disk() {
+    let Some(g) = Garage::start("etcd-backups") else {
+        return;
+    };
+    let m = Model::new();
+    m.sim(&["deploy", &charm(), "--config", "backup-schedule=off"])
+        .ok();
+    let ep = kv::Conn::to(&m, "etcd/0");
+    kv::fill(&ep, 200, 4096);
+    let before = kv::digest(&ep);
+
+    // No relation: the local store.
+    let out = run_action(&m, "etcd/0", "create-backup", &[], &[]);
+    completed(&out);
+    let local = result(&out, "backup.location").to_string();
+    assert!(
+        local.starts_with("/var/lib/etcd-charm/backups/etcd-snapshot-"),
+        "{local}"
+    );
+    let host = m.unit_root("etcd/0").join(local.trim_start_matches('/'));
+    assert_eq!(
+        fs::metadata(&host).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(sha256sum(&host), result(&out, "snapshot.sha256"));
+    let sidecar: Value =
+        serde_json::from_slice(&fs::read(format!("{}.json", host.display())).unwrap()).unwrap();
+    assert_eq!(sidecar["sha256"], result(&out, "snapshot.sha256"));
+    assert_eq!(result(&out, "snapshot.key-count"), before.len().to_string());
+    std::thread::sleep(Duration::from_secs(1));
+
+    // Related: S3 (auto).
+    relate_garage(&m, &g, "etcd/prod", &g.secret);
+    let out = run_action(&m, "etcd/0", "create-backup", &[], &[]);
+    completed(&out);
+    let id = result(&out, "backup.id").to_string();
+    assert_eq!(
+        result(&out, "backup.location"),
+        format!("s3://etcd-backups/etcd/prod/{id}")
+    );
+    let key = format!("etcd/prod/{id}");
+    let body = g.get(&key);
+    let file = m.scratch.path().join(&id);
+    fs::write(&file, &body).unwrap();
+    assert_eq!(sha256sum(&file), result(&out, "snapshot.sha256"));
+    let side: Value = serde_json::from_slice(&g.get(&format!("{key}.json"))).unwrap();
+    assert_eq!(side["sha256"], result(&out, "snapshot.sha256"));
+    assert_eq!(side["size"], body.len() as u64);
+    assert_eq!(side["store"], "s3");
+    // The secret is nowhere in the results or the logs.
+    let all = format!("{out:?}{}", m.debug_log());
+    assert!(!all.contains(&g.secret), "the secret key leaked");
+
+    // list-backups: both stores, newest first.
+    let list = backups_json(&m, "etcd/0");
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(list[0]["store"], "s3");
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[1]["store"], "local");
+    for b in &list {
+        for f in [
+            "time",
+            "revision",
+            "key-count",
+            "size",
+            "sha256",
+            "etcd-version",
+            "cluster-id",
+            "retention",
+        ] {
+            assert!(!b[f].is_null(), "{f} missing in {b}");
+        }
+    }
+
+    // The S3 archive restores every key into a new application.
+    sim_here(
+        &m,
+        &[
+            "deploy",
+            &charm(),
+            "copy",
+            "--config",
+            "backup-schedule=off",
+            "--resource",
+            &format!("snapshot=./{id}"),
+        ],
+    )
+    .ok();
+    let out = run_action(&m, "copy/0", "restore", &[], &[]);
+    completed(&out);
+    assert_eq!(kv::digest(&kv::Conn::to(&m, "copy/0")), before);
+}
+
+/// Every unit directory of `app` ever deployed in the model (removed ones
+/// too), with its backup timer's log.
+fn tick_logs(m: &Model, app: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(m.home.path().join("units")).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.rsplit_once('-').map(|(a, _)| a) == Some(app) {
+            let log = e.path().join("root/var/log/etcd-charm-backup.log");
+            out.push((name, fs::read_to_string(log).unwrap_or_default()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The archive names each unit's ticks reported taking ("Backed up to").
+fn taken(m: &Model, app: &str) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    for (unit, log) in tick_logs(m, app) {
+        for l in log.lines() {
+            if let Some(rest) = l.split("Backed up to ").nth(1) {
+                let loc = rest.split_whitespace().next().unwrap_or_default();
+                let name = loc.rsplit('/').next().unwrap_or_default().to_string();
+                v.push((name, unit.clone()));
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+/// The minute ticks strictly after `from` and up to `to`, as archive names.
+fn minute_names(from: u64, to: u64) -> Vec<String> {
+    let mut t = (from / 60 + 1) * 60;
+    let mut v = Vec::new();
+    while t <= to {
+        v.push(name_at(t));
+        t += 60;
+    }
+    v
+}
+
+fn name_at(t: u64) -> String {
+    let out = std::process::Command::new("date")
+        .args([
+            "-u",
+            "-d",
+            &format!("@{t}"),
+            "+etcd-snapshot-%Y-%m-%d-%H.%M.%S.tar.gz",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Sleeps until `secs` past the next minute.
+fn sleep_past_minute(secs: u64) {
+    let n = now();
+    let target = (n / 60 + 1) * 60 + secs;
+    std::thread::sleep(Duration::from_secs(target - n));
+}
+
+/// The unit whose tick took the newest backup.
+fn last_taker(m: &Model, app: &str) -> String {
+    let t = taken(m, app);
+    let newest = t.iter().map(|(n, _)| n.clone()).max().unwrap();
+    let unit = t.into_iter().find(|(n, _)| *n == newest).unwrap().1;
+    let (a, n) = unit.rsplit_once('-').unwrap();
+    format!("{a}/{n}")
+}
+
+#[test]
+fn scheduled_backups_one_per_tick_through_leader_loss_with_retention() {
+    let Some(g) = Garage::start("etcd-sched") else {
+        return;
+    };
+    let m = Model::new();
+    // S3: three units. Local: two units of another application.
+    m.sim(&[
+        "deploy",
+        &charm(),
+        "-n",
+        "3",
+        "--config",
+        "backup-schedule=off",
+    ])
+    .ok();
+    m.sim(&[
+        "deploy",
+        &charm(),
+        "loc",
+        "-n",
+        "2",
+        "--config",
+        "backup-schedule=off",
+        "--config",
+        "backup-store=local",
+    ])
+    .ok();
+    for u in ["etcd/0", "etcd/1", "etcd/2", "loc/0", "loc/1"] {
+        let ok = util::eventually(120, || {
+            m.sim(&["run-hook", u, "update-status"]);
+            m.workload(u).0 == "active"
+        });
+        assert!(ok, "{u}: {:?}\n{}", m.workload(u), m.debug_log());
+    }
+    let ep = kv::Conn::to(&m, "etcd/0");
+    kv::fill(&ep, 300, 2048);
+    let before = kv::digest(&ep);
+    relate_garage(&m, &g, "prod", &g.secret);
+    // Another writer's objects in the same bucket and prefix.
+    let foreign = "prod/etcd-snapshot-2001-01-01-00.00.00.tar.gz";
+    g.put(foreign, b"not ours");
+    g.put(
+        &format!("{foreign}.json"),
+        br#"{"name":"etcd-snapshot-2001-01-01-00.00.00.tar.gz","application":"other"}"#,
+    );
+    g.put("prod/notes.txt", b"keep me");
+
+    let start = now();
+    m.sim(&["config", "etcd", "backup-schedule=1m"]).ok();
+    m.sim(&["config", "loc", "backup-schedule=1m"]).ok();
+    // Two ticks, then the unit taking the backups goes away.
+    sleep_past_minute(40);
+    sleep_past_minute(40);
+    // A removed unit's directory goes with it: keep what its log said.
+    let mut seen: std::collections::BTreeMap<&str, Vec<(String, String)>> = Default::default();
+    let first = last_taker(&m, "etcd");
+    seen.insert("etcd", taken(&m, "etcd"));
+    m.sim(&["remove-unit", &first]).ok();
+    let local_first = last_taker(&m, "loc");
+    seen.insert("loc", taken(&m, "loc"));
+    m.sim(&["remove-unit", &local_first]).ok();
+    sleep_past_minute(40);
+    sleep_past_minute(40);
+    let end = now() - 40;
+
+    let want = minute_names(start, end);
+    assert!(want.len() >= 4, "{want:?}");
+    for app in ["etcd", "loc"] {
+        let mut t = seen[app].clone();
+        for x in taken(&m, app) {
+            if !t.contains(&x) {
+                t.push(x);
+            }
+        }
+        t.sort();
+        let names: Vec<String> = t.iter().map(|(n, _)| n.clone()).collect();
+        assert_eq!(
+            names,
+            want,
+            "{app}: not exactly one backup per tick: {t:?}\n{:?}",
+            tick_logs(&m, app)
+        );
+        let takers: std::collections::BTreeSet<&String> = t.iter().map(|(_, u)| u).collect();
+        assert!(
+            takers.len() >= 2,
+            "{app}: the leader's removal moved nothing: {t:?}"
+        );
+    }
+    let stored: Vec<String> = archives(&g, "prod")
+        .into_iter()
+        .filter(|k| !k.contains("2001-01-01"))
+        .map(|k| k.trim_start_matches("prod/").to_string())
+        .collect();
+    assert_eq!(stored, want, "the bucket holds other than one per tick");
+    // Each archive's sha256 is its sidecar's.
+    for n in &want {
+        let body = g.get(&format!("prod/{n}"));
+        let f = m.scratch.path().join(n);
+        fs::write(&f, &body).unwrap();
+        let side: Value = serde_json::from_slice(&g.get(&format!("prod/{n}.json"))).unwrap();
+        assert_eq!(side["sha256"].as_str().unwrap(), sha256sum(&f), "{n}");
+    }
+    // Locally, the archives sit on the units that took them, 0600.
+    for (n, unit) in taken(&m, "loc") {
+        let p: PathBuf = m
+            .home
+            .path()
+            .join("units")
+            .join(&unit)
+            .join("root/var/lib/etcd-charm/backups")
+            .join(&n);
+        let side: Value =
+            serde_json::from_slice(&fs::read(format!("{}.json", p.display())).unwrap()).unwrap();
+        assert_eq!(side["sha256"].as_str().unwrap(), sha256sum(&p), "{n}");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // update-status reports the newest backup on the unit that took it.
+    let taker = last_taker(&m, "etcd");
+    m.sim(&["run-hook", &taker, "update-status"]).ok();
+    let (cur, msg) = m.workload(&taker);
+    assert_eq!(cur, "active", "{msg}");
+    assert!(
+        msg.contains("last backup") && msg.contains("ago, s3"),
+        "{msg}"
+    );
+
+    // Retention last=3: exactly the 3 newest of ours after the next tick;
+    // the other writer's objects stay.
+    m.sim(&["config", "etcd", "backup-retention=last=3"]).ok();
+    sleep_past_minute(40);
+    let ours = archives(&g, "prod");
+    let mut newest = minute_names(start, now() - 40);
+    let newest: Vec<String> = newest.split_off(newest.len() - 3);
+    let kept: Vec<String> = ours
+        .iter()
+        .filter(|k| !k.contains("2001-01-01"))
+        .map(|k| k.trim_start_matches("prod/").to_string())
+        .collect();
+    assert_eq!(kept, newest);
+    let all: Vec<String> = g.list("prod").into_iter().map(|(k, _)| k).collect();
+    for k in [
+        foreign.to_string(),
+        format!("{foreign}.json"),
+        "prod/notes.txt".into(),
+    ] {
+        assert!(all.contains(&k), "{k} was deleted: {all:?}");
+    }
+    let list = backups_json(&m, &taker);
+    let s3: Vec<&Value> = list.iter().filter(|b| b["store"] == "s3").collect();
+    assert_eq!(s3.len(), 3, "{list:?}");
+    assert_eq!(s3[0]["id"], newest[2].as_str());
+    assert!(s3.iter().all(|b| b["retention"] == "last"), "{list:?}");
+
+    // A scheduled backup restores every key.
+    let n = &newest[2];
+    fs::write(m.scratch.path().join(n), g.get(&format!("prod/{n}"))).unwrap();
+    sim_here(
+        &m,
+        &[
+            "deploy",
+            &charm(),
+            "copy",
+            "--config",
+            "backup-schedule=off",
+            "--resource",
+            &format!("snapshot=./{n}"),
+        ],
+    )
+    .ok();
+    let out = run_action(&m, "copy/0", "restore", &[], &[]);
+    completed(&out);
+    let after = kv::digest(&kv::Conn::to(&m, "copy/0"));
+    assert_eq!(after, before);
+    let _ = Path::new("/");
+}
