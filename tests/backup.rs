@@ -421,3 +421,111 @@ fn scheduled_backups_one_per_tick_through_leader_loss_with_retention() {
     assert_eq!(after, before);
     let _ = Path::new("/");
 }
+
+/// The unit's backup state file.
+fn backup_state(m: &Model, unit: &str) -> Value {
+    let p = m
+        .unit_root(unit)
+        .join("var/lib/etcd-charm/backup-state.json");
+    fs::read(p)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null)
+}
+
+fn tick_log(m: &Model, unit: &str) -> String {
+    fs::read_to_string(m.unit_root(unit).join("var/log/etcd-charm-backup.log")).unwrap_or_default()
+}
+
+#[test]
+fn upload_cut_by_a_dead_server_and_wrong_credentials() {
+    let Some(mut g) = Garage::start("etcd-faults") else {
+        return;
+    };
+    let m = Model::new();
+    m.sim(&["deploy", &charm(), "--config", "backup-schedule=off"])
+        .ok();
+    let ep = kv::Conn::to(&m, "etcd/0");
+    // About 200 MB that gzip cannot shrink.
+    kv::fill_bulk(&ep, 190, 1 << 20);
+    relate_garage(&m, &g, "big", &g.secret);
+    m.sim(&["config", "etcd", "backup-schedule=1m"]).ok();
+
+    // Kill Garage once a quarter of the db has gone up.
+    let ok = util::eventually(150, || tick_log(&m, "etcd/0").contains("25% ("));
+    assert!(
+        ok,
+        "the upload never got going:\n{}",
+        tick_log(&m, "etcd/0")
+    );
+    g.kill();
+    let ok = util::eventually(180, || !backup_state(&m, "etcd/0")["last-error"].is_null());
+    assert!(ok, "no failure recorded:\n{}", tick_log(&m, "etcd/0"));
+    let err = backup_state(&m, "etcd/0")["last-error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("s3"), "{err}");
+    m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
+    let (_, msg) = m.workload("etcd/0");
+    assert!(
+        msg.contains("backup failed") || msg.contains("no backup for"),
+        "{msg}"
+    );
+    assert!(msg.contains("s3 endpoint"), "{msg}");
+    g.restart();
+    // Nothing of the cut upload is listed.
+    assert!(archives(&g, "big").is_empty(), "{:?}", g.list("big"));
+
+    // The next tick succeeds.
+    let ok = util::eventually(150, || {
+        !backup_state(&m, "etcd/0")["last-success"].is_null()
+    });
+    assert!(
+        ok,
+        "no backup after Garage came back:\n{}",
+        tick_log(&m, "etcd/0")
+    );
+    let stored = archives(&g, "big");
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let side: Value = serde_json::from_slice(&g.get(&format!("{}.json", stored[0]))).unwrap();
+    let f = m.scratch.path().join("big.tar.gz");
+    fs::write(&f, g.get(&stored[0])).unwrap();
+    assert_eq!(side["sha256"].as_str().unwrap(), sha256sum(&f));
+    assert!(side["size"].as_u64().unwrap() > 190 << 20);
+    fs::remove_file(&f).unwrap();
+
+    // Wrong credentials: blocked, naming the problem, never the secret.
+    let wrong = "WRONG-secret-0123456789abcdef";
+    m.sim(&["config", "s3", &format!("secret-key={wrong}")])
+        .ok();
+    let ok = util::eventually(150, || {
+        backup_state(&m, "etcd/0")["last-error"]
+            .as_str()
+            .is_some_and(|e| e.contains("credentials"))
+    });
+    assert!(ok, "{}", tick_log(&m, "etcd/0"));
+    m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
+    let (cur, msg) = m.workload("etcd/0");
+    assert_eq!(cur, "blocked", "{msg}");
+    assert!(msg.contains("refused the credentials"), "{msg}");
+    let everything = format!(
+        "{msg}{}{}{}",
+        m.debug_log(),
+        tick_log(&m, "etcd/0"),
+        backup_state(&m, "etcd/0")
+    );
+    for secret in [wrong, g.secret.as_str()] {
+        assert!(!everything.contains(secret), "a secret leaked");
+    }
+    // The settings file that holds them is root's alone.
+    let settings = m.unit_root("etcd/0").join("var/lib/etcd-charm/backup.json");
+    assert_eq!(
+        fs::metadata(settings).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Fixed credentials heal it.
+    m.sim(&["config", "s3", &format!("secret-key={}", g.secret)])
+        .ok();
+    m.sim(&["config", "etcd", "backup-schedule=off"]).ok();
+}

@@ -599,7 +599,10 @@ impl Charm<'_> {
         if let (Some(err), Some(since)) = (&st.last_error, st.failing_since) {
             let from = st.last_success.unwrap_or(since).min(since);
             let without = now - st.last_success.unwrap_or(from);
-            if now - since >= 2 * period {
+            // Wrong credentials or a missing bucket do not heal by waiting.
+            let permanent =
+                err.contains("refused the credentials") || err.contains("does not exist");
+            if permanent || now - since >= 2 * period {
                 return Err(format!(
                     "no backup for {} (schedule {}): {err}",
                     human_duration(without),

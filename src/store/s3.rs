@@ -123,7 +123,13 @@ pub struct S3Store {
 /// never holds credentials (object_store's errors carry URLs and S3's
 /// error codes, not signatures).
 fn explain(settings: &S3Settings, op: &str, e: &object_store::Error) -> StoreError {
-    let text = e.to_string();
+    let mut text = e.to_string();
+    // Belt and braces: no credential ever reaches a message.
+    for secret in [&settings.secret_key.0, &settings.access_key.0] {
+        if !secret.is_empty() {
+            text = text.replace(secret.as_str(), "[redacted]");
+        }
+    }
     let has = |s: &str| text.contains(s);
     let msg = if has("NoSuchBucket") {
         format!(

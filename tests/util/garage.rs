@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 pub fn garage_bin() -> PathBuf {
     std::env::var_os("GARAGE_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/root/.cache/etcd-charm/garage/bin/garage"))
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+            PathBuf::from(home).join(".cache/etcd-charm/garage/bin/garage")
+        })
 }
 
 pub struct Garage {
