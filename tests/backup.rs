@@ -568,3 +568,95 @@ fn s3_interface_v1_credentials_from_a_secret() {
     assert_eq!(archives(&g, "").len(), 1);
     assert!(!m.debug_log().contains(&g.secret));
 }
+
+/// The measured pair for bench: one backup of a `BACKUP_BENCH_MB` (default
+/// 1024) MiB db to Garage through the charm's pipeline (its peak RSS and
+/// time, from `/usr/bin/time -v`), against `etcdctl snapshot save` then
+/// `rclone copyto` of the same file to the same bucket. Run by hand:
+/// `cargo test --release --test backup measure -- --ignored --nocapture`.
+#[test]
+#[ignore = "a benchmark: several minutes and a GiB of disk"]
+fn measure_backup_to_garage_against_etcdctl_and_rclone() {
+    let Some(g) = Garage::start("etcd-bench") else {
+        return;
+    };
+    let mb: usize = std::env::var("BACKUP_BENCH_MB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1024);
+    let m = Model::new();
+    let res = util::etcd35_resource(m.scratch.path());
+    m.sim(&[
+        "deploy",
+        &charm(),
+        "--config",
+        "backup-schedule=1d",
+        "--resource",
+        &format!("etcd={}", res.display()),
+    ])
+    .ok();
+    let ep = kv::Conn::to(&m, "etcd/0");
+    kv::fill_bulk(&ep, mb, 1 << 20);
+    relate_garage(&m, &g, "bench", &g.secret);
+
+    // The charm: one tick by hand (the timer fires only at midnight).
+    let root = m.unit_root("etcd/0");
+    let dispatch = m.home.path().join("units/etcd-0/charm/dispatch");
+    let t0 = std::time::Instant::now();
+    let out = std::process::Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(&dispatch)
+        .arg("backup-tick")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("ETCD_CHARM_ROOT", &root)
+        .output()
+        .unwrap();
+    let charm_secs = t0.elapsed().as_secs_f64();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let rss_kb: u64 = err
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(archives(&g, "bench").len(), 1, "{err}");
+
+    // etcdctl snapshot save, then rclone copyto of that file.
+    let creds = m.credentials("etcd/0");
+    let file = m.scratch.path().join("db");
+    let t0 = std::time::Instant::now();
+    let save = util::etcdctl_tls(
+        &util::etcd35_dir().join("etcdctl"),
+        &ep.endpoint,
+        &creds,
+        &["snapshot", "save", &file.display().to_string()],
+    );
+    assert!(save.status.success());
+    let save_secs = t0.elapsed().as_secs_f64();
+    let rclone = std::process::Command::new("rclone")
+        .args([
+            "copyto",
+            "--s3-provider=Other",
+            &format!("--s3-endpoint={}", g.endpoint()),
+            "--s3-region=garage",
+            &format!("--s3-access-key-id={}", g.key_id),
+            &format!("--s3-secret-access-key={}", g.secret),
+            "--s3-force-path-style=true",
+        ])
+        .arg(&file)
+        .arg(format!(":s3:{}/rclone/db", g.bucket))
+        .env_remove("AWS_CA_BUNDLE")
+        .output();
+    let total_secs = t0.elapsed().as_secs_f64();
+    let rclone_ok = rclone.as_ref().is_ok_and(|o| o.status.success());
+    println!(
+        "BENCH backup-to-garage db={mb}MiB charm={charm_secs:.1}s peak-rss={:.1}MiB | etcdctl-save={save_secs:.1}s +rclone={:.1}s (rclone ok: {rclone_ok}) | ratio={:.2}",
+        rss_kb as f64 / 1024.0,
+        total_secs - save_secs,
+        charm_secs / total_secs
+    );
+    assert!(rss_kb <= 64 * 1024, "peak RSS {rss_kb} KiB > 64 MiB");
+}

@@ -162,7 +162,16 @@ impl Charm<'_> {
             .tools
             .relation_ids(S3_ENDPOINT)
             .context("cannot list the s3-credentials relation")?;
-        let Some(id) = ids.into_iter().next() else {
+        // In its -broken hook the relation is going away: treat it as gone.
+        let broken = self
+            .ctx
+            .hook_name()
+            .is_some_and(|h| h == format!("{S3_ENDPOINT}-relation-broken"));
+        let gone = self.ctx.relation.as_ref().map(|r| r.id.clone());
+        let Some(id) = ids
+            .into_iter()
+            .find(|id| !(broken && Some(id) == gone.as_ref()))
+        else {
             return Ok(S3Relation::Absent);
         };
         if self.tools.is_leader().context("cannot ask is-leader")? {
@@ -523,15 +532,23 @@ impl Charm<'_> {
         let cfg = self.backup_config()?;
         let policy = Policy::parse(&cfg.retention).unwrap_or_default();
         let mut stores = vec![BackupStore::Local(self.local_store(&cfg)?)];
+        let mut warnings = Vec::new();
         if let Some(s) = &cfg.s3 {
-            stores.push(BackupStore::S3(Box::new(S3Store::new(s.clone())?)));
+            match S3Store::new(s.clone()) {
+                Ok(st) => stores.push(BackupStore::S3(Box::new(st))),
+                Err(e) => warnings.push(format!("the s3 store is not usable: {e}")),
+            }
         }
         let mut rows: Vec<(Listed, String)> = Vec::new();
-        let mut warnings = Vec::new();
         for store in &stores {
-            let (listed, w) = store
-                .list(&cfg.application)
-                .with_context(|| format!("cannot list the {} store", store.kind()))?;
+            // One store being down does not hide the other's backups.
+            let (listed, w) = match store.list(&cfg.application) {
+                Ok(x) => x,
+                Err(e) => {
+                    warnings.push(format!("cannot list the {} store: {e}", store.kind()));
+                    continue;
+                }
+            };
             warnings.extend(w);
             let decision = retention::apply_policy(&candidates(&listed), &policy);
             for l in listed {
