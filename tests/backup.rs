@@ -54,6 +54,8 @@ fn relate_garage(m: &Model, g: &Garage, path: &str, secret: &str) {
         "--config",
         "s3-uri-style=path",
         "--config",
+        "storage-class=STANDARD",
+        "--config",
         &cfg("access-key", &g.key_id),
         "--config",
         &cfg("secret-key", secret),
@@ -623,6 +625,10 @@ fn measure_backup_to_garage_against_etcdctl_and_rclone() {
         .parse()
         .unwrap();
     assert_eq!(archives(&g, "bench").len(), 1, "{err}");
+    println!(
+        "BENCH charm backup of {mb} MiB to Garage: {charm_secs:.1}s, peak RSS {:.1} MiB",
+        rss_kb as f64 / 1024.0
+    );
 
     // etcdctl snapshot save, then rclone copyto of that file.
     let creds = m.credentials("etcd/0");
@@ -632,9 +638,18 @@ fn measure_backup_to_garage_against_etcdctl_and_rclone() {
         &util::etcd35_dir().join("etcdctl"),
         &ep.endpoint,
         &creds,
-        &["snapshot", "save", &file.display().to_string()],
+        &[
+            "--command-timeout=30m",
+            "snapshot",
+            "save",
+            &file.display().to_string(),
+        ],
     );
-    assert!(save.status.success());
+    assert!(
+        save.status.success(),
+        "{}",
+        String::from_utf8_lossy(&save.stderr)
+    );
     let save_secs = t0.elapsed().as_secs_f64();
     let rclone = std::process::Command::new("rclone")
         .args([

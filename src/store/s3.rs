@@ -13,6 +13,9 @@
 //! upload completes. Timeouts scale with the size: there is no timeout on a
 //! whole request or upload, only a connect timeout and a read timeout (no
 //! byte moving for [`STALL_TIMEOUT`]), and each part is retried on its own.
+//! The provider's `storage-class` goes on each archive (`x-amz-storage-class`);
+//! sidecars stay in the bucket's default class, since every listing reads
+//! them.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -24,8 +27,8 @@ use futures::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjPath;
 use object_store::{
-    Certificate, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
-    WriteMultipart,
+    Attribute, Certificate, ClientOptions, ObjectStore, ObjectStoreExt, PutMultipartOptions,
+    PutPayload, RetryConfig, WriteMultipart,
 };
 use serde::{Deserialize, Serialize};
 
@@ -290,9 +293,16 @@ impl S3Store {
         fill: impl FnOnce(&mut dyn Write) -> Result<T, E>,
     ) -> Result<T, E> {
         let key = self.key(name);
+        let mut opts = PutMultipartOptions::default();
+        if !self.settings.storage_class.is_empty() {
+            opts.attributes.insert(
+                Attribute::StorageClass,
+                self.settings.storage_class.clone().into(),
+            );
+        }
         let upload = self
             .rt
-            .block_on(self.store.put_multipart(&key))
+            .block_on(self.store.put_multipart_opts(&key, opts))
             .map_err(|e| explain(&self.settings, "cannot start an upload to", &e))?;
         let mut w = PartWriter {
             rt: &self.rt,
