@@ -224,11 +224,19 @@ impl Charm<'_> {
         let (mut access, mut secret) = (get("access-key"), get("secret-key"));
         let extra = get("secret-extra");
         if !extra.is_empty() {
-            let content = self.tools.secret_get(&extra).map_err(|e| {
-                anyhow!("cannot read the s3 credentials secret from {remote_app} ({e}); check that {remote_app} granted it to this application")
-            })?;
-            access = content.get("access-key").cloned().unwrap_or_default();
-            secret = content.get("secret-key").cloned().unwrap_or_default();
+            match self.tools.secret_get(&extra) {
+                Ok(content) => {
+                    access = content.get("access-key").cloned().unwrap_or_default();
+                    secret = content.get("secret-key").cloned().unwrap_or_default();
+                }
+                // Not granted yet, or revoked: wait for the provider.
+                Err(e) => {
+                    return Ok(S3Relation::Incomplete(format!(
+                        "cannot read the s3 credentials secret of {remote_app} ({e}); it must grant it to {}",
+                        self.ctx.app_name
+                    )))
+                }
+            }
         }
         let bucket = get("bucket");
         if bucket.is_empty() || access.is_empty() || secret.is_empty() {
@@ -316,7 +324,23 @@ impl Charm<'_> {
     /// or removes the timer. Problems end up in the status, not in a
     /// failed hook.
     pub(crate) fn configure_backups(&self) -> Result<()> {
-        let cfg = self.backup_config()?;
+        // A relation or config we cannot read stops backups, not etcd's
+        // hooks: it becomes the problem the status shows.
+        let cfg = match self.backup_config() {
+            Ok(c) => c,
+            Err(e) => BackupConfig {
+                unit: self.ctx.unit_name.clone(),
+                application: self.ctx.app_name.clone(),
+                store: "local".into(),
+                backup_dir: DEFAULT_BACKUP_DIR.into(),
+                s3: None,
+                schedule: "off".into(),
+                retention: retention::DEFAULT_POLICY.into(),
+                verify: true,
+                problem: Some(format!("cannot read the backup settings: {e:#}")),
+                written: now_unix(),
+            },
+        };
         let body = serde_json::to_vec_pretty(&cfg).context("cannot encode the backup settings")?;
         let path = self.root.at(BACKUP_CONFIG);
         if let Some(dir) = path.parent() {

@@ -170,7 +170,12 @@ fn explain(settings: &S3Settings, op: &str, e: &object_store::Error) -> StoreErr
     } else {
         "s3 failed; check the s3 provider's settings and the endpoint".to_string()
     };
-    StoreError::S3(format!("{op} {}: {msg} ({text})", settings.url()))
+    // The whole error goes to the log; messages (statuses, results) keep
+    // its start.
+    tracing::warn!("{op} {}: {text}", settings.url());
+    let short: String = text.chars().take(160).collect();
+    let ell = if short.len() < text.len() { "…" } else { "" };
+    StoreError::S3(format!("{op} {}: {msg} ({short}{ell})", settings.url()))
 }
 
 impl S3Store {
@@ -315,7 +320,6 @@ impl S3Store {
                 w.abort();
                 if let Some(s3) = w.failed.take() {
                     // The store's own failure says more than the writer's.
-                    tracing::warn!("{}", explain(&self.settings, "upload to", &s3));
                     return Err(explain(&self.settings, "cannot upload to", &s3).into());
                 }
                 return Err(e);
