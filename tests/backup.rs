@@ -297,8 +297,8 @@ fn scheduled_backups_one_per_tick_through_leader_loss_with_retention() {
     // Ticks from the first whole minute after both timers run.
     let start = now();
     // Two ticks, then the unit taking the backups goes away.
-    sleep_past_minute(40);
-    sleep_past_minute(40);
+    sleep_past_minute(25);
+    sleep_past_minute(25);
     // A removed unit's directory goes with it: keep what its log said.
     let mut seen: std::collections::BTreeMap<&str, Vec<(String, String)>> = Default::default();
     let first = last_taker(&m, "etcd");
@@ -307,9 +307,9 @@ fn scheduled_backups_one_per_tick_through_leader_loss_with_retention() {
     let local_first = last_taker(&m, "loc");
     seen.insert("loc", taken(&m, "loc"));
     m.sim(&["remove-unit", &local_first]).ok();
-    sleep_past_minute(40);
-    sleep_past_minute(40);
-    let end = now() - 40;
+    sleep_past_minute(25);
+    sleep_past_minute(25);
+    let end = now() - 25;
 
     let want = minute_names(start, end);
     assert!(want.len() >= 4, "{want:?}");
@@ -381,9 +381,9 @@ fn scheduled_backups_one_per_tick_through_leader_loss_with_retention() {
     // Retention last=3: exactly the 3 newest of ours after the next tick;
     // the other writer's objects stay.
     m.sim(&["config", "etcd", "backup-retention=last=3"]).ok();
-    sleep_past_minute(40);
+    sleep_past_minute(25);
     let ours = archives(&g, "prod");
-    let mut newest = minute_names(start, now() - 40);
+    let mut newest = minute_names(start, now() - 25);
     let newest: Vec<String> = newest.split_off(newest.len() - 3);
     let kept: Vec<String> = ours
         .iter()
