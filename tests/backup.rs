@@ -132,6 +132,8 @@ fn create_and_list_backups_in_garage_and_on_disk() {
     // The secret is nowhere in the results or the logs.
     let all = format!("{out:?}{}", m.debug_log());
     assert!(!all.contains(&g.secret), "the secret key leaked");
+    // Our own upload is recognised as ours (its ETag matches).
+    assert!(!all.contains("another upload replaced"), "{all}");
 
     // list-backups: both stores, newest first.
     let list = backups_json(&m, "etcd/0");

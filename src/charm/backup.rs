@@ -464,7 +464,7 @@ impl Charm<'_> {
                     other => anyhow!(other),
                 })
         })?;
-        let sidecar = Sidecar {
+        let mut sidecar = Sidecar {
             name: name.clone(),
             sha256: packed.archive_sha256.clone(),
             size: packed.archive_size,
@@ -474,6 +474,11 @@ impl Charm<'_> {
             verified: None,
         };
         store.put_sidecar(&sidecar)?;
+        // Two units racing on one tick's name (a leadership change) upload
+        // the same name; the sidecar must describe the archive that won.
+        if let Some(fresh) = store.confirm_sidecar(&sidecar)? {
+            sidecar = fresh;
+        }
         // TODO(issue 12): with backup-verify=true, verify the stored
         // archive here and record `verified` in the sidecar.
         self.log_progress(&format!(

@@ -121,6 +121,75 @@ pub enum StoreError {
     NotOurs(String),
 }
 
+/// Rebuilds the sidecar of an archive from the archive itself: its sha256
+/// and size as read, and the `manifest.json` inside. Used when two units
+/// uploaded the same tick's name and the other one's upload won: the
+/// sidecar must describe the bytes that are there.
+pub fn sidecar_from_archive(
+    archive: impl Read,
+    name: &str,
+    application: &str,
+    store: &str,
+) -> Result<Sidecar, StoreError> {
+    use sha2::Digest;
+    struct Hashing<R> {
+        inner: R,
+        hasher: sha2::Sha256,
+        size: u64,
+    }
+    impl<R: Read> Read for Hashing<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.hasher.update(&buf[..n]);
+            self.size += n as u64;
+            Ok(n)
+        }
+    }
+    let bad = |why: String| StoreError::BadSidecar {
+        name: name.to_string(),
+        why,
+    };
+    let mut h = Hashing {
+        inner: archive,
+        hasher: sha2::Sha256::new(),
+        size: 0,
+    };
+    let mut manifest = None;
+    {
+        let gz = flate2::read::GzDecoder::new(&mut h);
+        let mut tar = tar::Archive::new(gz);
+        let entries = tar.entries().map_err(|e| bad(e.to_string()))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+            let is_manifest = entry
+                .path()
+                .map(|p| p.as_os_str() == "manifest.json")
+                .unwrap_or(false);
+            if is_manifest {
+                let mut body = Vec::new();
+                entry
+                    .by_ref()
+                    .take(1 << 20)
+                    .read_to_end(&mut body)
+                    .map_err(|e| bad(e.to_string()))?;
+                manifest = Some(Manifest::from_json(&body).map_err(|e| bad(e.to_string()))?);
+            }
+        }
+    }
+    // The rest of the stream (gzip trailer, padding) counts too.
+    std::io::copy(&mut h, &mut std::io::sink()).map_err(|e| bad(e.to_string()))?;
+    let manifest = manifest.ok_or_else(|| bad("the archive has no manifest.json".into()))?;
+    Ok(Sidecar {
+        name: name.to_string(),
+        sha256: hex::encode(h.hasher.finalize()),
+        size: h.size,
+        application: application.to_string(),
+        store: store.to_string(),
+        manifest,
+        verified: None,
+    })
+}
+
 /// A backup found in a store, from its sidecar.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
@@ -187,6 +256,32 @@ impl BackupStore {
         }
     }
 
+    /// After [`Self::put_sidecar`]: checks that the archive under the name
+    /// is still the one this store uploaded (two units may race on one
+    /// tick's name). If another upload replaced it, the sidecar is rebuilt
+    /// from the archive that is there, written, and returned.
+    pub fn confirm_sidecar(&self, sidecar: &Sidecar) -> Result<Option<Sidecar>, StoreError> {
+        let BackupStore::S3(s) = self else {
+            // A local directory has one writer.
+            return Ok(None);
+        };
+        if s.still_ours(&sidecar.name)? {
+            return Ok(None);
+        }
+        tracing::warn!(
+            "another upload replaced {}; describing the archive that is there",
+            s.location(&sidecar.name)
+        );
+        let fresh = sidecar_from_archive(
+            s.open(&sidecar.name)?,
+            &sidecar.name,
+            &sidecar.application,
+            &sidecar.store,
+        )?;
+        self.put_sidecar(&fresh)?;
+        Ok(Some(fresh))
+    }
+
     /// Our backups: names of our pattern with a readable sidecar of
     /// `application`, in no particular order. Unreadable sidecars are
     /// returned as warnings, never deleted.
@@ -243,6 +338,51 @@ impl BackupStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sidecar_is_rebuilt_from_its_archive() {
+        use sha2::Digest;
+        let manifest = crate::snapshot::ManifestFields {
+            etcd_version: "3.5.1".into(),
+            cluster_id: "a1".into(),
+            member_id: "b2".into(),
+            revision: 9,
+            key_count: 3,
+            created: "2026-11-30T17:00:00Z".into(),
+            source_unit: "etcd/2".into(),
+        }
+        .into_manifest("cd".repeat(32), 4);
+        let json = manifest.to_json().unwrap();
+        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        for (name, data) in [("db", &b"dbdb"[..]), ("manifest.json", &json[..])] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o600);
+            h.set_cksum();
+            b.append_data(&mut h, name, data).unwrap();
+        }
+        let bytes = b.into_inner().unwrap().finish().unwrap();
+        let name = "etcd-snapshot-2026-11-30-17.00.00.tar.gz";
+        let sc = sidecar_from_archive(&bytes[..], name, "etcd", "s3").unwrap();
+        assert_eq!(sc.manifest, manifest);
+        assert_eq!(sc.size, bytes.len() as u64);
+        assert_eq!(sc.sha256, hex::encode(sha2::Sha256::digest(&bytes)));
+        assert_eq!(sc.application, "etcd");
+        // No manifest: refused.
+        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        let mut h = tar::Header::new_gnu();
+        h.set_size(4);
+        h.set_cksum();
+        b.append_data(&mut h, "db", &b"dbdb"[..]).unwrap();
+        let bytes = b.into_inner().unwrap().finish().unwrap();
+        assert!(sidecar_from_archive(&bytes[..], name, "etcd", "s3").is_err());
+    }
 
     #[test]
     fn names_of_our_pattern_only() {

@@ -120,6 +120,8 @@ pub struct S3Store {
     settings: S3Settings,
     store: Arc<AmazonS3>,
     rt: tokio::runtime::Runtime,
+    /// (name, ETag) of the last archive this store uploaded.
+    last_put: std::sync::Mutex<Option<(String, String)>>,
 }
 
 /// Turns an `object_store` error into a message that says what to fix. It
@@ -262,6 +264,7 @@ impl S3Store {
             settings,
             store: Arc::new(store),
             rt,
+            last_put: std::sync::Mutex::new(None),
         })
     }
 
@@ -328,10 +331,31 @@ impl S3Store {
         let Some(upload) = w.upload.take() else {
             return Err(StoreError::S3("the upload was already aborted".into()).into());
         };
-        self.rt
+        let done = self
+            .rt
             .block_on(upload.finish())
             .map_err(|e| explain(&self.settings, "cannot complete the upload to", &e))?;
+        if let (Some(tag), Ok(mut last)) = (done.e_tag, self.last_put.lock()) {
+            *last = Some((name.to_string(), tag));
+        }
         Ok(v)
+    }
+
+    /// True unless the archive `name` now has another ETag than the one
+    /// this store's last upload of it got (another writer replaced it).
+    pub fn still_ours(&self, name: &str) -> Result<bool, StoreError> {
+        let ours = match self.last_put.lock() {
+            Ok(l) => l.clone(),
+            Err(_) => None,
+        };
+        let Some((n, tag)) = ours.filter(|(n, _)| n == name) else {
+            return Ok(true);
+        };
+        let meta = self
+            .rt
+            .block_on(self.store.head(&self.key(&n)))
+            .map_err(|e| explain(&self.settings, "cannot look into", &e))?;
+        Ok(meta.e_tag.is_none_or(|t| t == tag))
     }
 
     pub fn put_small(&self, name: &str, body: Vec<u8>) -> Result<(), StoreError> {
