@@ -36,6 +36,7 @@ use super::snapshot::{human_size, now_unix};
 use super::Charm;
 use crate::etcd::{timer, Root};
 use crate::fsutil;
+use crate::juju::Status;
 use crate::schedule::{human_duration, Schedule};
 use crate::snapshot;
 use crate::store::retention::{self, Candidate, Policy};
@@ -628,13 +629,19 @@ impl Charm<'_> {
     }
 
     /// The backup part of the status: `Ok(Some(text))` to add to an active
-    /// status, `Err(text)` for a blocked one.
-    pub(crate) fn backup_status(&self) -> std::result::Result<Option<String>, String> {
+    /// status, `Err(status)` for a blocked or waiting one instead.
+    pub(crate) fn backup_status(&self) -> std::result::Result<Option<String>, Status> {
         let Ok(Some(cfg)) = BackupConfig::load(&self.root) else {
             return Ok(None);
         };
         if let Some(p) = cfg.problem {
-            return Err(p);
+            // A provider still setting up is waited for; the rest is ours
+            // to fix.
+            return Err(if p.starts_with("backups wait for") {
+                Status::waiting(p)
+            } else {
+                Status::blocked(p)
+            });
         }
         let Ok(Some(schedule)) = Schedule::parse(&cfg.schedule) else {
             return Ok(Some("scheduled backups off".into()));
@@ -649,11 +656,11 @@ impl Charm<'_> {
             let permanent =
                 err.contains("refused the credentials") || err.contains("does not exist");
             if permanent || now - since >= 2 * period {
-                return Err(format!(
+                return Err(Status::blocked(format!(
                     "no backup for {} (schedule {}): {err}",
                     human_duration(without),
                     cfg.schedule
-                ));
+                )));
             }
             if self.ctx.hook_name() != Some("update-status") {
                 return Ok(None);

@@ -555,7 +555,7 @@ impl Charm<'_> {
         };
         match health {
             Ok(h) if h.is_healthy() => match self.backup_status() {
-                Err(blocked) => self.set_status(Status::blocked(blocked)),
+                Err(status) => self.set_status(status),
                 Ok(extra) => {
                     let msg = self.active_message(h.members.len())?;
                     self.set_status(Status::active(match extra {
