@@ -681,3 +681,100 @@ fn measure_backup_to_garage_against_etcdctl_and_rclone() {
     );
     assert!(rss_kb <= 64 * 1024, "peak RSS {rss_kb} KiB > 64 MiB");
 }
+
+/// A tiny archive of our format (a fake db and a manifest) for store tests.
+fn tiny_archive(unit: &str, revision: i64) -> (Vec<u8>, etcd_charm::snapshot::Manifest) {
+    let manifest = etcd_charm::snapshot::ManifestFields {
+        etcd_version: "3.5.1".into(),
+        cluster_id: "a1".into(),
+        member_id: "b2".into(),
+        revision,
+        key_count: 1,
+        created: "2026-11-30T17:00:00Z".into(),
+        source_unit: unit.into(),
+    }
+    .into_manifest("cd".repeat(32), 4);
+    let json = manifest.to_json().unwrap();
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (name, data) in [("db", &b"dbdb"[..]), ("manifest.json", &json[..])] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o600);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+    }
+    (b.into_inner().unwrap().finish().unwrap(), manifest)
+}
+
+/// Two units upload the same tick's name (a leadership race) and write
+/// their sidecars in the unlucky order: the loser's check finds the
+/// archive replaced and rebuilds the sidecar from the archive that won.
+#[test]
+fn a_same_name_race_leaves_a_sidecar_that_describes_the_archive() {
+    use etcd_charm::store::s3::SecretString;
+    use etcd_charm::store::{BackupStore, S3Settings, S3Store, Sidecar, StoreError};
+    use std::io::Write;
+    let Some(g) = Garage::start("etcd-race") else {
+        return;
+    };
+    let settings = S3Settings {
+        bucket: g.bucket.clone(),
+        path: "race".into(),
+        endpoint: g.endpoint(),
+        region: "garage".into(),
+        uri_style: "path".into(),
+        access_key: SecretString(g.key_id.clone()),
+        secret_key: SecretString(g.secret.clone()),
+        ..Default::default()
+    };
+    let a = BackupStore::S3(Box::new(S3Store::new(settings.clone()).unwrap()));
+    let b = BackupStore::S3(Box::new(S3Store::new(settings).unwrap()));
+    let name = "etcd-snapshot-2026-11-30-17.00.00.tar.gz";
+    let put = |s: &BackupStore, bytes: &[u8], m: etcd_charm::snapshot::Manifest| {
+        s.put_archive::<_, StoreError>(name, |w| {
+            w.write_all(bytes).unwrap();
+            Ok(())
+        })
+        .unwrap();
+        let sha = {
+            let f = std::env::temp_dir().join(format!("race-{}", std::process::id()));
+            fs::write(&f, bytes).unwrap();
+            let s = sha256sum(&f);
+            fs::remove_file(f).unwrap();
+            s
+        };
+        Sidecar {
+            name: name.into(),
+            sha256: sha,
+            size: bytes.len() as u64,
+            application: "etcd".into(),
+            store: "s3".into(),
+            manifest: m,
+            verified: None,
+        }
+    };
+    let (bytes_a, m_a) = tiny_archive("etcd/0", 10);
+    let (bytes_b, m_b) = tiny_archive("etcd/1", 11);
+    let side_a = put(&a, &bytes_a, m_a);
+    let side_b = put(&b, &bytes_b, m_b.clone()); // B's upload completes last: it wins
+    b.put_sidecar(&side_b).unwrap();
+    assert_eq!(
+        b.confirm_sidecar(&side_b).unwrap(),
+        None,
+        "B's archive is B's"
+    );
+    a.put_sidecar(&side_a).unwrap(); // A's late sidecar would lie...
+    let fixed = a
+        .confirm_sidecar(&side_a)
+        .unwrap()
+        .expect("A must see it lost");
+    assert_eq!(fixed.sha256, side_b.sha256);
+    assert_eq!(fixed.manifest, m_b);
+    let (listed, _) = a.list("etcd").unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].sidecar.sha256, side_b.sha256);
+    assert_eq!(g.get(&format!("race/{name}")), bytes_b);
+}
