@@ -716,7 +716,6 @@ fn tiny_archive(unit: &str, revision: i64) -> (Vec<u8>, etcd_charm::snapshot::Ma
 fn a_same_name_race_leaves_a_sidecar_that_describes_the_archive() {
     use etcd_charm::store::s3::SecretString;
     use etcd_charm::store::{BackupStore, S3Settings, S3Store, Sidecar, StoreError};
-    use std::io::Write;
     let Some(g) = Garage::start("etcd-race") else {
         return;
     };
