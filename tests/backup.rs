@@ -776,4 +776,34 @@ fn a_same_name_race_leaves_a_sidecar_that_describes_the_archive() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].sidecar.sha256, side_b.sha256);
     assert_eq!(g.get(&format!("race/{name}")), bytes_b);
+
+    // A bucket that does not exist is named as such, with the fix.
+    let mut missing = S3Settings {
+        bucket: "no-such-bucket".into(),
+        endpoint: g.endpoint(),
+        region: "garage".into(),
+        uri_style: "path".into(),
+        access_key: SecretString(g.key_id.clone()),
+        secret_key: SecretString(g.secret.clone()),
+        ..Default::default()
+    };
+    let s = BackupStore::S3(Box::new(S3Store::new(missing.clone()).unwrap()));
+    let e = s
+        .put_archive::<_, StoreError>(name, |w| {
+            w.write_all(&bytes_a).unwrap();
+            Ok(())
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("s3 bucket \"no-such-bucket\" does not exist"),
+        "{e}"
+    );
+    assert!(!e.contains(&g.secret));
+    // Wrong credentials are named as such.
+    missing.bucket = g.bucket.clone();
+    missing.secret_key = SecretString("wrong".into());
+    let s = BackupStore::S3(Box::new(S3Store::new(missing).unwrap()));
+    let e = s.list("etcd").unwrap_err().to_string();
+    assert!(e.contains("refused the credentials"), "{e}");
 }
