@@ -725,6 +725,9 @@ fn backups_table(rows: &[(Listed, String)]) -> String {
             s.sha256.clone(),
         ]);
     }
+    if rows.is_empty() {
+        return "no backups (local store and s3)\n".to_string();
+    }
     let widths: Vec<usize> = (0..header.len())
         .map(|i| lines.iter().map(|l| l[i].len()).max().unwrap_or(0))
         .collect();
