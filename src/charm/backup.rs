@@ -643,8 +643,9 @@ impl Charm<'_> {
                 Status::blocked(p)
             });
         }
+        let update_status = self.ctx.hook_name() == Some("update-status");
         let Ok(Some(schedule)) = Schedule::parse(&cfg.schedule) else {
-            return Ok(Some("scheduled backups off".into()));
+            return Ok(update_status.then(|| "scheduled backups off".into()));
         };
         let now = now_unix();
         let st = BackupState::load(&self.root);
@@ -662,7 +663,7 @@ impl Charm<'_> {
                     cfg.schedule
                 )));
             }
-            if self.ctx.hook_name() != Some("update-status") {
+            if !update_status {
                 return Ok(None);
             }
             return Ok(Some(format!(
@@ -673,7 +674,7 @@ impl Charm<'_> {
         // Only the unit that took a backup says so (the others' ticks defer
         // to etcd's leader), and only in update-status, so the other hooks'
         // messages stay as they were.
-        if self.ctx.hook_name() != Some("update-status") {
+        if !update_status {
             return Ok(None);
         }
         Ok(match (st.last_success, &st.last_store) {
