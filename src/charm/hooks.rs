@@ -97,12 +97,17 @@ pub fn run(charm: &Charm<'_>, hook: &str) -> Result<()> {
             charm.reconcile(&mut state)
         }
         "update-status" => charm.update_status(),
+        // A timer that will not stop must not keep the member from leaving.
         "stop" => {
-            charm.disable_backup_timer()?;
+            if let Err(e) = charm.disable_backup_timer() {
+                tracing::warn!("{e:#}");
+            }
             charm.stop()
         }
         "remove" => {
-            charm.disable_backup_timer()?;
+            if let Err(e) = charm.disable_backup_timer() {
+                tracing::warn!("{e:#}");
+            }
             charm.remove()
         }
         other => {
