@@ -17,7 +17,9 @@ pub mod failpoint;
 pub mod fsutil;
 pub mod juju;
 pub mod pki;
+pub mod schedule;
 pub mod snapshot;
+pub mod store;
 pub mod timefmt;
 
 #[cfg(test)]

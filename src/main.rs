@@ -12,6 +12,17 @@ use etcd_charm::juju::{log, CliHookTools, Context};
 
 fn main() -> ExitCode {
     let argv0 = std::env::args().next().unwrap_or_default();
+    // The backup timer's service: one tick, outside hook context.
+    if std::env::args().nth(1).as_deref() == Some(etcd_charm::etcd::timer::TICK_ARG) {
+        // INFO and above only: the HTTP stack's DEBUG/TRACE lines are noise
+        // (and may show request headers).
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .try_init();
+        return charm::backup::tick_main(Root::from_env());
+    }
     let ctx = match Context::from_env(&argv0) {
         Ok(c) => c,
         Err(e) => {

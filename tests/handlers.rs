@@ -208,7 +208,7 @@ fn good_resource_installs_and_renders_config_and_unit() {
         "{calls}"
     );
     // Not started before the start hook.
-    assert!(!calls.contains("start etcd"), "{calls}");
+    assert!(!calls.contains("start etcd.service"), "{calls}");
 }
 
 #[test]
@@ -262,7 +262,7 @@ fn non_leader_waits_to_be_registered_and_a_new_leader_reuses_the_ca() {
     assert_eq!(st.kind, StatusKind::Waiting, "{}", st.message);
     assert!(st.message.contains("add this unit"), "{}", st.message);
     let calls = fs::read_to_string(&w1.log).unwrap_or_default();
-    assert!(!calls.contains("start etcd"), "{calls}");
+    assert!(!calls.contains("start etcd.service"), "{calls}");
     // It published where the leader can reach it, and holds certificates
     // from the same CA.
     let bag = tools.state.borrow().relation_data[&("cluster:0".to_string(), "etcd/1".to_string())]
@@ -291,7 +291,7 @@ fn non_leader_waits_to_be_registered_and_a_new_leader_reuses_the_ca() {
     run(&w1, &tools, &c1("leader-elected")).unwrap();
     // Members of the cluster are alive, so it does not bootstrap another.
     let calls = fs::read_to_string(&w1.log).unwrap_or_default();
-    assert!(!calls.contains("start etcd"), "{calls}");
+    assert!(!calls.contains("start etcd.service"), "{calls}");
     assert_eq!(tools.last_status().unwrap().kind, StatusKind::Waiting);
     let st = tools.state.borrow();
     assert_eq!(st.secrets.len(), 1);

@@ -31,6 +31,7 @@ mod charm;
 mod model;
 mod profile;
 mod systemctl;
+mod timer;
 mod tools;
 mod uniter;
 mod util;

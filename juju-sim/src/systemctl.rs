@@ -6,6 +6,8 @@
 //! /proc/<pid>/stat field 22, enabled, masked}; a zombie or a PID whose start
 //! time differs counts as dead. `Restart=` is not emulated: a service that
 //! dies stays dead (is-active reports `failed` only when start itself failed).
+//! Starting a `.timer` starts its runner ([`crate::timer`]), tracked the
+//! same way.
 
 use serde::{Deserialize, Serialize};
 use std::fs::{self, OpenOptions};
@@ -265,6 +267,12 @@ fn parse_unit(text: &str) -> Service {
     svc
 }
 
+/// `ExecStart`'s words, `Environment=` and `WorkingDirectory=` of a unit.
+pub(crate) fn parse_unit_pub(text: &str) -> (Vec<String>, Vec<(String, String)>, Option<String>) {
+    let s = parse_unit(text);
+    (s.exec, s.env, s.workdir)
+}
+
 fn start(ctx: &Ctx, name: &str) -> Result<(), SystemctlError> {
     let mut st = ctx.load(name);
     if st.masked {
@@ -283,7 +291,17 @@ fn start(ctx: &Ctx, name: &str) -> Result<(), SystemctlError> {
     if st.running() {
         return Ok(());
     }
-    let svc = parse_unit(&text);
+    let mut svc = parse_unit(&text);
+    if name.ends_with(".timer") {
+        // The runner is this binary as `systemctl __run-timer NAME`.
+        let me = std::env::current_exe()
+            .map_err(|e| fail(1, format!("juju-sim systemctl: cannot find itself: {e}")))?;
+        svc.exec = vec![
+            me.display().to_string(),
+            "__run-timer".to_string(),
+            name.to_string(),
+        ];
+    }
     let Some((prog, args)) = svc.exec.split_first() else {
         return Err(fail(
             1,
@@ -298,6 +316,9 @@ fn start(ctx: &Ctx, name: &str) -> Result<(), SystemctlError> {
         .map_err(|e| fail(1, format!("cannot open {}: {e}", log_path.display())))?;
     let log2 = log.try_clone().map_err(|e| fail(1, e.to_string()))?;
     let mut cmd = Command::new(prog);
+    if name.ends_with(".timer") {
+        cmd.arg0("systemctl");
+    }
     cmd.args(args)
         .envs(svc.env.iter().map(|(a, b)| (a, b)))
         .stdin(Stdio::null())
@@ -408,6 +429,12 @@ fn run(args: &[String]) -> Result<i32, SystemctlError> {
         return Err(fail(1, "juju-sim systemctl: no verb given"));
     };
     let ctx = Ctx::from_env()?;
+    if verb == "__run-timer" {
+        let Some(name) = names.first() else {
+            return Err(fail(1, "juju-sim systemctl: __run-timer needs a timer"));
+        };
+        return Ok(crate::timer::run_timer(&ctx.root, name));
+    }
     if verb == "daemon-reload" || verb == "reset-failed" && names.is_empty() {
         return Ok(0);
     }

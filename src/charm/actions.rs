@@ -23,6 +23,8 @@ pub fn run(charm: &Charm<'_>, action: &str) -> Result<()> {
         "defrag" => charm.defrag_action(),
         "snapshot" => charm.snapshot_action(),
         "restore" => charm.restore_action(),
+        "create-backup" => charm.create_backup_action(),
+        "list-backups" => charm.list_backups_action(),
         "package-client-credentials" => charm.package_client_credentials(),
         // Cluster operations that keep quorum (issue 13).
         "alarm-list" => charm.alarm_list_action(),

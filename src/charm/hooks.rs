@@ -43,6 +43,11 @@ pub fn run(charm: &Charm<'_>, hook: &str) -> Result<()> {
     // was interrupted is rolled back before anything else.
     let _lock = OpLock::acquire(&charm.root, &format!("the {hook} hook"), HOOK_LOCK_WAIT)?;
     charm.recover_interrupted()?;
+    // The backup settings and timer (src/charm/backup.rs) follow the config
+    // and the s3-credentials relation on every hook but the last two.
+    if hook != "stop" && hook != "remove" {
+        charm.configure_backups()?;
+    }
     match hook {
         "install" => {
             let mut state = charm.load_state()?;
@@ -93,8 +98,19 @@ pub fn run(charm: &Charm<'_>, hook: &str) -> Result<()> {
             charm.reconcile(&mut state)
         }
         "update-status" => charm.update_status(),
-        "stop" => charm.stop(),
-        "remove" => charm.remove(),
+        // A timer that will not stop must not keep the member from leaving.
+        "stop" => {
+            if let Err(e) = charm.disable_backup_timer() {
+                tracing::warn!("{e:#}");
+            }
+            charm.stop()
+        }
+        "remove" => {
+            if let Err(e) = charm.disable_backup_timer() {
+                tracing::warn!("{e:#}");
+            }
+            charm.remove()
+        }
         other => {
             tracing::debug!("no handler for hook {other}; nothing to do");
             Ok(())
@@ -692,9 +708,16 @@ impl Charm<'_> {
             std::thread::sleep(Duration::from_millis(500));
         };
         match health {
-            Ok(h) if h.is_healthy() => {
-                self.set_status(Status::active(self.active_message(h.members.len())?))
-            }
+            Ok(h) if h.is_healthy() => match self.backup_status() {
+                Err(status) => self.set_status(status),
+                Ok(extra) => {
+                    let msg = self.active_message(h.members.len())?;
+                    self.set_status(Status::active(match extra {
+                        Some(e) => format!("{msg}; {e}"),
+                        None => msg,
+                    }))
+                }
+            },
             Ok(h) if !h.alarms.is_empty() => {
                 let alarms = client.alarms().context("etcd did not list its alarms")?;
                 self.set_status(Status::blocked(super::alarms::alarm_message(

@@ -9,6 +9,7 @@
 
 pub mod actions;
 pub mod alarms;
+pub mod backup;
 pub mod cluster;
 pub mod db;
 pub mod download;

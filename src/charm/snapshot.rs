@@ -382,6 +382,63 @@ impl<'a> Charm<'a> {
         self.set_results(results)
     }
 
+    /// The manifest's fields for a snapshot at `status`'s revision with
+    /// `key_count` keys, created at `created` (Unix seconds).
+    pub(crate) fn manifest_fields(
+        &self,
+        status: &crate::etcd::client::MemberStatus,
+        key_count: u64,
+        created: i64,
+    ) -> Result<ManifestFields> {
+        Ok(ManifestFields {
+            etcd_version: status.version.clone(),
+            cluster_id: id_hex(status.cluster_id),
+            member_id: id_hex(status.member_id),
+            revision: status.revision,
+            key_count,
+            created: snapshot::rfc3339(created)
+                .ok_or_else(|| anyhow!("the clock is outside years 0-9999"))?,
+            source_unit: self.ctx.unit_name.clone(),
+        })
+    }
+
+    /// The one pipeline of every snapshot and backup: etcd's Maintenance
+    /// snapshot stream, its hashes and the parallel gzip, into `out` (a
+    /// local `*.partial` file or an S3 multipart upload). `fields` must be
+    /// read before this opens the stream, so the manifest's revision is
+    /// never ahead of the data. `point`: the mid-stream failure point.
+    pub(crate) fn stream_packed(
+        &self,
+        client: &mut EtcdClient,
+        fields: ManifestFields,
+        pki: Option<snapshot::PkiFiles<'_>>,
+        point: Option<Purpose>,
+        shown: &str,
+        out: &mut dyn Write,
+    ) -> Result<snapshot::Packed, snapshot::PackError> {
+        let stream = client.snapshot().map_err(|e| {
+            snapshot::PackError::Read(io::Error::other(format!(
+                "etcd refused to start a snapshot: {e}"
+            )))
+        })?;
+        let total = stream.size();
+        let mut stream = MidStream {
+            inner: stream,
+            read: 0,
+            half: (total / 2).max(1),
+            point,
+        };
+        self.log_progress(&format!(
+            "Streaming a {} snapshot of etcd {} at revision {} ({} keys) into {shown}",
+            human_size(total),
+            fields.etcd_version,
+            fields.revision,
+            fields.key_count
+        ));
+        let mut progress = self.quarter_log("", total);
+        snapshot::pack_with_pki(&mut stream, total, fields, pki, out, &mut progress)
+    }
+
     /// Streams a consistent snapshot from `client` into
     /// `{prefix}-YYYY-MM-DD-HH.MM.SS.tar.gz` in `dir` (whose unit path is
     /// `unit_dir`), the prefix depending on `purpose`.
@@ -420,16 +477,7 @@ impl<'a> Charm<'a> {
                 std::thread::sleep(Duration::from_millis(1000));
             }
         };
-        let fields = ManifestFields {
-            etcd_version: status.version.clone(),
-            cluster_id: id_hex(status.cluster_id),
-            member_id: id_hex(status.member_id),
-            revision,
-            key_count,
-            created: snapshot::rfc3339(created)
-                .ok_or_else(|| anyhow!("the clock is outside years 0-9999"))?,
-            source_unit: self.ctx.unit_name.clone(),
-        };
+        let fields = self.manifest_fields(&status, key_count, created)?;
         let final_path = dir.join(&name);
         let partial_path = dir.join(format!("{name}.partial"));
         let unit_path = format!("{}/{name}", unit_dir.trim_end_matches('/'));
@@ -467,35 +515,18 @@ impl<'a> Charm<'a> {
             )
         };
 
-        let stream = client
-            .snapshot()
-            .context("etcd refused to start a snapshot")?;
-        let total = stream.size();
-        let mut stream = MidStream {
-            inner: stream,
-            read: 0,
-            half: (total / 2).max(1),
-            point: Some(purpose),
-        };
-        self.log_progress(&format!(
-            "Streaming a {} snapshot of etcd {} at revision {revision} ({key_count} keys) into {unit_path}",
-            human_size(total),
-            status.version
-        ));
-        let mut progress = self.quarter_log("", total);
         let mut out = BufWriter::with_capacity(snapshot::BUF_SIZE, &file);
-        let packed =
-            snapshot::pack_with_pki(&mut stream, total, fields, pki, &mut out, &mut progress)
-                .map_err(|e| match &e {
-                    snapshot::PackError::Write(io) => {
-                        anyhow!("cannot write {unit_path}: {io}; {}", explain_io(io))
-                    }
-                    _ => anyhow!(e),
-                })?;
+        let packed = self
+            .stream_packed(client, fields, pki, Some(purpose), &unit_path, &mut out)
+            .map_err(|e| match &e {
+                snapshot::PackError::Write(io) => {
+                    anyhow!("cannot write {unit_path}: {io}; {}", explain_io(io))
+                }
+                _ => anyhow!(e),
+            })?;
         out.flush()
             .map_err(|e| anyhow!("cannot write {unit_path}: {e}; {}", explain_io(&e)))?;
         drop(out);
-        drop(stream);
         if purpose.hit(Step::BeforeSync)? {
             corrupt_file(&file)?;
         }

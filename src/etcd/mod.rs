@@ -12,6 +12,7 @@ pub mod paths;
 pub mod process;
 pub mod restore;
 pub mod service;
+pub mod timer;
 
 pub use client::{ClientError, ClientTls, EtcdClient, Health, Member, MemberStatus};
 pub use config::{ClusterState, ConfigError, MemberConfig, TlsFiles};

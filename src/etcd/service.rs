@@ -77,6 +77,12 @@ impl Service {
         process::run(Command::new(&self.systemctl).args(args)).map(drop)
     }
 
+    /// `systemctl VERB UNIT` for another unit of the charm's own (the
+    /// backup timer, [`super::timer`]).
+    pub fn unit_verb(&self, verb: &str, unit: &str) -> Result<(), CommandError> {
+        self.run(&[verb, unit])
+    }
+
     pub fn daemon_reload(&self) -> Result<(), CommandError> {
         self.run(&["daemon-reload"])
     }
