@@ -334,7 +334,7 @@ impl Charm<'_> {
         let inspection = snapshot::inspect(
             BufReader::with_capacity(snapshot::BUF_SIZE, input),
             Some(&mut db_out),
-            Limits::default(),
+            staging_limits(staging)?,
             &mut self.quarter_log("Verified ", attached.size),
         )
         .map_err(|e| match &e {
@@ -594,6 +594,31 @@ impl Charm<'_> {
                 "restore.marked-compacted",
                 report.marked_compacted.to_string(),
             ));
+            r.push((
+                "restore.revision-bump",
+                format!(
+                    "{}{}",
+                    report.bumped_by,
+                    if report.marked_compacted {
+                        " (marked compacted)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        } else {
+            r.push(("restore.revision-bump", bump_unavailable(&after.version)));
+        }
+        if let Some(meta) = &inspection.source_meta {
+            if let Some(v) = &meta.etcd_version {
+                r.push(("restore.source.etcd-version", v.clone()));
+            }
+            if let Some(t) = meta.timestamp {
+                r.push(("restore.source.timestamp", t.to_string()));
+                if let Some(at) = snapshot::rfc3339(t) {
+                    r.push(("restore.source.created", at));
+                }
+            }
         }
         if let Some(note) = &after.note {
             r.push(("restore.note", note.clone()));
@@ -615,8 +640,17 @@ impl Charm<'_> {
             None => r.push(("backup.skipped", "true".to_string())),
         }
         self.set_results(r)?;
+        let status = if report.bumped_by > 0 {
+            super::hooks::healthy_message(1)
+        } else {
+            format!(
+                "{}; {}",
+                super::hooks::healthy_message(1),
+                restart_watchers_note(&after.version)
+            )
+        };
         self.tools
-            .status_set(&Status::active(super::hooks::healthy_message(1)), false)
+            .status_set(&Status::active(status), false)
             .context("cannot set the unit's status")?;
         self.log_progress(&format!(
             "Restored revision {} with {} keys; the cluster ID is now {:x}",
@@ -1051,9 +1085,42 @@ fn kind_words(k: Kind) -> &'static str {
     match k {
         Kind::Charm => "snapshot archive made by this charm",
         Kind::LegacyCharm => "archive made by the original etcd charm (a raw db copy, restored with --skip-hash-check)",
-        Kind::EtcdctlSnapshot => "plain etcdctl snapshot file",
+        Kind::EtcdctlSnapshot => "plain etcdctl snapshot file (as etcdctl, charmed-etcd, k3s/RKE2 and Gardener write them)",
+        Kind::GzipSnapshot => "gzip-compressed etcdctl snapshot file (kops etcd-manager's etcd.backup.gz, Gardener's Full-…gz)",
+        Kind::ZlibSnapshot => "zlib-compressed etcdctl snapshot file (Gardener's Full-….zlib)",
+        Kind::LzwSnapshot => "LZW-compressed etcdctl snapshot file (Gardener's Full-….Z)",
+        Kind::ZipSnapshot => "zip holding one etcdctl snapshot file (k3s/RKE2)",
+        Kind::KopsBackup => "tar.gz of a kops etcd-manager backup directory",
+        Kind::GardenerIncremental => "Gardener incremental snapshot",
+        Kind::LegacyV2 => "v2 backup made by the original etcd charm",
         Kind::Unknown => "file of unknown kind",
     }
+}
+
+/// The limits for a db staged in `staging`: no decompressor may write
+/// more than the free space there (less the headroom a restore keeps), so
+/// a bomb is refused before the disk fills.
+pub(crate) fn staging_limits(staging: &Path) -> Result<Limits> {
+    let free = fs2::available_space(staging)
+        .with_context(|| format!("cannot read the free space of {}", staging.display()))?;
+    let default = Limits::default();
+    Ok(Limits {
+        max_db_size: default.max_db_size.min(free.saturating_sub(HEADROOM)),
+        ..default
+    })
+}
+
+/// What the results and status say when etcd's restore tool cannot bump
+/// the revision.
+pub(crate) fn bump_unavailable(version: &str) -> String {
+    format!("unavailable with etcd {version}")
+}
+
+/// The status line after a restore that could not bump the revision.
+pub(crate) fn restart_watchers_note(version: &str) -> String {
+    format!(
+        "revision not bumped (etcd {version} cannot): restart watchers such as kube-apiserver; etcd 3.4.27+, 3.5.10+ and 3.6 bump it"
+    )
 }
 
 fn same_filesystem(a: &Path, b: &Path) -> bool {
