@@ -23,6 +23,7 @@ pub fn run(charm: &Charm<'_>, action: &str) -> Result<()> {
         "defrag" => charm.defrag_action(),
         "snapshot" => charm.snapshot_action(),
         "restore" => charm.restore_action(),
+        "verify-backup" => charm.verify_backup_action(),
         "package-client-credentials" => charm.package_client_credentials(),
         other => bail!(
             "this charm has no action {other:?}; see the actions it offers with: juju actions {}",

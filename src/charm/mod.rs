@@ -17,6 +17,7 @@ pub mod restore;
 pub mod snapshot;
 pub mod state;
 pub mod tls;
+pub mod verify;
 
 use std::time::Duration;
 

@@ -690,6 +690,7 @@ impl Charm<'_> {
                 // staged (or the db has none): a second pass by the tool
                 // would only double the time spent hashing.
                 skip_hash_check: inspection.needs_skip_hash_check || inspection.has_etcd_hash,
+                bump_revision: true,
             })
             .context("cannot start etcd's snapshot restore")?;
         // A kill here must take the tool with it (PR_SET_PDEATHSIG).
@@ -1095,6 +1096,11 @@ fn kind_words(k: Kind) -> &'static str {
         Kind::LegacyV2 => "v2 backup made by the original etcd charm",
         Kind::Unknown => "file of unknown kind",
     }
+}
+
+/// The room a restore keeps free beyond what it writes.
+pub(crate) fn restore_headroom() -> u64 {
+    HEADROOM
 }
 
 /// The limits for a db staged in `staging`: no decompressor may write

@@ -32,6 +32,9 @@ use crate::failpoint;
 use crate::fsutil;
 use crate::snapshot::{self, manifest::id_hex, Manifest, ManifestFields};
 
+/// How long one `HashKV` may take: it walks the whole keyspace.
+const HASHKV_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Where snapshots go unless the operator says otherwise (the original
 /// charm's default).
 pub const DEFAULT_TARGET: &str = "/home/ubuntu/etcd-snapshots";
@@ -361,6 +364,9 @@ impl<'a> Charm<'a> {
             ),
         ];
         results.extend(pki_results);
+        if let Some(h) = m.hashkv {
+            results.push(("snapshot.hashkv", h.to_string()));
+        }
         self.set_results(results)
     }
 
@@ -435,6 +441,36 @@ impl<'a> Charm<'a> {
             .open(&partial_path)
             .map_err(|e| anyhow!("cannot create {unit_path}.partial: {e}; {}", explain_io(&e)))?;
 
+        // HashKV at the manifest's revision, asked before and after the
+        // stream on a connection of its own (the stream holds the first):
+        // it depends on the compaction revision, so it is recorded only
+        // when that did not move while the snapshot was taken.
+        let mut hash_client = self.connect()?;
+        let hash_before = match hash_client.hash_kv(revision, HASHKV_TIMEOUT) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!("the snapshot's hashkv at revision {revision} is not recorded: {e}");
+                None
+            }
+        };
+        let mut after_db = || {
+            let before = hash_before?;
+            match hash_client.hash_kv(revision, HASHKV_TIMEOUT) {
+                Ok(after) if after == before => Some(after),
+                Ok(after) => {
+                    tracing::warn!(
+                        "a compaction ran while the snapshot was taken (hashkv at revision {revision}: {before:?}, then {after:?}); its hashkv is not recorded"
+                    );
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "the snapshot's hashkv at revision {revision} is not recorded: {e}"
+                    );
+                    None
+                }
+            }
+        };
         let stream = client
             .snapshot()
             .context("etcd refused to start a snapshot")?;
@@ -452,14 +488,21 @@ impl<'a> Charm<'a> {
         ));
         let mut progress = self.quarter_log("", total);
         let mut out = BufWriter::with_capacity(snapshot::BUF_SIZE, &file);
-        let packed =
-            snapshot::pack_with_pki(&mut stream, total, fields, pki, &mut out, &mut progress)
-                .map_err(|e| match &e {
-                    snapshot::PackError::Write(io) => {
-                        anyhow!("cannot write {unit_path}: {io}; {}", explain_io(io))
-                    }
-                    _ => anyhow!(e),
-                })?;
+        let packed = snapshot::pack_with(
+            &mut stream,
+            total,
+            fields,
+            pki,
+            &mut after_db,
+            &mut out,
+            &mut progress,
+        )
+        .map_err(|e| match &e {
+            snapshot::PackError::Write(io) => {
+                anyhow!("cannot write {unit_path}: {io}; {}", explain_io(io))
+            }
+            _ => anyhow!(e),
+        })?;
         out.flush()
             .map_err(|e| anyhow!("cannot write {unit_path}: {e}; {}", explain_io(&e)))?;
         drop(out);

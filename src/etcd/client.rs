@@ -300,6 +300,36 @@ impl EtcdClient {
         .map(drop)
     }
 
+    /// `HashKV` at exactly `revision`: etcd's CRC-32C over every key
+    /// revision up to it (from the compaction revision on), and the
+    /// compaction revision it was computed under. It walks the whole
+    /// keyspace, so it may take longer than other calls: up to `within`.
+    pub fn hash_kv(
+        &mut self,
+        revision: i64,
+        within: Duration,
+    ) -> Result<crate::snapshot::HashKv, ClientError> {
+        let fut = {
+            let mut c = self.client.clone();
+            async move { c.hash_kv(revision).await }
+        };
+        let r = self
+            .rt
+            .block_on(async { tokio::time::timeout(within, fut).await })
+            .map_err(|_| ClientError::Timeout {
+                call: "hashkv",
+                secs: within.as_secs(),
+            })?
+            .map_err(|source| ClientError::Call {
+                call: "hashkv",
+                source,
+            })?;
+        Ok(crate::snapshot::HashKv {
+            hash: r.hash(),
+            compact_revision: r.compact_version(),
+        })
+    }
+
     /// Defragments the member we are connected to.
     pub fn defragment(&mut self) -> Result<(), ClientError> {
         self.call("defragment", |mut c| {

@@ -51,10 +51,10 @@ pub use db::{BBOLT_MAGIC, ETCD_HASH_LEN, MAGIC_OFFSET};
 pub use inspect::{
     inspect, CarriedPki, Finding, InspectError, Inspection, Kind, Level, Limits, SourceMeta,
 };
-pub use manifest::{Manifest, ManifestError, ManifestFields, PkiManifest, FORMAT};
+pub use manifest::{HashKv, Manifest, ManifestError, ManifestFields, PkiManifest, FORMAT};
 pub use name::{archive_name, named_archive, parse_rfc3339, rfc3339};
 pub use pack::{
-    pack, pack_with_pki, PackError, Packed, PkiFiles, COMPRESSION_LEVEL, PKI_CERT_ENTRY,
+    pack, pack_with, pack_with_pki, PackError, Packed, PkiFiles, COMPRESSION_LEVEL, PKI_CERT_ENTRY,
     PKI_KEY_ENTRY,
 };
 
