@@ -623,6 +623,9 @@ impl Charm<'_> {
         if let Some(note) = &after.note {
             r.push(("restore.note", note.clone()));
         }
+        if after.hashkv_matched {
+            r.push(("restore.hashkv-matched", "true".to_string()));
+        }
         if let Some(fp) = pki_result {
             r.push(("restore.pki", "adopted".to_string()));
             r.push(("restore.ca-fingerprint", fp));
@@ -832,6 +835,7 @@ impl Charm<'_> {
             .key_count(0)
             .context("cannot count the restored keys")?;
         let mut note = None;
+        let mut hashkv_matched = false;
         if let Some(m) = &inspection.manifest {
             let bump = i64::try_from(report.bumped_by).unwrap_or(0);
             let base = status.revision - bump;
@@ -871,6 +875,24 @@ impl Charm<'_> {
                     m.revision
                 ));
             }
+            // Without a bump the restored member keeps the source's
+            // revisions and compaction revision, so etcd's HashKV at the
+            // manifest's revision must be the source's.
+            if let (Some(want), 0) = (m.hash_kv(), report.bumped_by) {
+                match client.hash_kv(m.revision, Duration::from_secs(300)) {
+                    Ok(got) if got == want => hashkv_matched = true,
+                    Ok(got) if got.compact_revision == want.compact_revision => bail!(
+                        "the restored data does not match the source: hashkv at revision {} is {} where the source member had {}",
+                        m.revision,
+                        got.hash,
+                        want.hash
+                    ),
+                    Ok(_) | Err(_) => tracing::warn!(
+                        "the restored data's hashkv could not be compared at revision {} (compacted meanwhile?)",
+                        m.revision
+                    ),
+                }
+            }
         }
         Ok(After {
             revision: status.revision,
@@ -878,6 +900,7 @@ impl Charm<'_> {
             cluster_id: status.cluster_id,
             version: status.version,
             note,
+            hashkv_matched,
         })
     }
 
@@ -1080,6 +1103,8 @@ struct After {
     cluster_id: u64,
     version: String,
     note: Option<String>,
+    /// etcd's HashKV at the manifest's revision equals the source's.
+    hashkv_matched: bool,
 }
 
 fn kind_words(k: Kind) -> &'static str {

@@ -145,15 +145,32 @@ impl Charm<'_> {
     /// into a scratch etcd and checks it there. The unit's etcd is not
     /// touched. The caller holds the unit's lock.
     pub(crate) fn verify_archive(&self, host: &Path) -> Result<Verified> {
+        let input = File::open(host)
+            .with_context(|| format!("cannot open {}: check the path", host.display()))?;
+        let size = input.metadata().map(|m| m.len()).unwrap_or(0);
+        self.verify_reader(
+            BufReader::with_capacity(snapshot::BUF_SIZE, input),
+            size,
+            &host.display().to_string(),
+        )
+    }
+
+    /// [`Self::verify_archive`] for an archive that arrives as a stream
+    /// (`size`: its length if known, for progress; `label`: how messages
+    /// name it), such as a download from the backup store: it is read
+    /// once, straight into the verification and the staged db.
+    pub(crate) fn verify_reader(
+        &self,
+        input: impl std::io::Read,
+        size: u64,
+        label: &str,
+    ) -> Result<Verified> {
         let state = self.load_state()?;
         let binaries = state.binaries.clone().ok_or_else(|| {
             anyhow!(
                 "etcd is not installed on this unit yet; wait until `juju status` shows it active"
             )
         })?;
-        let input = File::open(host)
-            .with_context(|| format!("cannot open {}: check the path", host.display()))?;
-        let size = input.metadata().map(|m| m.len()).unwrap_or(0);
         let dir = verify_dir(self);
         match fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
@@ -166,11 +183,7 @@ impl Charm<'_> {
         let _guard = DirGuard(dir.clone());
 
         // 1. The archive, verified in full while its db is staged.
-        self.log_progress(&format!(
-            "Verifying {} ({})",
-            host.display(),
-            human_size(size)
-        ));
+        self.log_progress(&format!("Verifying {label} ({})", human_size(size)));
         let db_path = dir.join("snapshot.db");
         let db_file = OpenOptions::new()
             .write(true)
@@ -180,7 +193,7 @@ impl Charm<'_> {
             .with_context(|| format!("cannot create {}", db_path.display()))?;
         let mut db_out = BufWriter::with_capacity(snapshot::BUF_SIZE, &db_file);
         let inspection = snapshot::inspect(
-            BufReader::with_capacity(snapshot::BUF_SIZE, input),
+            input,
             Some(&mut db_out),
             staging_limits(&dir)?,
             &mut self.quarter_log("Verified ", size.max(1)),
