@@ -441,35 +441,40 @@ impl<'a> Charm<'a> {
             .open(&partial_path)
             .map_err(|e| anyhow!("cannot create {unit_path}.partial: {e}; {}", explain_io(&e)))?;
 
-        // HashKV at the manifest's revision, asked before and after the
-        // stream on a connection of its own (the stream holds the first):
-        // it depends on the compaction revision, so it is recorded only
-        // when that did not move while the snapshot was taken.
+        // HashKV at the manifest's revision, on a connection of its own
+        // and a thread of its own while etcd streams the snapshot (it walks
+        // the whole keyspace, so it overlaps the stream rather than follow
+        // it). The hash depends on the compaction revision, so it is
+        // recorded only when that revision is the same before the stream
+        // and after it: then the snapshot holds the history it hashed.
+        // (The first probe is made here, before the stream opens.)
         let mut hash_client = self.connect()?;
-        let hash_before = match hash_client.hash_kv(revision, HASHKV_TIMEOUT) {
-            Ok(h) => Some(h),
-            Err(e) => {
-                tracing::warn!("the snapshot's hashkv at revision {revision} is not recorded: {e}");
-                None
-            }
-        };
+        let before = hash_client.compact_revision(revision);
+        let mut hasher = Some(std::thread::spawn(move || {
+            let mut c = hash_client;
+            let hashed = before
+                .as_ref()
+                .ok()
+                .map(|_| c.hash_kv(revision, HASHKV_TIMEOUT));
+            (c, before, hashed)
+        }));
         let mut after_db = || {
-            let before = hash_before?;
-            match hash_client.hash_kv(revision, HASHKV_TIMEOUT) {
-                Ok(after) if after == before => Some(after),
-                Ok(after) => {
-                    tracing::warn!(
-                        "a compaction ran while the snapshot was taken (hashkv at revision {revision}: {before:?}, then {after:?}); its hashkv is not recorded"
-                    );
-                    None
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        "the snapshot's hashkv at revision {revision} is not recorded: {e}"
-                    );
-                    None
-                }
-            }
+            let (mut c, before, hashed) = hasher.take()?.join().ok()?;
+            let why = match (before, hashed) {
+                (Ok(before), Some(Ok(h))) => match c.compact_revision(revision) {
+                    Ok(after) if after == before && h.compact_revision.max(1) == after => {
+                        return Some(h)
+                    }
+                    Ok(after) => format!(
+                        "a compaction ran while the snapshot was taken (compaction revision {before}, then {after})"
+                    ),
+                    Err(e) => e.to_string(),
+                },
+                (Err(e), _) | (_, Some(Err(e))) => e.to_string(),
+                (Ok(_), None) => "no hash".to_owned(),
+            };
+            tracing::warn!("the snapshot's hashkv at revision {revision} is not recorded: {why}");
+            None
         };
         let stream = client
             .snapshot()
