@@ -25,7 +25,7 @@ use super::snapshot::{explain_io, human_size, param_str};
 use super::Charm;
 use crate::etcd::paths::STATE_FILE;
 use crate::etcd::restore::RestoreTool;
-use crate::etcd::scratch::{ScratchEtcd, ScratchSpec};
+use crate::etcd::scratch::{ScratchError, ScratchEtcd, ScratchSpec};
 use crate::fsutil;
 use crate::snapshot::{self, HashKv, Kind};
 
@@ -234,7 +234,7 @@ impl Charm<'_> {
         let tool = RestoreTool::detect(&binaries).context("cannot run etcd's restore tool")?;
         let server_tls = self.server_tls_files();
         let client_tls = self.client_tls()?;
-        let mut scratch = ScratchEtcd::start(&ScratchSpec {
+        let spec = ScratchSpec {
             etcd: &binaries.etcd,
             tool: &tool,
             db: &db_path,
@@ -242,16 +242,32 @@ impl Charm<'_> {
             dir: dir.join("etcd"),
             tls: &server_tls,
             quota: inspection.db_size.saturating_mul(2).max(2 << 30),
-        })
-        .context("the backup could not be restored into a scratch etcd")?;
+        };
+        let within = SCRATCH_START + Duration::from_secs(inspection.db_size >> 25);
+        // The ports are picked free, but another process may take one
+        // before etcd binds it: then once more, on new ports.
+        let mut attempt = 0;
+        let (scratch, mut client) = loop {
+            attempt += 1;
+            let mut scratch = ScratchEtcd::start(&spec)
+                .context("the backup could not be restored into a scratch etcd")?;
+            match scratch.wait_healthy(&client_tls, within) {
+                Ok(c) => break (scratch, c),
+                Err(e @ ScratchError::Exited { .. })
+                    if attempt < 2 && e.to_string().contains("address already in use") =>
+                {
+                    tracing::warn!("the scratch etcd lost its port, trying other ports: {e}");
+                }
+                Err(e) => {
+                    return Err(anyhow!(e))
+                        .context("the backup was restored but etcd does not serve it")
+                }
+            }
+        };
         // The staged db is no longer needed.
         if let Err(e) = fs::remove_file(&db_path) {
             tracing::warn!("cannot remove {}: {e}", db_path.display());
         }
-        let within = SCRATCH_START + Duration::from_secs(inspection.db_size >> 25);
-        let mut client = scratch
-            .wait_healthy(&client_tls, within)
-            .context("the backup was restored but etcd does not serve it")?;
         let status = client
             .status()
             .context("cannot read the scratch etcd's status")?;
