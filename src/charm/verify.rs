@@ -47,8 +47,9 @@ pub(crate) struct Verified {
     /// served one.
     pub checked_at: i64,
     pub keys: u64,
-    /// `HashKV` at `checked_at`, as the scratch member computed it.
-    pub hashkv: HashKv,
+    /// `HashKV` at `checked_at`, as the scratch member computed it (none
+    /// when it cannot be had there: the history is compacted up to it).
+    pub hashkv: Option<HashKv>,
     /// The manifest recorded a `HashKV` and it matched.
     pub hashkv_matched: bool,
     /// Said when something could not be checked (no manifest, no hashkv).
@@ -112,7 +113,6 @@ impl Charm<'_> {
             ("verify.revision", v.revision.to_string()),
             ("verify.checked-at-revision", v.checked_at.to_string()),
             ("verify.keys", v.keys.to_string()),
-            ("verify.hashkv", v.hashkv.hash.to_string()),
             (
                 "verify.hashkv-matched",
                 if v.hashkv_matched {
@@ -123,6 +123,9 @@ impl Charm<'_> {
             ),
             ("verify.version", v.version.clone()),
         ];
+        if let Some(h) = v.hashkv {
+            r.push(("verify.hashkv", h.hash.to_string()));
+        }
         if !v.notes.is_empty() {
             r.push(("verify.note", v.notes.join("; ")));
         }
@@ -131,7 +134,8 @@ impl Charm<'_> {
             "{path} restores: revision {}, {} keys, hashkv {}{}",
             v.checked_at,
             v.keys,
-            v.hashkv.hash,
+            v.hashkv
+                .map_or("(not available)".to_owned(), |h| h.hash.to_string()),
             if v.hashkv_matched {
                 " (as the source recorded)"
             } else {
@@ -293,22 +297,29 @@ impl Charm<'_> {
                         m.key_count
                     );
                 }
-                let got = client
-                    .hash_kv(m.revision, HASHKV_TIMEOUT)
-                    .with_context(|| format!("cannot compute hashkv at revision {}", m.revision))?;
-                let matched = match m.hash_kv() {
-                    Some(want) if want == got => true,
-                    Some(want) => bail!(
+                let (got, matched) = match m.hash_kv() {
+                    Some(want) => {
+                        let got =
+                            client
+                                .hash_kv(m.revision, HASHKV_TIMEOUT)
+                                .with_context(|| {
+                                    format!("cannot compute hashkv at revision {}", m.revision)
+                                })?;
+                        if got != want {
+                            bail!(
                         "the backup's data does not match the source: hashkv at revision {} is {} (compaction revision {}) where the source member had {} (compaction revision {}) when the backup was taken. The db is intact by its sha256 but holds other data than the manifest describes; do not rely on this backup",
                         m.revision,
                         got.hash,
                         got.compact_revision,
                         want.hash,
                         want.compact_revision
-                    ),
+                            );
+                        }
+                        (Some(got), true)
+                    }
                     None => {
                         notes.push("the archive records no hashkv (made before this charm recorded it, or a compaction ran during the snapshot); revision and key count were checked".to_owned());
-                        false
+                        (optional_hash(&mut client, m.revision, &mut notes), false)
                     }
                 };
                 (m.revision, keys, got, matched)
@@ -321,9 +332,7 @@ impl Charm<'_> {
                 let keys = client
                     .key_count(0)
                     .context("cannot count the restored keys")?;
-                let got = client
-                    .hash_kv(status.revision, HASHKV_TIMEOUT)
-                    .context("cannot compute hashkv")?;
+                let got = optional_hash(&mut client, status.revision, &mut notes);
                 (status.revision, keys, got, false)
             }
         };
@@ -342,5 +351,23 @@ impl Charm<'_> {
             notes,
             version: status.version,
         })
+    }
+}
+
+/// `HashKV` at `revision` for the results when nothing records what it
+/// should be; a failure (the history compacted up to it) is a note.
+fn optional_hash(
+    client: &mut crate::etcd::EtcdClient,
+    revision: i64,
+    notes: &mut Vec<String>,
+) -> Option<HashKv> {
+    match client.hash_kv(revision, HASHKV_TIMEOUT) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            notes.push(format!(
+                "hashkv at revision {revision} is not available: {e}"
+            ));
+            None
+        }
     }
 }
