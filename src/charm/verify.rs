@@ -71,6 +71,18 @@ impl Drop for DirGuard {
     }
 }
 
+/// Waits for a background unlink when dropped, so that the directory it
+/// works in is removed only after it.
+struct Unlink(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Unlink {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 fn verify_dir(charm: &Charm<'_>) -> PathBuf {
     charm.root.at(STATE_FILE).with_file_name("verify-scratch")
 }
@@ -268,10 +280,16 @@ impl Charm<'_> {
                 }
             }
         };
-        // The staged db is no longer needed.
-        if let Err(e) = fs::remove_file(&db_path) {
-            tracing::warn!("cannot remove {}: {e}", db_path.display());
-        }
+        // The staged db is no longer needed, and unlinking a GiB takes a
+        // second: it goes while the checks run (joined before returning).
+        let _unlink = Unlink(Some({
+            let p = db_path.clone();
+            std::thread::spawn(move || {
+                if let Err(e) = fs::remove_file(&p) {
+                    tracing::warn!("cannot remove {}: {e}", p.display());
+                }
+            })
+        }));
         let status = client
             .status()
             .context("cannot read the scratch etcd's status")?;
