@@ -339,3 +339,41 @@ fn pythons_zip_gzip_and_zlib_are_read_by_content() {
         assert!(i.has_etcd_hash, "{name}");
     }
 }
+
+/// Another tool's backup (no manifest) on etcd 3.5.30: restored with the
+/// revision bump, every key back.
+#[test]
+fn a_gardener_lzw_snapshot_restores_on_etcd_3530_with_the_bump() {
+    let m = Model::new();
+    let (ep, saved) = source(&m);
+    let want = kv::digest(&ep);
+    let z = m.scratch.path().join("Full-00000000-00000401-1704067200.Z");
+    fs::write(&z, makers::go_lzw(&fs::read(&saved).unwrap())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = format!("etcd={}", util::etcd3530_resource(dir.path()).display());
+    let snap = format!("snapshot={}", z.display());
+    sim_here(
+        &m,
+        &[
+            "deploy",
+            "etcd",
+            "new",
+            "--resource",
+            &etcd,
+            "--resource",
+            &snap,
+        ],
+    )
+    .ok();
+    let out = run_action(&m, "new/0", "restore", &["skip-backup=true"], &[]);
+    completed(&out);
+    assert_eq!(result(&out, "restore.source.kind"), "lzw-snapshot");
+    assert_eq!(result(&out, "restore.version"), "3.5.30");
+    assert_eq!(
+        result(&out, "restore.revision-bump"),
+        "1000000000 (marked compacted)"
+    );
+    let rev: i64 = result(&out, "restore.revision").parse().unwrap();
+    assert!(rev > 1_000_000_000, "{rev}");
+    assert!(kv::digest(&kv::Conn::to(&m, "new/0")) == want);
+}
