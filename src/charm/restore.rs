@@ -323,6 +323,24 @@ impl Charm<'_> {
                 attached.host.display()
             )
         })?;
+        self.stage_verified(
+            BufReader::with_capacity(snapshot::BUF_SIZE, input),
+            attached.size,
+            staging,
+        )
+    }
+
+    /// Verifies an archive in full as it streams in (a file, or a download
+    /// from a backup store: read once, never copied whole) while its db is
+    /// written to `staging/snapshot.db` (0600, synced), bounded by the free
+    /// space there. `size` is for progress. Refused archives are errors
+    /// that end in "Nothing was changed."
+    pub(crate) fn stage_verified(
+        &self,
+        input: impl std::io::Read,
+        size: u64,
+        staging: &Path,
+    ) -> Result<(Inspection, PathBuf)> {
         let db_path = staging.join("snapshot.db");
         let db_file = OpenOptions::new()
             .write(true)
@@ -332,10 +350,10 @@ impl Charm<'_> {
             .with_context(|| format!("cannot create {}", db_path.display()))?;
         let mut db_out = BufWriter::with_capacity(snapshot::BUF_SIZE, &db_file);
         let inspection = snapshot::inspect(
-            BufReader::with_capacity(snapshot::BUF_SIZE, input),
+            input,
             Some(&mut db_out),
             staging_limits(staging)?,
-            &mut self.quarter_log("Verified ", attached.size),
+            &mut self.quarter_log("Verified ", size.max(1)),
         )
         .map_err(|e| match &e {
             snapshot::InspectError::WriteDb(io) => anyhow!(
