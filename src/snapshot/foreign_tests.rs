@@ -403,3 +403,23 @@ fn the_bomb_maker_makes_valid_gzip_and_zip() {
     let z = makers::zip_bomb(&bbolt_head(), 2);
     refused(&z, Limits::default(), "sha256 check");
 }
+
+/// A bomb nested in kops' backup directory: the tar.gz around it is
+/// harmless, the etcd.backup.gz inside expands 1,000 times; it is stopped
+/// against the bytes read from the file, past the ratio floor.
+#[test]
+fn a_bomb_inside_a_kops_backup_is_refused() {
+    let mut inner = Vec::new();
+    makers::gzip_bomb(&mut inner, &bbolt_head(), 2 << 10).unwrap();
+    let parts = vec![
+        file(
+            b"2024-01-01T00:00:00Z-000001/_etcd_backup.meta",
+            br#"{"etcdVersion":"3.5.9","timestamp":"1704067200"}"#,
+        ),
+        file(b"2024-01-01T00:00:00Z-000001/etcd.backup.gz", &inner),
+    ];
+    let limits = Limits::default();
+    let (i, extracted) = refused(&tar_gz(&parts), limits, "decompression bomb");
+    assert_eq!(i.kind, Kind::KopsBackup);
+    assert!((extracted.len() as u64) < limits.ratio_floor * 2);
+}
