@@ -17,6 +17,9 @@ rotating order:
               archive>, then `run-action new/0 restore skip-backup=true`
     ref       `etcdutl snapshot restore` of the plain db + start etcd (same
               TLS setup as the charm's) + poll until `endpoint health` passes
+    verify    `run-action etcd/0 verify-backup path=<our archive>` on the
+              source unit (a scratch etcd beside the serving one)
+    vref      ref + `etcdctl endpoint hashkv` on the restored etcd
 
 It prints medians and ratios and writes bench/RESULTS.md and
 bench/results.json.
@@ -44,6 +47,8 @@ TARGETS = {
     "b": ("legacy pipeline / snapshot action", ">=", 3.0),
     "c": ("peak RSS of the action's dispatch (MiB)", "<=", 64.0),
     "d": ("restore action / etcdutl restore + start + healthy", "<=", 1.3),
+    # Reported, with no target set (issue 12).
+    "e": ("verify-backup / (etcdutl restore + start + endpoint hashkv)", "<=", float("inf")),
 }
 
 MiB = 1 << 20
@@ -257,7 +262,8 @@ class Case:
         self.bytes = parse_size(size)
         self.name = f"{kind}-{size}"
         self.rss_root = os.path.join(env.work, "rss", self.name)
-        self.runs = {"etcdctl": [], "action": [], "legacy": [], "ours": [], "ref": []}
+        self.runs = {"etcdctl": [], "action": [], "legacy": [], "ours": [], "ref": [],
+                     "verify": [], "vref": []}
         self.legacy_stages = []
         self.rss = []
         self.restore_rss = []
@@ -349,14 +355,18 @@ class Case:
     def restore_side(self, m, src_unit):
         env = self.env
         pki = os.path.join(m.root(src_unit), "etc/etcd-charm/pki")
-        order = ["ours", "ref"]
+        order = ["ours", "ref", "verify", "vref"]
         for r in range(env.runs):
-            for what in order[r % 2:] + order[: r % 2]:
+            for what in order[r % 4:] + order[: r % 4]:
                 if what == "ours":
                     secs, rss = self.restore_ours(m, r)
                     self.restore_rss.append(rss)
-                else:
+                elif what == "ref":
                     secs = self.restore_ref(pki, r)
+                elif what == "verify":
+                    secs = self.verify_ours(m, src_unit)
+                else:
+                    secs = self.restore_ref(pki, r, hashkv=True)
                 self.runs[what].append(secs)
                 log(f"{self.name} run {r + 1}/{env.runs}: restore {what} {secs:.2f}s")
 
@@ -373,7 +383,20 @@ class Case:
         shutil.rmtree(m.unit_dir(unit), ignore_errors=True)
         return secs, rss
 
-    def restore_ref(self, pki, r):
+    def verify_ours(self, m, unit):
+        dest = os.path.join(m.root(unit), "home/ubuntu/etcd-snapshots/bench-verify.tar.gz")
+        if not os.path.exists(dest):
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            shutil.copyfile(self.keep_archive, dest)
+            os.chmod(dest, 0o600)
+        secs, doc = m.action(unit, "verify-backup",
+                             "path=/home/ubuntu/etcd-snapshots/bench-verify.tar.gz")
+        res = doc.get("results", {}).get("verify", {})
+        if res.get("result") != "verified":
+            raise SystemExit(f"bench: verify-backup did not verify: {json.dumps(doc)[:3000]}")
+        return secs
+
+    def restore_ref(self, pki, r, hashkv=False):
         env = self.env
         data = os.path.join(env.work, f"ref-data-{r}")
         peer = "https://127.0.0.1:23800"
@@ -401,6 +424,9 @@ class Case:
                      "--dial-timeout=1s", "--command-timeout=2s", "endpoint", "health"],
                     capture_output=True)
                 if p.returncode == 0:
+                    if hashkv:
+                        run([env.etcdctl, f"--endpoints={client}", *tls_flags(creds),
+                             "endpoint", "hashkv"])
                     break
                 if proc.poll() is not None:
                     raise SystemExit(f"bench: the reference etcd exited; see {logf.name}")
@@ -408,8 +434,9 @@ class Case:
                     raise SystemExit("bench: the reference etcd is not healthy after 120 s")
                 time.sleep(0.05)
             secs = time.monotonic() - t0
-            self.ref_stages.append({"etcdutl snapshot restore": t_restored - t0,
-                                    "start etcd + wait healthy": t0 + secs - t_restored})
+            if not hashkv:
+                self.ref_stages.append({"etcdutl snapshot restore": t_restored - t0,
+                                        "start etcd + wait healthy": t0 + secs - t_restored})
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
@@ -468,6 +495,8 @@ class Case:
             out["ratio_b"] = s["legacy"] / s["action"]
         if s["ours"] and s["ref"]:
             out["ratio_d"] = s["ours"] / s["ref"]
+        if s["verify"] and s["vref"]:
+            out["ratio_e"] = s["verify"] / s["vref"]
         if self.rss:
             out["rss_self_mib"] = max(x["self_peak_rss_kib"] or 0 for x in self.rss) / 1024
             out["rss_tree_mib"] = max(x["tree_peak_rss_kib"] for x in self.rss) / 1024
@@ -565,6 +594,10 @@ def write_report(env, cases, started, finished, load_before):
     for s in sums:
         if "ratio_d" in s:
             L.append(f"| (d) | {TARGETS['d'][0]} | {s['case']} | {s['ratio_d']:.2f}× | ≤ 1.3× | {verdict('d', s['ratio_d'])} |")
+    for s in sums:
+        if "ratio_e" in s:
+            L.append(f"| (e) | {TARGETS['e'][0]} | {s['case']} | {s['ratio_e']:.2f}× | (none set) | "
+                     f"{fmt_s(s['medians']['verify'])} vs {fmt_s(s['medians']['vref'])} |")
     L.append("\nRatios (a) at other sizes, for reference: " + ", ".join(
         f"{s['case']} {s['ratio_a']:.2f}×" for s in sums if "ratio_a" in s) + ".\n")
 
@@ -647,7 +680,7 @@ def main():
         c.run(want_profile=perf_ok and (c is biggest or env.profile == "all"))
         s = c.summary()
         log(f"case {c.name}: " + ", ".join(f"{k} {fmt_s(v)}" for k, v in s["medians"].items())
-            + "; " + ", ".join(f"{k} {s[k]:.2f}" for k in ["ratio_a", "ratio_b", "ratio_d", "rss_self_mib"] if k in s))
+            + "; " + ", ".join(f"{k} {s[k]:.2f}" for k in ["ratio_a", "ratio_b", "ratio_d", "ratio_e", "rss_self_mib"] if k in s))
     finished = datetime.datetime.now(datetime.timezone.utc)
     md, sums, mach = write_report(env, cases, started, finished, load_before)
     with open(env.results_md, "w") as f:

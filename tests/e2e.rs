@@ -997,7 +997,11 @@ fn a_juju_29_model_keeps_its_ca_after_the_move_to_3x() {
         .args(["deploy", &charm(), "-n", "2"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     m.settle();
     assert_eq!(m.status()["model"]["version"], "2.9.49");
     for u in ["etcd/0", "etcd/1"] {

@@ -594,10 +594,7 @@ fn a_resource_get_fault_is_not_a_missing_resource() {
     );
     // The fault was used up: the next call gets the file.
     let path = sim.out("fix/0", "resource-get blob");
-    assert_eq!(
-        fs::read_to_string(path.trim()).unwrap(),
-        "data"
-    );
+    assert_eq!(fs::read_to_string(path.trim()).unwrap(), "data");
 }
 
 #[test]

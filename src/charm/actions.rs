@@ -25,6 +25,7 @@ pub fn run(charm: &Charm<'_>, action: &str) -> Result<()> {
         "restore" => charm.restore_action(),
         "create-backup" => charm.create_backup_action(),
         "list-backups" => charm.list_backups_action(),
+        "verify-backup" => charm.verify_backup_action(),
         "package-client-credentials" => charm.package_client_credentials(),
         // Cluster operations that keep quorum (issue 13).
         "alarm-list" => charm.alarm_list_action(),

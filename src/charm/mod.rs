@@ -25,6 +25,7 @@ pub mod snapshot;
 pub mod state;
 pub mod tls;
 pub mod upgrade;
+pub mod verify;
 
 use std::time::Duration;
 

@@ -322,6 +322,24 @@ impl Charm<'_> {
                 attached.host.display()
             )
         })?;
+        self.stage_verified(
+            BufReader::with_capacity(snapshot::BUF_SIZE, input),
+            attached.size,
+            staging,
+        )
+    }
+
+    /// Verifies an archive in full as it streams in (a file, or a download
+    /// from a backup store: read once, never copied whole) while its db is
+    /// written to `staging/snapshot.db` (0600, synced), bounded by the free
+    /// space there. `size` is for progress. Refused archives are errors
+    /// that end in "Nothing was changed."
+    pub(crate) fn stage_verified(
+        &self,
+        input: impl std::io::Read,
+        size: u64,
+        staging: &Path,
+    ) -> Result<(Inspection, PathBuf)> {
         let db_path = staging.join("snapshot.db");
         let db_file = OpenOptions::new()
             .write(true)
@@ -331,10 +349,10 @@ impl Charm<'_> {
             .with_context(|| format!("cannot create {}", db_path.display()))?;
         let mut db_out = BufWriter::with_capacity(snapshot::BUF_SIZE, &db_file);
         let inspection = snapshot::inspect(
-            BufReader::with_capacity(snapshot::BUF_SIZE, input),
+            input,
             Some(&mut db_out),
-            Limits::default(),
-            &mut self.quarter_log("Verified ", attached.size),
+            staging_limits(staging)?,
+            &mut self.quarter_log("Verified ", size.max(1)),
         )
         .map_err(|e| match &e {
             snapshot::InspectError::WriteDb(io) => anyhow!(
@@ -593,9 +611,37 @@ impl Charm<'_> {
                 "restore.marked-compacted",
                 report.marked_compacted.to_string(),
             ));
+            r.push((
+                "restore.revision-bump",
+                format!(
+                    "{}{}",
+                    report.bumped_by,
+                    if report.marked_compacted {
+                        " (marked compacted)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        } else {
+            r.push(("restore.revision-bump", bump_unavailable(&after.version)));
+        }
+        if let Some(meta) = &inspection.source_meta {
+            if let Some(v) = &meta.etcd_version {
+                r.push(("restore.source.etcd-version", v.clone()));
+            }
+            if let Some(t) = meta.timestamp {
+                r.push(("restore.source.timestamp", t.to_string()));
+                if let Some(at) = snapshot::rfc3339(t) {
+                    r.push(("restore.source.created", at));
+                }
+            }
         }
         if let Some(note) = &after.note {
             r.push(("restore.note", note.clone()));
+        }
+        if after.hashkv_matched {
+            r.push(("restore.hashkv-matched", "true".to_string()));
         }
         if let Some(fp) = pki_result {
             r.push(("restore.pki", "adopted".to_string()));
@@ -615,8 +661,17 @@ impl Charm<'_> {
             None => r.push(("backup.skipped", "true".to_string())),
         }
         self.set_results(r)?;
+        let status = if report.bumped_by > 0 {
+            super::hooks::healthy_message(1)
+        } else {
+            format!(
+                "{}; {}",
+                super::hooks::healthy_message(1),
+                restart_watchers_note(&after.version)
+            )
+        };
         self.tools
-            .status_set(&Status::active(super::hooks::healthy_message(1)), false)
+            .status_set(&Status::active(status), false)
             .context("cannot set the unit's status")?;
         self.log_progress(&format!(
             "Restored revision {} with {} keys; the cluster ID is now {:x}",
@@ -656,6 +711,7 @@ impl Charm<'_> {
                 // staged (or the db has none): a second pass by the tool
                 // would only double the time spent hashing.
                 skip_hash_check: inspection.needs_skip_hash_check || inspection.has_etcd_hash,
+                bump_revision: true,
             })
             .context("cannot start etcd's snapshot restore")?;
         // A kill here must take the tool with it (PR_SET_PDEATHSIG).
@@ -797,6 +853,7 @@ impl Charm<'_> {
             .key_count(0)
             .context("cannot count the restored keys")?;
         let mut note = None;
+        let mut hashkv_matched = false;
         if let Some(m) = &inspection.manifest {
             let bump = i64::try_from(report.bumped_by).unwrap_or(0);
             let base = status.revision - bump;
@@ -836,6 +893,24 @@ impl Charm<'_> {
                     m.revision
                 ));
             }
+            // Without a bump the restored member keeps the source's
+            // revisions and compaction revision, so etcd's HashKV at the
+            // manifest's revision must be the source's.
+            if let (Some(want), 0) = (m.hash_kv(), report.bumped_by) {
+                match client.hash_kv(m.revision, Duration::from_secs(300)) {
+                    Ok(got) if got == want => hashkv_matched = true,
+                    Ok(got) if got.compact_revision == want.compact_revision => bail!(
+                        "the restored data does not match the source: hashkv at revision {} is {} where the source member had {}",
+                        m.revision,
+                        got.hash,
+                        want.hash
+                    ),
+                    Ok(_) | Err(_) => tracing::warn!(
+                        "the restored data's hashkv could not be compared at revision {} (compacted meanwhile?)",
+                        m.revision
+                    ),
+                }
+            }
         }
         Ok(After {
             revision: status.revision,
@@ -843,6 +918,7 @@ impl Charm<'_> {
             cluster_id: status.cluster_id,
             version: status.version,
             note,
+            hashkv_matched,
         })
     }
 
@@ -1049,15 +1125,55 @@ struct After {
     cluster_id: u64,
     version: String,
     note: Option<String>,
+    /// etcd's HashKV at the manifest's revision equals the source's.
+    hashkv_matched: bool,
 }
 
 fn kind_words(k: Kind) -> &'static str {
     match k {
         Kind::Charm => "snapshot archive made by this charm",
         Kind::LegacyCharm => "archive made by the original etcd charm (a raw db copy, restored with --skip-hash-check)",
-        Kind::EtcdctlSnapshot => "plain etcdctl snapshot file",
+        Kind::EtcdctlSnapshot => "plain etcdctl snapshot file (as etcdctl, charmed-etcd, k3s/RKE2 and Gardener write them)",
+        Kind::GzipSnapshot => "gzip-compressed etcdctl snapshot file (kops etcd-manager's etcd.backup.gz, Gardener's Full-…gz)",
+        Kind::ZlibSnapshot => "zlib-compressed etcdctl snapshot file (Gardener's Full-….zlib)",
+        Kind::LzwSnapshot => "LZW-compressed etcdctl snapshot file (Gardener's Full-….Z)",
+        Kind::ZipSnapshot => "zip holding one etcdctl snapshot file (k3s/RKE2)",
+        Kind::KopsBackup => "tar.gz of a kops etcd-manager backup directory",
+        Kind::GardenerIncremental => "Gardener incremental snapshot",
+        Kind::LegacyV2 => "v2 backup made by the original etcd charm",
         Kind::Unknown => "file of unknown kind",
     }
+}
+
+/// The room a restore keeps free beyond what it writes.
+pub(crate) fn restore_headroom() -> u64 {
+    HEADROOM
+}
+
+/// The limits for a db staged in `staging`: no decompressor may write
+/// more than the free space there (less the headroom a restore keeps), so
+/// a bomb is refused before the disk fills.
+pub(crate) fn staging_limits(staging: &Path) -> Result<Limits> {
+    let free = fs2::available_space(staging)
+        .with_context(|| format!("cannot read the free space of {}", staging.display()))?;
+    let default = Limits::default();
+    Ok(Limits {
+        max_db_size: default.max_db_size.min(free.saturating_sub(HEADROOM)),
+        ..default
+    })
+}
+
+/// What the results and status say when etcd's restore tool cannot bump
+/// the revision.
+pub(crate) fn bump_unavailable(version: &str) -> String {
+    format!("unavailable with etcd {version}")
+}
+
+/// The status line after a restore that could not bump the revision.
+pub(crate) fn restart_watchers_note(version: &str) -> String {
+    format!(
+        "revision not bumped (etcd {version} cannot): restart watchers such as kube-apiserver; etcd 3.4.27+, 3.5.10+ and 3.6 bump it"
+    )
 }
 
 fn same_filesystem(a: &Path, b: &Path) -> bool {

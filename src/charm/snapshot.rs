@@ -33,6 +33,9 @@ use crate::failpoint;
 use crate::fsutil;
 use crate::snapshot::{self, manifest::id_hex, Manifest, ManifestFields};
 
+/// How long one `HashKV` may take: it walks the whole keyspace.
+const HASHKV_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Where snapshots go unless the operator says otherwise (the original
 /// charm's default).
 pub const DEFAULT_TARGET: &str = "/home/ubuntu/etcd-snapshots";
@@ -379,6 +382,9 @@ impl<'a> Charm<'a> {
             ("copy.owner", taken.owner.clone()),
         ];
         results.extend(pki_results);
+        if let Some(h) = m.hashkv {
+            results.push(("snapshot.hashkv", h.to_string()));
+        }
         self.set_results(results)
     }
 
@@ -416,6 +422,46 @@ impl<'a> Charm<'a> {
         shown: &str,
         out: &mut dyn Write,
     ) -> Result<snapshot::Packed, snapshot::PackError> {
+        let revision = fields.revision;
+        // HashKV at the manifest's revision, on a connection of its own
+        // and a thread of its own while etcd streams the snapshot (it walks
+        // the whole keyspace, so it overlaps the stream rather than follow
+        // it). The hash depends on the compaction revision, so it is
+        // recorded only when that revision is the same before the stream
+        // and after it: then the snapshot holds the history it hashed.
+        // (The first probe is made here, before the stream opens.)
+        let mut hash_client = self.connect().map_err(|e| {
+            snapshot::PackError::Read(io::Error::other(format!(
+                "cannot open a second connection to etcd for its hashkv: {e:#}"
+            )))
+        })?;
+        let before = hash_client.compact_revision(revision);
+        let mut hasher = Some(std::thread::spawn(move || {
+            let mut c = hash_client;
+            let hashed = before
+                .as_ref()
+                .ok()
+                .map(|_| c.hash_kv(revision, HASHKV_TIMEOUT));
+            (c, before, hashed)
+        }));
+        let mut after_db = || {
+            let (mut c, before, hashed) = hasher.take()?.join().ok()?;
+            let why = match (before, hashed) {
+                (Ok(before), Some(Ok(h))) => match c.compact_revision(revision) {
+                    Ok(after) if after == before && h.compact_revision.max(1) == after => {
+                        return Some(h)
+                    }
+                    Ok(after) => format!(
+                        "a compaction ran while the snapshot was taken (compaction revision {before}, then {after})"
+                    ),
+                    Err(e) => e.to_string(),
+                },
+                (Err(e), _) | (_, Some(Err(e))) => e.to_string(),
+                (Ok(_), None) => "no hash".to_owned(),
+            };
+            tracing::warn!("the snapshot's hashkv at revision {revision} is not recorded: {why}");
+            None
+        };
         let stream = client.snapshot().map_err(|e| {
             snapshot::PackError::Read(io::Error::other(format!(
                 "etcd refused to start a snapshot: {e}"
@@ -436,7 +482,15 @@ impl<'a> Charm<'a> {
             fields.key_count
         ));
         let mut progress = self.quarter_log("", total);
-        snapshot::pack_with_pki(&mut stream, total, fields, pki, out, &mut progress)
+        snapshot::pack_with(
+            &mut stream,
+            total,
+            fields,
+            pki,
+            &mut after_db,
+            out,
+            &mut progress,
+        )
     }
 
     /// Streams a consistent snapshot from `client` into

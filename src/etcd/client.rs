@@ -305,6 +305,68 @@ impl EtcdClient {
         .map(drop)
     }
 
+    /// The store's compaction revision, found cheaply (about 30 count-only
+    /// reads): a read at revision `r` fails as compacted exactly when `r`
+    /// is below it. `upper` is a revision known to exist (the current
+    /// one). Returns 0 or 1 when nothing was compacted (the two are the
+    /// same for every purpose).
+    pub fn compact_revision(&mut self, upper: i64) -> Result<i64, ClientError> {
+        let (mut lo, mut hi) = (1i64, upper.max(1));
+        // Invariant: a read at `hi` succeeds; find the smallest that does.
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let r = self.call("compaction probe", move |mut c| {
+                Box::pin(async move {
+                    c.get(
+                        "\0etcd-charm-probe",
+                        Some(GetOptions::new().with_count_only().with_revision(mid)),
+                    )
+                    .await
+                })
+            });
+            match r {
+                Ok(_) => hi = mid,
+                Err(ClientError::Call { source, .. })
+                    if source.to_string().contains("compacted") =>
+                {
+                    lo = mid + 1
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(hi)
+    }
+
+    /// `HashKV` at exactly `revision`: etcd's CRC-32C over every key
+    /// revision up to it (from the compaction revision on), and the
+    /// compaction revision it was computed under. It walks the whole
+    /// keyspace, so it may take longer than other calls: up to `within`.
+    pub fn hash_kv(
+        &mut self,
+        revision: i64,
+        within: Duration,
+    ) -> Result<crate::snapshot::HashKv, ClientError> {
+        let fut = {
+            let mut c = self.client.clone();
+            async move { c.hash_kv(revision).await }
+        };
+        let r = self
+            .rt
+            .block_on(async { tokio::time::timeout(within, fut).await })
+            .map_err(|_| ClientError::Timeout {
+                call: "hashkv",
+                secs: within.as_secs(),
+            })?
+            .map_err(|source| ClientError::Call {
+                call: "hashkv",
+                source,
+            })?;
+        Ok(crate::snapshot::HashKv {
+            hash: r.hash(),
+            compact_revision: r.compact_version(),
+        })
+    }
+
     /// Defragments the member we are connected to.
     pub fn defragment(&mut self) -> Result<(), ClientError> {
         self.call("defragment", |mut c| {

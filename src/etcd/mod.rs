@@ -11,6 +11,7 @@ pub mod install;
 pub mod paths;
 pub mod process;
 pub mod restore;
+pub mod scratch;
 pub mod service;
 pub mod timer;
 

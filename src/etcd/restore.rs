@@ -28,6 +28,10 @@ pub struct RestoreRequest {
     /// Pass `--skip-hash-check`: the db carries no hash (a raw copy of
     /// `member/snap/db`), or the caller has already verified it.
     pub skip_hash_check: bool,
+    /// Pass `--bump-revision`/`--mark-compacted` when the tool has them (a
+    /// restore in place); a scratch copy that must keep the backup's own
+    /// revisions passes `false`.
+    pub bump_revision: bool,
 }
 
 /// What the tool did.
@@ -112,7 +116,7 @@ impl RestoreTool {
             bumped_by: 0,
             marked_compacted: false,
         };
-        if self.bump_revision {
+        if self.bump_revision && req.bump_revision {
             cmd.arg("--bump-revision").arg(BUMP_REVISION.to_string());
             report.bumped_by = BUMP_REVISION;
             if self.mark_compacted {

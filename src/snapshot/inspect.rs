@@ -23,12 +23,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::db::{DbDigest, Trailer, BBOLT_MAGIC, HASH_ALIGN, MAGIC_OFFSET};
+use super::foreign::{self, Bounded, Codec, Decompress, Meter, Shape};
 use super::manifest::Manifest;
 use super::pack::{read_full, read_some};
 use super::sink::DbSink;
 use super::{Progress, BUF_SIZE};
 
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const HEAD_LEN: usize = MAGIC_OFFSET + BBOLT_MAGIC.len();
 /// Decompressed bytes tolerated after the tar's end-of-archive blocks.
 /// GNU tar pads to 10 KiB records; our archives have none.
@@ -42,6 +42,9 @@ const HINT_RELEASE: &str = "This is an etcd release tarball, not a snapshot: att
 const MAX_NAMED_UNEXPECTED: usize = 3;
 const HINT_TOO_LARGE: &str =
     "Check that the right file is attached; etcd databases are at most a few GiB.";
+const HINT_BOMB: &str = "Check that the right file is attached and where it came from. If it is genuine, decompress it yourself on a machine with room for it and attach the plain snapshot file, or free space next to etcd's data.";
+const HINT_INCREMENTAL: &str = "Attach the full snapshot it builds on instead (Gardener's newest Full-<start>-<last>-<time> file at or before it); the events after that full snapshot are not restored. To keep them, restore with etcdbrctl, then take a snapshot of that etcd with `etcdctl snapshot save` and attach it.";
+const HINT_V2: &str = "v2 data is not supported: etcd 3.4 and later keep everything in the v3 store. Take a v3 snapshot of the old cluster instead (the original charm's snapshot action with keys-version=v3, or `ETCDCTL_API=3 etcdctl snapshot save`) and attach that.";
 
 /// What an input turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -53,8 +56,27 @@ pub enum Kind {
     /// An archive made by the original Python charm: gzip'd tar holding
     /// `./db` (or `db`), a raw copy of `member/snap/db`.
     LegacyCharm,
-    /// A plain `etcdctl snapshot save` file (or the Maintenance stream).
+    /// A plain `etcdctl snapshot save` file (or the Maintenance stream);
+    /// also what charmed-etcd, k3s/RKE2 and Gardener write uncompressed.
     EtcdctlSnapshot,
+    /// A plain snapshot gzip'd on its own: kops etcd-manager's
+    /// `etcd.backup.gz`, Gardener's `Full-…gz`.
+    GzipSnapshot,
+    /// A plain snapshot in a zlib stream: Gardener's `Full-….zlib`.
+    ZlibSnapshot,
+    /// A plain snapshot in Go's `compress/lzw` stream: Gardener's
+    /// `Full-….Z`.
+    LzwSnapshot,
+    /// A zip holding one plain snapshot: k3s and RKE2's `….zip`.
+    ZipSnapshot,
+    /// A tar.gz of kops etcd-manager's backup directory: `etcd.backup.gz`
+    /// and `_etcd_backup.meta`.
+    KopsBackup,
+    /// Gardener's incremental snapshot (watch events); always refused.
+    GardenerIncremental,
+    /// The original charm's v2 backup (`member/snap/*.snap`,
+    /// `member/wal/*.wal`); always refused.
+    LegacyV2,
     /// None of the above; always comes with an error finding.
     Unknown,
 }
@@ -65,6 +87,13 @@ impl Kind {
             Kind::Charm => "charm",
             Kind::LegacyCharm => "legacy-charm",
             Kind::EtcdctlSnapshot => "etcdctl-snapshot",
+            Kind::GzipSnapshot => "gzip-snapshot",
+            Kind::ZlibSnapshot => "zlib-snapshot",
+            Kind::LzwSnapshot => "lzw-snapshot",
+            Kind::ZipSnapshot => "zip-snapshot",
+            Kind::KopsBackup => "kops-backup",
+            Kind::GardenerIncremental => "gardener-incremental",
+            Kind::LegacyV2 => "legacy-charm-v2",
             Kind::Unknown => "unknown",
         }
     }
@@ -143,16 +172,52 @@ pub struct Limits {
     pub max_db_size: u64,
     /// The largest `manifest.json` accepted; it is held in memory.
     pub max_manifest_size: u64,
+    /// The most bytes a decompressor may write per input byte read, once
+    /// it has written `ratio_floor` bytes. Real etcd databases compress
+    /// 1-10 times; gzip's own limit is about 1,030.
+    pub max_ratio: u64,
+    /// Output below this size is never judged by its ratio (small dbs
+    /// compress well).
+    pub ratio_floor: u64,
 }
 
 impl Default for Limits {
-    /// 16 GiB of db (etcd's own quota tops out at 8 GiB) and 64 KiB of
-    /// manifest.
+    /// 16 GiB of db (etcd's own quota tops out at 8 GiB), 64 KiB of
+    /// manifest, and at most 100 bytes out per byte in past 64 MiB.
     fn default() -> Self {
         Limits {
             max_db_size: 16 << 30,
             max_manifest_size: 64 << 10,
+            max_ratio: 100,
+            ratio_floor: 64 << 20,
         }
+    }
+}
+
+impl Limits {
+    /// `None` while a decompressor that has written `out` bytes from
+    /// `input` bytes read is within bounds; otherwise the finding that
+    /// stops it, before the disk fills.
+    pub fn check_output(&self, what: &str, out: u64, input: u64) -> Option<Finding> {
+        if out > self.max_db_size {
+            return Some(Finding::error(
+                format!(
+                    "{what} decompresses to more than {} bytes, more than the {} bytes the restore may write (the free space next to etcd's data, at most 16 GiB); it was not expanded further",
+                    self.max_db_size, self.max_db_size
+                ),
+                HINT_BOMB,
+            ));
+        }
+        if out > self.ratio_floor && out / input.max(1) >= self.max_ratio {
+            return Some(Finding::error(
+                format!(
+                    "{what} expands more than {} times ({out} bytes out of the first {input} bytes read), which no etcd database does; it looks like a decompression bomb and was not expanded further",
+                    self.max_ratio
+                ),
+                HINT_BOMB,
+            ));
+        }
+        None
     }
 }
 
@@ -198,7 +263,19 @@ pub struct Inspection {
     /// The CA the archive carries, when it carries one and it matches the
     /// manifest.
     pub pki: Option<CarriedPki>,
+    /// What another tool's metadata says about the snapshot (kops
+    /// etcd-manager's `_etcd_backup.meta`).
+    pub source_meta: Option<SourceMeta>,
     pub findings: Vec<Finding>,
+}
+
+/// Another tool's record of where a snapshot came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceMeta {
+    /// The etcd version the tool recorded, e.g. `3.4.13`.
+    pub etcd_version: Option<String>,
+    /// When the snapshot was taken, Unix seconds.
+    pub timestamp: Option<i64>,
 }
 
 impl Inspection {
@@ -252,6 +329,8 @@ struct Tap<'p, R> {
     inner: R,
     hasher: super::hash::Sha256,
     count: u64,
+    /// `count`, shared with the decompressors' bounds.
+    meter: Meter,
     progress: &'p mut dyn Progress,
     failed: Option<io::Error>,
 }
@@ -264,6 +343,7 @@ impl<R: Read> Read for Tap<'_, R> {
             Ok(n) => {
                 self.hasher.update(&buf[..n]);
                 self.count += n as u64;
+                self.meter.add(n as u64);
                 if n > 0 {
                     self.progress.advance(self.count, None);
                 }
@@ -282,6 +362,8 @@ type Source<'p, R> = Chain<Cursor<Vec<u8>>, Tap<'p, R>>;
 /// What the pass found, before it becomes an [`Inspection`].
 struct Report {
     kind: Kind,
+    meter: Meter,
+    source_meta: Option<SourceMeta>,
     pki: Option<CarriedPki>,
     manifest: Option<Manifest>,
     db: Option<DbDigest>,
@@ -315,10 +397,12 @@ fn inspect_into<R: Read>(
     limits: Limits,
     progress: &mut dyn Progress,
 ) -> Result<Inspection, InspectError> {
+    let meter = Meter::default();
     let mut tap = Tap {
         inner: input,
         hasher: super::hash::Sha256::new(),
         count: 0,
+        meter: meter.clone(),
         progress,
         failed: None,
     };
@@ -327,6 +411,8 @@ fn inspect_into<R: Read>(
     let head = &head[..head_len];
     let mut report = Report {
         kind: Kind::Unknown,
+        meter,
+        source_meta: None,
         pki: None,
         manifest: None,
         db: None,
@@ -335,34 +421,45 @@ fn inspect_into<R: Read>(
         findings: Vec::new(),
     };
     let mut prefix = head.to_vec();
-    let gzip = head.starts_with(&GZIP_MAGIC);
-    if gzip {
-        // Enough compressed input to see what the gzip holds: a tar, or a
+    let raw = head.len() == HEAD_LEN && head[MAGIC_OFFSET..] == BBOLT_MAGIC;
+    if !raw && !head.is_empty() {
+        // Enough of a compressed stream to see what it holds: a tar, or a
         // plain snapshot compressed on its own (as etcd-manager and
         // etcd-backup-restore store them).
-        let mut more = vec![0u8; GZIP_PEEK];
+        let mut more = vec![0u8; PEEK];
         let got = read_full(&mut tap, &mut more).map_err(InspectError::Read)?;
         prefix.extend_from_slice(&more[..got]);
     }
-    let gzipped_db = gzip && gunzips_to_bbolt(&prefix);
-    let src: Source<'_, R> = Cursor::new(prefix).chain(tap);
-    let mut src = if gzipped_db {
-        gz_plain(src, sink, limits, &mut report)?
-    } else if gzip {
-        tar_gz(src, sink, limits, &mut report)?
-    } else if head.len() == HEAD_LEN && head[MAGIC_OFFSET..] == BBOLT_MAGIC {
-        plain(src, sink, limits, &mut report)?
+    let shape = if head.is_empty() {
+        Shape::Unknown
     } else {
-        let message = if head.is_empty() {
-            "it is empty (0 bytes), a placeholder rather than a snapshot".to_owned()
-        } else if head.starts_with(b"PK\x03\x04") {
-            "it is a zip archive (k3s writes these with --etcd-snapshot-compress); unzip it and attach the snapshot file inside".to_owned()
-        } else {
-            "it is neither a gzip archive nor an etcd database (no bbolt magic number at offset 16)"
-                .to_owned()
-        };
-        report.findings.push(Finding::error(message, HINT_NOT_ETCD));
-        src
+        foreign::sniff(&prefix)
+    };
+    let src: Source<'_, R> = Cursor::new(prefix).chain(tap);
+    let mut src = match shape {
+        Shape::Raw => plain(src, sink, limits, &mut report)?,
+        Shape::Compressed(codec) => compressed_plain(src, codec, sink, limits, &mut report)?,
+        Shape::TarGz => tar_gz(src, sink, limits, &mut report)?,
+        Shape::Zip => zip_single(src, sink, limits, &mut report)?,
+        Shape::Incremental(codec) => {
+            report.kind = Kind::GardenerIncremental;
+            let how = codec.map_or(String::new(), |c| format!(" ({} compressed)", c.name()));
+            report.findings.push(Finding::error(
+                format!("it is an incremental snapshot from Gardener's etcd-backup-restore{how}: a list of watch events that can only be replayed on top of the full snapshot it follows, not a snapshot of its own"),
+                HINT_INCREMENTAL,
+            ));
+            src
+        }
+        Shape::Unknown => {
+            let message = if head.is_empty() {
+                "it is empty (0 bytes), a placeholder rather than a snapshot".to_owned()
+            } else {
+                "it is neither a gzip archive nor an etcd database (no bbolt magic number at offset 16), nor a zlib, LZW or zip stream holding one"
+                    .to_owned()
+            };
+            report.findings.push(Finding::error(message, HINT_NOT_ETCD));
+            src
+        }
     };
     // Whatever was not needed is still hashed, so input_sha256 is the
     // file's.
@@ -386,6 +483,7 @@ fn inspect_into<R: Read>(
         has_etcd_hash: report.has_etcd_hash,
         needs_skip_hash_check: report.needs_skip_hash_check,
         pki: report.pki,
+        source_meta: report.source_meta,
         findings: report.findings,
     })
 }
@@ -397,27 +495,14 @@ fn too_large(what: &str, size: u64, limit: u64) -> Finding {
     )
 }
 
-/// Compressed input read to tell a gzip'd tar from a gzip'd db.
-const GZIP_PEEK: usize = 64 << 10;
+/// Compressed input read to tell what a stream holds.
+const PEEK: usize = 64 << 10;
 
-/// Whether the start of a gzip stream decompresses to a bbolt file.
-fn gunzips_to_bbolt(prefix: &[u8]) -> bool {
-    let mut dec = flate2::read::GzDecoder::new(prefix);
-    let mut out = [0u8; HEAD_LEN];
-    let mut got = 0;
-    while got < HEAD_LEN {
-        match dec.read(&mut out[got..]) {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => got += n,
-        }
-    }
-    out[MAGIC_OFFSET..] == BBOLT_MAGIC
-}
-
-/// Reads what follows the end of a gzip stream: anything there is an error
-/// finding. Returns the error if reading it failed.
-fn check_after_gzip<B: BufRead>(
+/// Reads what follows the end of a compressed stream: anything there is an
+/// error finding. Returns the error if reading it failed.
+fn check_after_stream<B: BufRead>(
     buffered: &mut B,
+    stream: &str,
     findings: &mut Vec<Finding>,
 ) -> Option<io::Error> {
     let mut extra = 0u64;
@@ -435,52 +520,83 @@ fn check_after_gzip<B: BufRead>(
     }
     if extra > 0 {
         findings.push(Finding::error(
-            format!("{extra} bytes follow the end of the gzip stream"),
+            format!("{extra} bytes follow the end of the {stream} stream"),
             HINT_RECOPY,
         ));
     }
     None
 }
 
-/// A plain snapshot compressed with gzip on its own (`etcd.backup.gz`,
-/// `*.db.gz`): decompressed to its last byte (gzip's CRC and length are
-/// checked there), then judged as a plain `etcdctl snapshot save` file.
-fn gz_plain<'p, R: Read>(
+fn check_after_gzip<B: BufRead>(
+    buffered: &mut B,
+    findings: &mut Vec<Finding>,
+) -> Option<io::Error> {
+    check_after_stream(buffered, "gzip", findings)
+}
+
+/// Streams `r` (a decompressor) into the sink to its end, within the
+/// limits. `Ok(Err(e))`: the stream itself is damaged; `Ok(Ok(false))`:
+/// stopped at a bound (the finding is in `findings`).
+fn stream_db(
+    r: &mut impl Read,
+    what: &'static str,
+    sink: &mut DbSink,
+    limits: Limits,
+    meter: &Meter,
+    findings: &mut Vec<Finding>,
+) -> Result<Result<(u64, bool), io::Error>, InspectError> {
+    sink.begin()?;
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut size = 0u64;
+    loop {
+        match read_some(r, &mut buf) {
+            Ok(0) => return Ok(Ok((size, true))),
+            Ok(n) => {
+                size += n as u64;
+                if let Some(f) = limits.check_output(what, size, meter.get()) {
+                    findings.push(f);
+                    return Ok(Ok((size, false)));
+                }
+                sink.chunk(&buf[..n])?;
+            }
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+}
+
+/// A plain snapshot compressed on its own (gzip: `etcd.backup.gz`,
+/// `Full-…gz`; zlib: `Full-….zlib`; LZW: `Full-….Z`): decompressed to its
+/// last byte (gzip's CRC and length, zlib's Adler-32 and LZW's end code are
+/// checked there) within the limits, then judged as a plain `etcdctl
+/// snapshot save` file.
+fn compressed_plain<'p, R: Read>(
     src: Source<'p, R>,
+    codec: Codec,
     sink: &mut DbSink,
     limits: Limits,
     report: &mut Report,
 ) -> Result<Source<'p, R>, InspectError> {
-    report.kind = Kind::EtcdctlSnapshot;
-    let mut dec = flate2::bufread::GzDecoder::new(BufReader::with_capacity(BUF_SIZE, src));
-    sink.begin()?;
-    let mut buf = vec![0u8; BUF_SIZE];
-    let mut size = 0u64;
-    let mut damaged = None;
-    loop {
-        match read_some(&mut dec, &mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                size += n as u64;
-                if size > limits.max_db_size {
-                    report.findings.push(too_large(
-                        "the decompressed file",
-                        size,
-                        limits.max_db_size,
-                    ));
-                    return Ok(dec.into_inner().into_inner());
-                }
-                sink.chunk(&buf[..n])?;
-            }
-            Err(e) => {
-                damaged = Some(e);
-                break;
-            }
-        }
-    }
+    report.kind = match codec {
+        Codec::Gzip => Kind::GzipSnapshot,
+        Codec::Zlib => Kind::ZlibSnapshot,
+        Codec::Lzw => Kind::LzwSnapshot,
+    };
+    let what = match codec {
+        Codec::Gzip => "the gzip stream",
+        Codec::Zlib => "the zlib stream",
+        Codec::Lzw => "the LZW stream",
+    };
+    let mut dec = Decompress::new(codec, BufReader::with_capacity(BUF_SIZE, src));
+    let meter = report.meter.clone();
+    let streamed = stream_db(&mut dec, what, sink, limits, &meter, &mut report.findings)?;
     let mut buffered = dec.into_inner();
+    let mut damaged = match streamed {
+        Err(e) => Some(e),
+        Ok((_, false)) => return Ok(buffered.into_inner()),
+        Ok((_, true)) => None,
+    };
     if damaged.is_none() {
-        damaged = check_after_gzip(&mut buffered, &mut report.findings);
+        damaged = check_after_stream(&mut buffered, codec.name(), &mut report.findings);
     }
     let src = buffered.into_inner();
     if src.get_ref().1.failed.is_some() {
@@ -488,16 +604,171 @@ fn gz_plain<'p, R: Read>(
     }
     if let Some(e) = damaged {
         report.findings.push(Finding::error(
-            format!("the gzip-compressed snapshot is damaged or truncated ({e})"),
+            format!(
+                "the {}-compressed snapshot is damaged or truncated ({e})",
+                codec.name()
+            ),
             HINT_RECOPY,
         ));
         return Ok(src);
     }
+    report.findings.push(Finding::info(format!(
+        "a {}-compressed etcdctl snapshot file: it has no manifest, so the revision and key count cannot be checked after the restore",
+        codec.name()
+    )));
+    check_db(report, sink.end()?);
+    Ok(src)
+}
+
+/// A zip holding one plain snapshot (k3s and RKE2): the local header, the
+/// entry's deflate stream (bounded; its CRC-32 and sizes checked against
+/// the header or the data descriptor), and a central directory that lists
+/// that one entry.
+fn zip_single<'p, R: Read>(
+    src: Source<'p, R>,
+    sink: &mut DbSink,
+    limits: Limits,
+    report: &mut Report,
+) -> Result<Source<'p, R>, InspectError> {
+    report.kind = Kind::ZipSnapshot;
+    let mut buffered = BufReader::with_capacity(BUF_SIZE, src);
+    let problem = match zip_entry(&mut buffered, sink, limits, report)? {
+        ZipOutcome::Ok => None,
+        ZipOutcome::Stopped => return Ok(buffered.into_inner()),
+        ZipOutcome::Problem(p) => Some(p),
+    };
+    let src = buffered.into_inner();
+    if src.get_ref().1.failed.is_some() {
+        return Ok(src); // `inspect` turns it into InspectError::Read.
+    }
+    if let Some(p) = problem {
+        report.findings.push(Finding::error(
+            format!("the zip cannot be used: {p}"),
+            "Copy the zip again from where k3s or RKE2 wrote it, or unzip it and attach the snapshot file inside.",
+        ));
+        return Ok(src);
+    }
     report.findings.push(Finding::info(
-        "a gzip-compressed etcdctl snapshot file: it has no manifest, so the revision and key count cannot be checked after the restore",
+        "a zip holding one etcdctl snapshot file (k3s/RKE2): it has no manifest, so the revision and key count cannot be checked after the restore",
     ));
     check_db(report, sink.end()?);
     Ok(src)
+}
+
+enum ZipOutcome {
+    Ok,
+    Stopped,
+    Problem(foreign::ZipProblem),
+}
+
+fn zip_entry<B: BufRead>(
+    r: &mut B,
+    sink: &mut DbSink,
+    limits: Limits,
+    report: &mut Report,
+) -> Result<ZipOutcome, InspectError> {
+    let entry = match foreign::zip_local_header(r) {
+        Ok(e) => e,
+        Err(p) => return Ok(ZipOutcome::Problem(p)),
+    };
+    if entry.name.ends_with('/') {
+        return Ok(ZipOutcome::Problem(format!(
+            "its first entry {:?} is a directory, not a snapshot file",
+            entry.name
+        )));
+    }
+    let meter = report.meter.clone();
+    let mut crc = crc32fast::Hasher::new();
+    let (size, compressed) = match entry.method {
+        8 => {
+            let mut dec = flate2::bufread::DeflateDecoder::new(&mut *r);
+            let mut hashing = CrcRead {
+                inner: &mut dec,
+                crc: &mut crc,
+            };
+            let streamed = stream_db(
+                &mut hashing,
+                "the zip's entry",
+                sink,
+                limits,
+                &meter,
+                &mut report.findings,
+            )?;
+            let size = match streamed {
+                Err(e) => {
+                    return Ok(ZipOutcome::Problem(format!(
+                        "its entry is damaged or truncated ({e})"
+                    )))
+                }
+                Ok((_, false)) => return Ok(ZipOutcome::Stopped),
+                Ok((size, true)) => size,
+            };
+            (size, dec.total_in())
+        }
+        0 if !entry.descriptor => {
+            let mut stored = (&mut *r).take(entry.compressed);
+            let mut hashing = CrcRead {
+                inner: &mut stored,
+                crc: &mut crc,
+            };
+            let streamed = stream_db(
+                &mut hashing,
+                "the zip's entry",
+                sink,
+                limits,
+                &meter,
+                &mut report.findings,
+            )?;
+            match streamed {
+                Err(e) => {
+                    return Ok(ZipOutcome::Problem(format!(
+                        "its entry cannot be read ({e})"
+                    )))
+                }
+                Ok((_, false)) => return Ok(ZipOutcome::Stopped),
+                Ok((size, true)) => (size, size),
+            }
+        }
+        m => {
+            return Ok(ZipOutcome::Problem(format!(
+                "its entry uses compression method {m}; only deflate (8) and stored (0) are read"
+            )))
+        }
+    };
+    let (want_crc, want_compressed, want_size) = if entry.descriptor {
+        let zip64 = entry.zip64 || size >= u64::from(u32::MAX) || compressed >= u64::from(u32::MAX);
+        match foreign::zip_descriptor(r, zip64) {
+            Ok(d) => d,
+            Err(p) => return Ok(ZipOutcome::Problem(p)),
+        }
+    } else {
+        (entry.crc32, entry.compressed, entry.size)
+    };
+    let got_crc = crc.finalize();
+    if got_crc != want_crc || size != want_size || compressed != want_compressed {
+        return Ok(ZipOutcome::Problem(format!(
+            "its entry {:?} does not match what the zip records (CRC-32 {got_crc:08x}, {size} bytes from {compressed}; recorded CRC-32 {want_crc:08x}, {want_size} bytes from {want_compressed}); it is damaged",
+            entry.name
+        )));
+    }
+    if let Err(p) = foreign::zip_tail(r) {
+        return Ok(ZipOutcome::Problem(p));
+    }
+    Ok(ZipOutcome::Ok)
+}
+
+/// A reader that feeds a CRC-32 with what it reads.
+struct CrcRead<'a, R> {
+    inner: &'a mut R,
+    crc: &'a mut crc32fast::Hasher,
+}
+
+impl<R: Read> Read for CrcRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// A plain `etcdctl snapshot save` file: the input is the db.
@@ -542,6 +813,17 @@ enum Name {
     PkiDir,
     /// `.` or `./`: the directory the original charm's `tar cvfz … .` adds.
     Root,
+    /// kops etcd-manager's `[DIR/]etcd.backup.gz`: the gzip'd snapshot.
+    KopsDb,
+    /// kops etcd-manager's `[DIR/]_etcd_backup.meta`: protojson metadata.
+    KopsMeta,
+    /// One path component: kops' backup directory when it is a directory.
+    TopDir,
+    /// Under a `member/` directory: an etcd data dir, as the original
+    /// charm's v2 backups hold (`v2_file`: a `snap/*.snap` or `wal/*.wal`).
+    Member {
+        v2_file: bool,
+    },
     Unsafe(&'static str),
     Other,
 }
@@ -553,13 +835,34 @@ fn classify(name: &[u8]) -> Name {
     if name.split(|b| *b == b'/').any(|c| c == b"..") {
         return Name::Unsafe("a '..' component");
     }
-    match name.strip_prefix(b"./").unwrap_or(name) {
-        b"db" => Name::Db,
-        b"manifest.json" => Name::Manifest,
-        b"pki/ca.crt" => Name::PkiCert,
-        b"pki/ca.key" => Name::PkiKey,
-        b"pki" | b"pki/" => Name::PkiDir,
-        b"" | b"." => Name::Root,
+    let n = name.strip_prefix(b"./").unwrap_or(name);
+    match n {
+        b"db" => return Name::Db,
+        b"manifest.json" => return Name::Manifest,
+        b"pki/ca.crt" => return Name::PkiCert,
+        b"pki/ca.key" => return Name::PkiKey,
+        b"pki" | b"pki/" => return Name::PkiDir,
+        b"" | b"." => return Name::Root,
+        _ => {}
+    }
+    let parts: Vec<&[u8]> = n
+        .split(|b| *b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .collect();
+    let last = parts.last().copied().unwrap_or_default();
+    if let Some(at) = parts.iter().position(|c| *c == b"member") {
+        // The original charm's v2 backup: `etcdctl backup`'s data dir.
+        let v2_file = match parts.get(at + 1).copied() {
+            Some(b"snap") => parts.len() == at + 3 && last.ends_with(b".snap"),
+            Some(b"wal") => parts.len() == at + 3 && last.ends_with(b".wal"),
+            _ => false,
+        };
+        return Name::Member { v2_file };
+    }
+    match (parts.len(), last) {
+        (1 | 2, b"etcd.backup.gz") => Name::KopsDb,
+        (1 | 2, b"_etcd_backup.meta") => Name::KopsMeta,
+        (1, _) => Name::TopDir,
         _ => Name::Other,
     }
 }
@@ -743,13 +1046,31 @@ struct TarScan {
     pki_cert: Option<zeroize::Zeroizing<Vec<u8>>>,
     pki_key: Option<zeroize::Zeroizing<Vec<u8>>>,
     unexpected: usize,
+    /// The unexpected entries' findings, held back until the end: in a v2
+    /// archive they say less than the one finding that it is v2.
+    unexpected_msgs: Vec<String>,
     looks_like_release: bool,
     buf: Vec<u8>,
+    meter: Meter,
+    kops_db_entries: usize,
+    kops_meta_entries: usize,
+    kops_meta: Option<SourceMeta>,
+    /// One-component directory entries: kops' backup directory, or else
+    /// unexpected.
+    top_dirs: Vec<Vec<u8>>,
+    v2_files: usize,
 }
 
 impl TarScan {
-    fn new(limits: Limits) -> Self {
+    fn new(limits: Limits, meter: Meter) -> Self {
         TarScan {
+            meter,
+            kops_db_entries: 0,
+            kops_meta_entries: 0,
+            kops_meta: None,
+            top_dirs: Vec::new(),
+            v2_files: 0,
+            unexpected_msgs: Vec::new(),
             limits,
             findings: Vec::new(),
             pending: Pending::default(),
@@ -836,7 +1157,16 @@ impl TarScan {
                 Ok(Flow::Next)
             }
             Name::Root | Name::PkiDir if etype.is_dir() => Ok(Flow::Next),
-            Name::Root | Name::Other | Name::PkiDir => {
+            Name::TopDir if etype.is_dir() => {
+                self.top_dirs.push(name);
+                Ok(Flow::Next)
+            }
+            Name::Member { v2_file } => {
+                self.v2_files += usize::from(v2_file);
+                self.unexpected(&name, &shown, etype);
+                Ok(Flow::Next)
+            }
+            Name::Root | Name::Other | Name::PkiDir | Name::TopDir => {
                 self.unexpected(&name, &shown, etype);
                 Ok(Flow::Next)
             }
@@ -851,7 +1181,84 @@ impl TarScan {
             Name::PkiKey => Ok(self.pki_entry(entry, true, &shown, size)),
             Name::Db => self.content_entry(entry, true, &shown, size, sink),
             Name::Manifest => self.content_entry(entry, false, &shown, size, sink),
+            Name::KopsDb => self.kops_db_entry(entry, &shown, sink),
+            Name::KopsMeta => Ok(self.kops_meta_entry(entry, &shown, size)),
         }
+    }
+
+    /// kops' `etcd.backup.gz`: a gzip'd snapshot inside the tar, streamed
+    /// to the sink (bounded) and decoded to its last byte.
+    fn kops_db_entry<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        shown: &str,
+        sink: &mut DbSink,
+    ) -> Result<Flow, InspectError> {
+        self.kops_db_entries += 1;
+        if self.kops_db_entries > 1 {
+            self.refuse(format!(
+                "the archive holds {shown} more than once; which copy is meant cannot be told"
+            ));
+            return Ok(Flow::Next);
+        }
+        let mut dec =
+            flate2::bufread::GzDecoder::new(BufReader::with_capacity(64 << 10, &mut *entry));
+        let meter = self.meter.clone();
+        match stream_db(
+            &mut dec,
+            "etcd.backup.gz",
+            sink,
+            self.limits,
+            &meter,
+            &mut self.findings,
+        )? {
+            Ok((_, false)) => return Ok(Flow::Stop),
+            Err(e) => {
+                self.findings.push(Finding::error(
+                    format!("{shown} is damaged or truncated ({e})"),
+                    HINT_RECOPY,
+                ));
+                return Ok(Flow::Next);
+            }
+            Ok((_, true)) => {}
+        }
+        let mut rest = dec.into_inner();
+        if let Some(e) = check_after_stream(&mut rest, "etcd.backup.gz's gzip", &mut self.findings)
+        {
+            return Ok(Flow::Damaged(e));
+        }
+        self.db = Some(sink.end()?);
+        Ok(Flow::Next)
+    }
+
+    /// kops' `_etcd_backup.meta` (protojson of its BackupInfo): the etcd
+    /// version and the time, for the results. Unreadable metadata is a
+    /// warning: the snapshot's own hash proves the data.
+    fn kops_meta_entry<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        shown: &str,
+        size: u64,
+    ) -> Flow {
+        self.kops_meta_entries += 1;
+        if self.kops_meta_entries > 1 || size > self.limits.max_manifest_size {
+            self.findings.push(Finding::warning(format!(
+                "{shown} was ignored (a second copy, or larger than {} bytes)",
+                self.limits.max_manifest_size
+            )));
+            return Flow::Next;
+        }
+        let mut data = Vec::new();
+        if let Err(e) = entry.take(size).read_to_end(&mut data) {
+            return Flow::Damaged(e);
+        }
+        match parse_kops_meta(&data) {
+            Some(m) => self.kops_meta = Some(m),
+            None => self.findings.push(Finding::warning(format!(
+                "{shown} is not the JSON etcd-manager writes; the etcd version and time it records are not reported"
+            ))),
+        }
+        Flow::Next
     }
 
     /// An entry no snapshot archive holds; the first few are named.
@@ -860,7 +1267,7 @@ impl TarScan {
         let base = name.rsplit(|b| *b == b'/').next().unwrap_or(name);
         self.looks_like_release |= base == b"etcd" && name.starts_with(b"etcd-v");
         if self.unexpected <= MAX_NAMED_UNEXPECTED {
-            self.refuse(format!(
+            self.unexpected_msgs.push(format!(
                 "unexpected entry {shown} ({}); a snapshot archive holds only db and manifest.json",
                 describe(etype)
             ));
@@ -982,6 +1389,25 @@ impl TarScan {
 
     /// Findings about the entries as a whole.
     fn summarize(&mut self) {
+        if self.v2_files > 0 {
+            self.findings.push(Finding::error(
+                format!(
+                    "it is the original charm's v2 backup ({} member/snap/*.snap and member/wal/*.wal files): v2 data is not supported",
+                    self.v2_files
+                ),
+                HINT_V2,
+            ));
+            return;
+        }
+        if self.kops_db_entries == 0 {
+            for name in std::mem::take(&mut self.top_dirs) {
+                let shown = format!("{:?}", String::from_utf8_lossy(&name));
+                self.unexpected(&name, &shown, tar::EntryType::Directory);
+            }
+        }
+        for m in std::mem::take(&mut self.unexpected_msgs) {
+            self.refuse(m);
+        }
         if self.unexpected > MAX_NAMED_UNEXPECTED {
             self.refuse(format!(
                 "and {} more unexpected entries",
@@ -1005,8 +1431,21 @@ fn tar_gz<'p, R: Read>(
     report: &mut Report,
 ) -> Result<Source<'p, R>, InspectError> {
     let buffered = BufReader::with_capacity(BUF_SIZE, src);
-    let mut archive = tar::Archive::new(flate2::bufread::GzDecoder::new(buffered));
-    let mut scan = TarScan::new(limits);
+    // The tar holds the db plus headers and a manifest: a little room over
+    // the db's own limit.
+    let outer = Limits {
+        max_db_size: limits.max_db_size.saturating_add(2 << 20),
+        ..limits
+    };
+    let mut archive = tar::Archive::new(Bounded {
+        inner: flate2::bufread::GzDecoder::new(buffered),
+        out: 0,
+        meter: report.meter.clone(),
+        limits: outer,
+        what: "the tar.gz",
+        tripped: None,
+    });
+    let mut scan = TarScan::new(limits, report.meter.clone());
     let (mut damaged, mut stopped) = match archive.entries().map(|e| e.raw(true)) {
         Err(e) => (Some(e), false),
         Ok(mut entries) => loop {
@@ -1032,10 +1471,18 @@ fn tar_gz<'p, R: Read>(
         manifest_entries,
         pki_cert,
         pki_key,
+        kops_db_entries,
+        kops_meta,
+        v2_files,
         ..
     } = scan;
     let findings = &mut report.findings;
     let mut decoder = archive.into_inner();
+    if let Some(f) = decoder.tripped.take() {
+        findings.push(f);
+        damaged = None;
+        stopped = true;
+    }
     if damaged.is_none() && !stopped {
         // Decode to the gzip stream's last byte: its CRC and length are
         // only checked there.
@@ -1056,7 +1503,7 @@ fn tar_gz<'p, R: Read>(
             Ok(_) => {}
         }
     }
-    let mut buffered = decoder.into_inner();
+    let mut buffered = decoder.inner.into_inner();
     if damaged.is_none() && !stopped {
         damaged = check_after_gzip(&mut buffered, findings);
     }
@@ -1066,13 +1513,26 @@ fn tar_gz<'p, R: Read>(
         return Ok(src); // `inspect` turns it into InspectError::Read.
     }
 
-    report.kind = if manifest_entries > 0 {
+    report.kind = if v2_files > 0 {
+        Kind::LegacyV2
+    } else if kops_db_entries > 0 {
+        if manifest_entries + db_entries > 0 {
+            findings.push(Finding::error(
+                "the archive holds both this charm's db and kops' etcd.backup.gz; which one is meant cannot be told",
+                HINT_FOREIGN,
+            ));
+        }
+        Kind::KopsBackup
+    } else if manifest_entries > 0 {
         Kind::Charm
     } else if db_entries > 0 {
         Kind::LegacyCharm
     } else {
         Kind::Unknown
     };
+    if report.kind == Kind::LegacyV2 {
+        return Ok(src);
+    }
     if let Some(e) = damaged {
         let mut hint = HINT_RECOPY.to_owned();
         if entries_seen == 0 {
@@ -1088,8 +1548,21 @@ fn tar_gz<'p, R: Read>(
     if stopped {
         return Ok(src);
     }
+    if report.kind == Kind::KopsBackup {
+        match &kops_meta {
+            Some(m) => findings.push(Finding::info(format!(
+                "a kops etcd-manager backup of etcd {} taken at Unix time {}",
+                m.etcd_version.as_deref().unwrap_or("(version not recorded)"),
+                m.timestamp.map_or("(not recorded)".to_owned(), |t| t.to_string())
+            ))),
+            None => findings.push(Finding::warning(
+                "a kops etcd-manager backup without its _etcd_backup.meta; the etcd version and time are not known",
+            )),
+        }
+        report.source_meta = kops_meta;
+    }
     let Some(db) = db else {
-        if db_entries == 0 {
+        if db_entries == 0 && kops_db_entries == 0 {
             findings.push(Finding::error(
                 "the archive holds no db entry",
                 HINT_FOREIGN,
@@ -1176,7 +1649,13 @@ fn check_db(report: &mut Report, db: DbDigest) {
     }
     let trailer_ok = db.trailer == Trailer::Matches && db.hash_aligned();
     match report.kind {
-        Kind::Charm | Kind::EtcdctlSnapshot => {
+        Kind::Charm
+        | Kind::EtcdctlSnapshot
+        | Kind::GzipSnapshot
+        | Kind::ZlibSnapshot
+        | Kind::LzwSnapshot
+        | Kind::ZipSnapshot
+        | Kind::KopsBackup => {
             if trailer_ok {
                 report.has_etcd_hash = true;
             } else {
@@ -1225,7 +1704,27 @@ fn check_db(report: &mut Report, db: DbDigest) {
                 ));
             }
         }
-        Kind::Unknown => {}
+        Kind::GardenerIncremental | Kind::LegacyV2 | Kind::Unknown => {}
     }
     report.db = Some(db);
+}
+
+/// Reads kops etcd-manager's `_etcd_backup.meta`: protojson, so the int64
+/// `timestamp` is a string (`{"etcdVersion":"3.4.13","timestamp":"1704067200",…}`).
+fn parse_kops_meta(data: &[u8]) -> Option<SourceMeta> {
+    let v: serde_json::Value = serde_json::from_slice(data).ok()?;
+    let o = v.as_object()?;
+    let etcd_version = o
+        .get("etcdVersion")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let timestamp = match o.get("timestamp") {
+        Some(serde_json::Value::String(s)) => s.parse().ok(),
+        Some(serde_json::Value::Number(n)) => n.as_i64(),
+        _ => None,
+    };
+    Some(SourceMeta {
+        etcd_version,
+        timestamp,
+    })
 }

@@ -43,6 +43,23 @@ pub struct Manifest {
     /// `pki/ca.key`. Absent from archives without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pki: Option<PkiManifest>,
+    /// etcd's `HashKV` of the source member at exactly `revision` (a
+    /// CRC-32C of every key revision up to it), which a restore of this db
+    /// must reproduce. Absent from archives made before it was recorded,
+    /// and when a compaction ran while the snapshot was taken (the hash
+    /// depends on the compaction revision, so it could not be pinned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashkv: Option<u32>,
+    /// The compaction revision `hashkv` was computed under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashkv_compact_revision: Option<i64>,
+}
+
+/// `HashKV` at a revision, as the source member answered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashKv {
+    pub hash: u32,
+    pub compact_revision: i64,
 }
 
 /// The CA carried next to the db.
@@ -147,6 +164,8 @@ impl ManifestFields {
             created: self.created,
             source_unit: self.source_unit,
             pki: None,
+            hashkv: None,
+            hashkv_compact_revision: None,
         }
     }
 }
@@ -157,6 +176,14 @@ struct FormatOnly {
 }
 
 impl Manifest {
+    /// The recorded `HashKV`, when there is one.
+    pub fn hash_kv(&self) -> Option<HashKv> {
+        Some(HashKv {
+            hash: self.hashkv?,
+            compact_revision: self.hashkv_compact_revision?,
+        })
+    }
+
     /// Parses `manifest.json`. The format is checked first, so a newer
     /// manifest is refused for its format, not for a missing field.
     pub fn from_json(bytes: &[u8]) -> Result<Manifest, ManifestError> {
@@ -217,6 +244,25 @@ mod tests {
         assert_eq!(v["db-size"], 12_320);
         assert!(json.ends_with(b"}\n"));
         assert_eq!(Manifest::from_json(&json).unwrap(), m);
+    }
+
+    #[test]
+    fn hashkv_is_optional_and_kebab_case() {
+        let mut m = sample();
+        assert_eq!(m.hash_kv(), None);
+        m.hashkv = Some(0xdead_beef);
+        m.hashkv_compact_revision = Some(17);
+        let v: serde_json::Value = serde_json::from_slice(&m.to_json().unwrap()).unwrap();
+        assert_eq!(v["hashkv"], 0xdead_beef_u32);
+        assert_eq!(v["hashkv-compact-revision"], 17);
+        let back = Manifest::from_json(&m.to_json().unwrap()).unwrap();
+        assert_eq!(
+            back.hash_kv(),
+            Some(HashKv {
+                hash: 0xdead_beef,
+                compact_revision: 17
+            })
+        );
     }
 
     #[test]

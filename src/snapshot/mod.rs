@@ -14,7 +14,11 @@
 //!   written;
 //! - [`mod@inspect`]: one streaming pass over an input that classifies it (our
 //!   archive, the old charm's archive, a plain `etcdctl snapshot save` file),
-//!   verifies it in full and collects [`Finding`]s with repair hints.
+//!   verifies it in full and collects [`Finding`]s with repair hints;
+//! - [`mod@foreign`]: other tools' containers (gzip, zlib, Go's LZW, a
+//!   single-entry zip; kops' backup directory is read by `inspect`'s tar
+//!   pass), Gardener's incremental snapshots, and the bounds on every
+//!   decompressor (output against the room given, and a ratio limit).
 //!
 //! The archive layout (format 1) is a single-member gzip holding a tar with
 //! exactly two regular files, both mode 0600, in this order: `db` (the
@@ -25,6 +29,7 @@
 //! `pki` records their sha256.
 
 mod db;
+mod foreign;
 mod hash;
 pub mod inspect;
 pub mod manifest;
@@ -34,6 +39,8 @@ pub mod pgzip;
 mod sink;
 
 #[cfg(test)]
+mod foreign_tests;
+#[cfg(test)]
 mod real_etcd;
 #[cfg(test)]
 mod tests;
@@ -41,11 +48,13 @@ mod tests;
 mod testutil;
 
 pub use db::{BBOLT_MAGIC, ETCD_HASH_LEN, MAGIC_OFFSET};
-pub use inspect::{inspect, CarriedPki, Finding, InspectError, Inspection, Kind, Level, Limits};
-pub use manifest::{Manifest, ManifestError, ManifestFields, PkiManifest, FORMAT};
+pub use inspect::{
+    inspect, CarriedPki, Finding, InspectError, Inspection, Kind, Level, Limits, SourceMeta,
+};
+pub use manifest::{HashKv, Manifest, ManifestError, ManifestFields, PkiManifest, FORMAT};
 pub use name::{archive_name, named_archive, parse_rfc3339, rfc3339};
 pub use pack::{
-    pack, pack_with_pki, PackError, Packed, PkiFiles, COMPRESSION_LEVEL, PKI_CERT_ENTRY,
+    pack, pack_with, pack_with_pki, PackError, Packed, PkiFiles, COMPRESSION_LEVEL, PKI_CERT_ENTRY,
     PKI_KEY_ENTRY,
 };
 

@@ -18,7 +18,7 @@ use sha2::Digest;
 
 use super::db::{DbScanner, Trailer, ETCD_HASH_LEN, HASH_ALIGN};
 use super::hash::Sha256;
-use super::manifest::{Manifest, ManifestError, ManifestFields};
+use super::manifest::{HashKv, Manifest, ManifestError, ManifestFields};
 use super::pgzip::{default_workers, ParGzWriter};
 use super::{Progress, BUF_SIZE};
 
@@ -242,6 +242,22 @@ pub fn pack_with_pki<R: Read, W: Write>(
     out: W,
     progress: &mut dyn Progress,
 ) -> Result<Packed, PackError> {
+    pack_with(db, db_size, fields, pki, &mut || None, out, progress)
+}
+
+/// [`pack_with_pki`], and `after_db` is asked, once the whole db has been
+/// read and verified and before the manifest is written, for the source's
+/// `HashKV` at the manifest's revision (the caller pins it around the
+/// stream; `None` leaves it out of the manifest).
+pub fn pack_with<R: Read, W: Write>(
+    db: R,
+    db_size: u64,
+    fields: ManifestFields,
+    pki: Option<PkiFiles<'_>>,
+    after_db: &mut dyn FnMut() -> Option<HashKv>,
+    out: W,
+    progress: &mut dyn Progress,
+) -> Result<Packed, PackError> {
     let created = fields.validate()?;
     if db_size < MIN_DB_SIZE {
         return Err(PackError::TooSmall { size: db_size });
@@ -287,6 +303,10 @@ pub fn pack_with_pki<R: Read, W: Write>(
     }
 
     let mut manifest = fields.into_manifest(digest.sha256, digest.size);
+    if let Some(h) = after_db() {
+        manifest.hashkv = Some(h.hash);
+        manifest.hashkv_compact_revision = Some(h.compact_revision);
+    }
     if let Some(p) = pki {
         for (name, data) in [(PKI_CERT_ENTRY, p.ca_cert), (PKI_KEY_ENTRY, p.ca_key)] {
             tar.append(&entry_header(name, data.len() as u64, mtime)?, data)

@@ -1145,7 +1145,7 @@ fn a_gzipped_plain_snapshot_is_accepted() {
     let input = gz(&db);
     let (i, extracted) = inspect_vec(&input);
     assert_eq!(i.refused(), None, "{:#?}", i.findings);
-    assert_eq!(i.kind, Kind::EtcdctlSnapshot);
+    assert_eq!(i.kind, Kind::GzipSnapshot);
     assert_eq!(extracted, db);
     assert!(i.has_etcd_hash);
     assert_eq!(i.input_sha256, sha(&input));
@@ -1181,5 +1181,5 @@ fn a_damaged_gzipped_plain_snapshot_is_refused() {
         max_db_size: 4096,
         ..Limits::default()
     };
-    assert_refused(&input, small, "larger than");
+    assert_refused(&input, small, "more than the 4096 bytes");
 }

@@ -20,6 +20,7 @@ use serde_json::Value;
 pub mod act;
 pub mod garage;
 pub mod kv;
+pub mod makers;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -88,9 +89,35 @@ pub fn etcd35_dir() -> PathBuf {
 
 /// An `etcd-v3.5.1-linux-amd64.tar.gz` laid out like the official release.
 pub fn etcd35_resource(into: &Path) -> PathBuf {
-    let src = etcd35_dir();
-    let out = into.join("etcd-v3.5.1-linux-amd64.tar.gz");
-    let top = "etcd-v3.5.1-linux-amd64";
+    release_resource(&etcd35_dir(), "3.5.1", into)
+}
+
+/// Where `scripts/setup` put etcd 3.5.30 (Debian sid's binaries, unpacked;
+/// dynamically linked against glibc).
+pub fn etcd3530_dir() -> PathBuf {
+    let dir = std::env::var_os("ETCD3530_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".deps/etcd-3.5.30"));
+    assert!(
+        dir.join("etcdutl").exists(),
+        "etcd 3.5.30 binaries are missing from {}: run scripts/setup",
+        dir.display()
+    );
+    dir
+}
+
+/// An `etcd-v3.5.30-linux-amd64.tar.gz` laid out like the official release
+/// (`etcd-v3.5.30-linux-amd64/{etcd,etcdctl,etcdutl}`), from the binaries
+/// of Debian's packages.
+pub fn etcd3530_resource(into: &Path) -> PathBuf {
+    release_resource(&etcd3530_dir(), "3.5.30", into)
+}
+
+/// `etcd-vVERSION-linux-amd64.tar.gz` holding the binaries in `src`, in the
+/// official release's layout.
+pub fn release_resource(src: &Path, version: &str, into: &Path) -> PathBuf {
+    let top = format!("etcd-v{version}-linux-amd64");
+    let out = into.join(format!("{top}.tar.gz"));
     let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
         fs::File::create(&out).unwrap(),
         flate2::Compression::fast(),
