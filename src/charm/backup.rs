@@ -344,8 +344,10 @@ impl Charm<'_> {
         };
         let body = serde_json::to_vec_pretty(&cfg).context("cannot encode the backup settings")?;
         let path = self.root.at(BACKUP_CONFIG);
+        // The file is 0600 from its first byte; its directory keeps its
+        // mode (the download user enters it for client credentials).
         if let Some(dir) = path.parent() {
-            fsutil::create_dir_mode(dir, 0o700)
+            std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         // `written` changes each time; compare the rest to avoid churn.
@@ -847,7 +849,7 @@ impl Charm<'_> {
         if state.applied.is_none() || state.left {
             return Ok(TickOutcome::NotRunning);
         }
-        let _lock = OpLock::acquire(&self.root, "the backup timer", TICK_LOCK_WAIT)
+        let _lock = OpLock::acquire(&self.root, super::lock::BACKUP_TIMER, TICK_LOCK_WAIT)
             .context("a hook or action held the unit's lock through the whole tick")?;
         self.recover_interrupted_snapshot();
         let mut client = self.connect()?;

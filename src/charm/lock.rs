@@ -4,8 +4,9 @@
 //! It is an `flock` on `/var/lib/etcd-charm/charm.lock` (via `fs2`), so the
 //! kernel drops it when the holder exits, however it exits: a crashed or
 //! killed action never leaves a stale lock behind. Actions try once and fail
-//! at once when the lock is held; hooks wait a bounded time, then fail so
-//! Juju retries them.
+//! at once when another action holds the lock, and wait for a scheduled
+//! backup (the backup timer) to finish; hooks wait a bounded time, then fail
+//! so Juju retries them.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
@@ -16,6 +17,11 @@ use anyhow::{bail, Context as _, Result};
 use fs2::FileExt;
 
 use crate::etcd::paths::{Root, LOCK_FILE};
+
+/// How the backup timer names itself in the lock file.
+pub const BACKUP_TIMER: &str = "the backup timer";
+/// How long an action waits for a scheduled backup that holds the lock.
+const TIMER_WAIT: Duration = Duration::from_secs(30 * 60);
 
 /// Held for the life of the value.
 #[derive(Debug)]
@@ -71,10 +77,21 @@ impl OpLock {
                 stamp(&mut file, holder_desc).context("cannot write the lock file")?;
                 Ok(OpLock { _file: file })
             }
-            Err(e) if is_contended(&e) => bail!(
-                "{} is already running on this unit; only one snapshot or restore runs at a time. Wait for it to finish (juju show-action-output, or juju status), then run this action again",
-                holder(&mut file)
-            ),
+            Err(e) if is_contended(&e) => {
+                let who = holder(&mut file);
+                if who.starts_with(BACKUP_TIMER) {
+                    // A scheduled backup is not the operator's own doing:
+                    // wait for it rather than fail the action they asked for.
+                    tracing::info!(
+                        "waiting for the scheduled backup to finish before {holder_desc} runs"
+                    );
+                    drop(file);
+                    return OpLock::acquire(root, holder_desc, TIMER_WAIT);
+                }
+                bail!(
+                    "{who} is already running on this unit; only one snapshot or restore runs at a time. Wait for it to finish (juju show-action-output, or juju status), then run this action again"
+                )
+            }
             Err(e) => Err(e).context("cannot lock the charm's lock file"),
         }
     }
@@ -123,5 +140,21 @@ mod tests {
         assert!(OpLock::acquire(&root, "a hook", Duration::from_millis(300)).is_err());
         drop(first);
         let _again = OpLock::try_acquire(&root, "the restore action").unwrap();
+    }
+
+    #[test]
+    fn an_action_waits_for_the_backup_timer_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let timer = OpLock::try_acquire(&root, BACKUP_TIMER).unwrap();
+        let r2 = root.clone();
+        let waiter = std::thread::spawn(move || {
+            let t = Instant::now();
+            OpLock::try_acquire(&r2, "the snapshot action").map(|_| t.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        drop(timer);
+        let waited = waiter.join().unwrap().unwrap();
+        assert!(waited >= Duration::from_millis(400), "{waited:?}");
     }
 }
