@@ -140,6 +140,8 @@ class Model:
 
     def deploy(self, app, *extra):
         self.sim("deploy", self.charm, app, "--resource", f"etcd={self.resource}", *extra)
+        # juju-sim's verbs return once queued, as Juju's do; wait for the hooks.
+        self.sim("wait-idle", "--timeout", "30m")
         u = self.unit_status(f"{app}/0")
         if u["workload-status"]["current"] != "active":
             raise SystemExit(f"bench: {app}/0 is not active: {u['workload-status']}")
@@ -204,7 +206,8 @@ class Model:
         secs, out = self.sim("run-action", unit, name, *params, "--wait", "--format=json",
                              timed_run=True)
         doc = json.loads(out)
-        doc = doc.get(unit, doc)
+        # Juju 2.9's run-action --wait puts the outcome under unit-APP-N.
+        doc = doc.get(unit) or doc.get("unit-" + unit.replace("/", "-")) or doc
         if doc.get("status") != "completed":
             raise SystemExit(f"bench: {name} on {unit} did not complete: {json.dumps(doc)[:3000]}")
         return secs, doc

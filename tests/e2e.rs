@@ -374,6 +374,8 @@ fn deploy_by_charm_name_as_the_seed_does() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // deploy returns once the hooks are queued, as Juju's does.
+    m.settle();
     assert_active(&m, "etcd/0");
     // ... and, as in the seed's step 3, the charm already in the model.
     m.sim(&["deploy", "etcd", "new-etcd"]).ok();

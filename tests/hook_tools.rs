@@ -1,7 +1,8 @@
 //! The charm's hook-tool client against the simulator's hook tools: the
 //! boundary between the two, exercised for every tool the client wraps.
 //!
-//! A unit is deployed, its hook environment is taken from `juju-sim exec`,
+//! Two units of a charm with the etcd charm's metadata and a do-nothing
+//! dispatch are deployed, a hook environment is taken from `juju-sim exec`,
 //! and `CliHookTools` (the production client) runs with that environment.
 
 mod util;
@@ -17,6 +18,9 @@ fn hook_env(m: &Model, unit: &str) -> Vec<(String, String)> {
     out.stdout
         .split('\0')
         .filter_map(|kv| kv.split_once('='))
+        // Not the exec's own context: that ended with the exec, and the
+        // client here runs outside any hook (its writes commit at once).
+        .filter(|(k, _)| *k != "JUJU_SIM_CONTEXT")
         .filter(|(k, _)| k.starts_with("JUJU_") || *k == "PATH" || *k == "ETCD_CHARM_ROOT")
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
@@ -32,13 +36,26 @@ fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 #[test]
 fn the_client_speaks_the_simulators_hook_tools() {
     let m = Model::new();
-    m.sim(&[
-        "deploy",
-        &util::charm_dir().display().to_string(),
-        "-n",
-        "2",
-    ])
-    .ok();
+    // The charm's metadata with a dispatch that does nothing: the probe
+    // writes made-up relation data, leader settings and statuses, and with
+    // concurrent unit agents the real charm would react to them (its hooks
+    // run as soon as they are queued) and race the assertions.
+    let charm = m.scratch.path().join("noop-charm");
+    std::fs::create_dir_all(&charm).unwrap();
+    for f in ["metadata.yaml", "actions.yaml", "config.yaml"] {
+        std::fs::copy(util::repo().join(f), charm.join(f)).unwrap();
+    }
+    std::fs::write(charm.join("dispatch"), "#!/bin/sh\nexit 0\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            charm.join("dispatch"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    m.sim(&["deploy", &charm.display().to_string(), "-n", "2"])
+        .ok();
     let leader = CliHookTools::with_env(hook_env(&m, "etcd/0"));
     let follower = CliHookTools::with_env(hook_env(&m, "etcd/1"));
 
@@ -114,6 +131,11 @@ fn the_client_speaks_the_simulators_hook_tools() {
 
     // resource-get: nothing attached is an answer, not an error.
     assert_eq!(leader.resource_get("snapshot").unwrap(), None);
+
+    // The writes above fired hooks on the units (leader-settings-changed,
+    // relation-changed), which their agents run now; let them finish so
+    // that the charm's own status-set does not race the probe's.
+    m.settle();
 
     // Statuses, ports, version and logs land in the model.
     follower

@@ -93,6 +93,15 @@ impl Charm {
             .unwrap_or_default()
     }
 
+    /// The interface of endpoint `ep` (peers, provides or requires).
+    pub fn interface_of(&self, ep: &str) -> String {
+        ["peers", "provides", "requires"]
+            .iter()
+            .find_map(|k| self.meta[*k][ep]["interface"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    }
+
     pub fn peers(&self) -> Vec<String> {
         self.section("peers")
     }

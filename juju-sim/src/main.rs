@@ -6,38 +6,35 @@
 //! stand-in. On deploy the simulator creates `$JUJU_SIM_HOME/tools/` with
 //! symlinks to itself and puts it first in every hook's PATH.
 //!
-//! Juju verbs: `deploy CHARM [APP] [-n N] [--resource N=P]... [--config K=V]...`,
-//! `add-unit APP [-n N]`, `remove-unit UNIT...`, `remove-application APP`,
-//! `config APP [KEY | K=V... | --reset K]`, `attach-resource APP NAME=PATH`,
-//! `run-action UNIT ACTION [K=V...] [--params F] [--string-args] [--wait]`
-//! (2.9), `show-action-output ID` (aliases `show-task`, `show-operation`;
-//! waits for the task), `run UNIT ACTION [K=V...] [--params F]
-//! [--string-args] [--background] [--format plain|yaml|json]` (3.x; values
-//! are parsed as YAML like Juju's, except that a string-typed parameter keeps
-//! its text),
-//! `status [--format json|yaml]`, `scp`, `debug-log [--replay] [--include U]
-//! [--lines N]`, `destroy-model [-y] [--destroy-storage]`.
+//! Juju verbs (see `verbs/`): `deploy`, `add-unit`, `remove-unit`
+//! (`--force --no-wait`, `--no-prompt`), `remove-application`, `integrate`
+//! (`relate`), `config`, `attach-resource`, `run-action`,
+//! `show-action-output` (`show-task`, `show-operation`), `run`, `exec`,
+//! `status`, `show-unit`, `version`, `scp`, `debug-log`, `destroy-model`,
+//! `upgrade-model`; `--model M` is accepted on every verb. Verbs return
+//! once their work is queued; each unit's agent (`juju-sim agent UNIT`, a
+//! detached process, see `uniter/`) runs it.
 //!
-//! Extras for tests (not Juju verbs): `run-hook UNIT HOOK`, `resolved UNIT`
-//! (retries the failed hook), `exec --unit UNIT -- CMD...` (like `juju exec`).
+//! Extras for tests (not Juju verbs): `wait-idle [--timeout D]`,
+//! `run-hook UNIT HOOK`, `resolved UNIT [--no-retry]`,
+//! `inject-fault resource-get APP|APP/N [RESOURCE] --count N`.
 //!
 //! State: `$JUJU_SIM_HOME` (default `~/.local/share/juju-sim`) holds
-//! `model.json` (under a flock on `model.lock`), `charms/`, `resources/`,
-//! `tools/` and `units/<app>-<n>/{root,charm,agent.log,systemd,uniter.lock}`.
-//! Hooks on a unit are serialized by `uniter.lock`; actions run without it
-//! (so concurrent actions reach the charm's own lock). `run-action` runs the
-//! action synchronously and always exits 0, also with `--wait` when the
-//! action failed (Juju 2.9); `run` exits 1 when it failed (Juju 3).
+//! `model.json` (0600, under a flock on `model.lock`), `charms/`,
+//! `resources/`, `tools/`, `machines/<n>.lock` (the machine locks) and
+//! `units/<app>-<n>/{root,charm,agent.log,agent.pid,agent.lock,systemd}`.
+//! What differs between Juju 2.9 and 3.x lives in `profile.rs`.
 //! `systemctl` does not emulate `Restart=`.
 
 mod addr;
-mod agent;
 mod charm;
-mod cli;
 mod model;
+mod profile;
 mod systemctl;
 mod tools;
+mod uniter;
 mod util;
+mod verbs;
 
 use std::process::ExitCode;
 
@@ -54,7 +51,7 @@ fn main() -> ExitCode {
     } else if tools::TOOL_NAMES.contains(&base.as_str()) {
         tools::main(&base, rest)
     } else {
-        cli::main(args)
+        verbs::main(args)
     };
     ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1))
 }

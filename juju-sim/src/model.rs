@@ -90,6 +90,22 @@ pub struct Unit {
     pub deferred: Vec<Op>,
     pub ports: BTreeSet<String>,
     pub dying: bool,
+    /// The install hook has succeeded (actions wait for it, as Juju's do).
+    pub installed: bool,
+    /// The start hook has succeeded (update-status fires from then on).
+    pub started: bool,
+    /// The hook the agent runs now, if any.
+    pub running: Option<Op>,
+    /// The action the agent runs now, if any.
+    pub running_action: Option<u64>,
+    /// Failed attempts of `failed` in a row (the retry back-off doubles).
+    pub failures: u32,
+    /// When (unix ms) the agent retries `failed`.
+    pub retry_at: u64,
+    /// When (unix seconds) update-status fires next.
+    pub next_update_status: u64,
+    /// Writes of the running hook or action, committed when it exits 0.
+    pub pending: crate::uniter::pending::Pending,
 }
 
 /// A relation: a peer relation of one application, or a relation between
@@ -157,6 +173,12 @@ pub struct Action {
     pub started: Option<u64>,
     pub completed: Option<u64>,
     pub code: Option<i32>,
+    /// The action's own stdout and stderr (kept as Juju does).
+    pub stdout: String,
+    pub stderr: String,
+    /// Environment the operator's command carried beyond the model's base.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
 }
 
 /// One secret and its revisions.
@@ -171,6 +193,8 @@ pub struct Secret {
     pub label: Option<String>,
     pub description: Option<String>,
     pub revisions: Vec<BTreeMap<String, String>>,
+    /// Applications or units granted read access (`secret-grant`).
+    pub grants: BTreeSet<String>,
 }
 
 /// What the agent does next for a unit: a hook, or the final removal step.
@@ -184,6 +208,11 @@ pub struct Op {
     pub remote_unit: Option<String>,
     pub remote_app: Option<String>,
     pub departing: Option<String>,
+    /// Model-wide sequence number (`run-hook` waits for its own).
+    pub seq: u64,
+    /// Environment the operator's command carried beyond the model's base.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
 }
 
 pub const FINALIZE_REMOVE: &str = "@finalize-remove";
@@ -204,7 +233,7 @@ impl Op {
             relation: Some(rel.to_string()),
             remote_unit: remote.map(str::to_string),
             remote_app: Some(app.to_string()),
-            departing: None,
+            ..Op::default()
         }
     }
 }
@@ -223,9 +252,46 @@ pub struct Model {
     pub actions: BTreeMap<u64, Action>,
     pub secrets: BTreeMap<String, Secret>,
     pub queue: VecDeque<Op>,
+    /// The Juju agent version (`JUJU_SIM_AGENT_VERSION` at creation).
+    pub version: String,
+    /// Seeds the simulator's own choices (`JUJU_SIM_SEED`).
+    pub seed: u64,
+    /// Seconds between update-status hooks.
+    pub update_status_secs: u64,
+    /// First hook-retry delay in ms (doubles up to 5 minutes).
+    pub retry_base_ms: u64,
+    /// Most random delay in ms before a hook.
+    pub max_delay_ms: u64,
+    pub next_op: u64,
+    /// The environment of the command that created the model; agents run
+    /// with it, and each operator command adds only what differs.
+    pub base_env: BTreeMap<String, String>,
+    /// Injected faults (`juju-sim inject-fault`).
+    pub faults: Vec<Fault>,
+    /// destroy-model is under way.
+    pub dying: bool,
+}
+
+/// A fault injected into a hook tool: the next `count` calls of `tool`
+/// for `resource` by units matching `target` (APP or APP/N) fail.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Fault {
+    pub tool: String,
+    pub target: String,
+    pub resource: String,
+    pub count: u32,
 }
 
 impl Model {
+    /// Queues one op, giving it the next sequence number; returns it.
+    pub fn push(&mut self, mut op: Op) -> u64 {
+        self.next_op += 1;
+        op.seq = self.next_op;
+        self.queue.push_back(op);
+        self.next_op
+    }
+
     /// Queues what Juju fires on `unit` when `remote` enters relation
     /// `rel` (seen on `unit`'s side as `endpoint`): joined, then changed.
     pub fn queue_joined(
@@ -237,7 +303,7 @@ impl Model {
         remote: &str,
     ) {
         for kind in ["joined", "changed"] {
-            self.queue.push_back(Op::relation(
+            self.push(Op::relation(
                 unit,
                 &format!("{endpoint}-relation-{kind}"),
                 rel,
@@ -390,7 +456,17 @@ impl Store {
             path: path.clone(),
             source,
         })?;
-        let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        // 0600: the model holds secret content and the operator's environment.
+        let mut f = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io_err("create", &tmp))?
+        };
         f.write_all(&bytes).map_err(io_err("write", &tmp))?;
         f.sync_all().map_err(io_err("sync", &tmp))?;
         fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))?;

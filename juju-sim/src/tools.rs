@@ -1,14 +1,21 @@
 //! Juju's hook tools, as run inside a hook or action (the binary invoked
 //! under a tool's name). Each tool reads its context from the environment
 //! the agent set (`JUJU_SIM_HOME`, `JUJU_UNIT_NAME`, `JUJU_RELATION_ID`,
-//! `JUJU_REMOTE_UNIT`, `JUJU_ACTION_UUID`, …), changes model.json under its
-//! lock, and queues the hooks a change causes (relation-changed,
-//! leader-settings-changed). Errors print `ERROR <message>` and exit 1;
-//! usage errors exit 2. Output follows Juju: `--format=json` prints JSON,
-//! the default ("smart") prints strings bare and maps as YAML.
+//! `JUJU_REMOTE_UNIT`, `JUJU_ACTION_UUID`, `JUJU_SIM_CONTEXT`, …) and reads
+//! or changes model.json under its lock. As in Juju, `relation-set`,
+//! `open-port`/`close-port` and the `secret-*` writes are pending until the
+//! hook exits 0 (see `uniter::pending`); `leader-set` and `status-set` take
+//! effect at once (leader-set queues leader-settings-changed). A tool run
+//! with a context that has ended fails; one run with no `JUJU_SIM_CONTEXT`
+//! at all (a test driving the tools directly) commits at once. Tools the
+//! model's Juju version lacks (`secret-*` on 2.9) fail like a missing
+//! command (exit 127). Errors print `ERROR <message>` and exit 1; usage
+//! errors exit 2. Output follows Juju: `--format=json` prints JSON, the
+//! default ("smart") prints strings bare and maps as YAML.
 
 use crate::charm::{insert_dotted, Charm};
 use crate::model::{Model, Op, Status, Store, StoreError};
+use crate::uniter::pending::{self, Pending, RelationSet, SecretChange, SecretDraft};
 use crate::util::{now_secs, rfc3339, split_kv};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,6 +49,10 @@ pub const TOOL_NAMES: &[&str] = &[
     "secret-set",
     "secret-ids",
     "secret-remove",
+    "secret-grant",
+    "secret-revoke",
+    "secret-info-get",
+    "goal-state",
 ];
 
 /// A hook tool failure.
@@ -106,7 +117,20 @@ fn parse(
                 .map(|(_, l)| *l)
                 .unwrap_or(name);
             if flags.contains(&name) {
-                out.flags.insert(name.to_string());
+                // gnuflag bool flags take `--flag=true|false` too.
+                match inline.as_deref() {
+                    None | Some("true" | "True" | "TRUE" | "t" | "T" | "1") => {
+                        out.flags.insert(name.to_string());
+                    }
+                    Some("false" | "False" | "FALSE" | "f" | "F" | "0") => {
+                        out.flags.remove(name);
+                    }
+                    Some(v) => {
+                        return Err(ToolError::Usage(format!(
+                            "invalid boolean value \"{v}\" for -{name}: parse error"
+                        )))
+                    }
+                }
             } else if opts.contains(&name) {
                 let v = match inline {
                     Some(v) => v,
@@ -161,6 +185,8 @@ struct Ctx {
     store: Store,
     unit: String,
     app: String,
+    /// `JUJU_SIM_CONTEXT`: the hook, action or exec this tool runs in.
+    context: Option<String>,
 }
 
 impl Ctx {
@@ -186,7 +212,45 @@ impl Ctx {
             store: Store::new(PathBuf::from(home)),
             unit,
             app,
+            context: std::env::var("JUJU_SIM_CONTEXT")
+                .ok()
+                .filter(|c| !c.is_empty()),
         })
+    }
+
+    /// Records a held-back write: into this context's pending writes, or
+    /// (no context: a test driving the tools directly) committed at once.
+    fn record(&self, m: &mut Model, f: impl FnOnce(&mut Pending)) -> Result<(), ToolError> {
+        match &self.context {
+            None => {
+                let mut p = Pending::default();
+                f(&mut p);
+                pending::commit(m, &self.unit, p);
+                Ok(())
+            }
+            Some(c) => {
+                let u = m
+                    .units
+                    .get_mut(&self.unit)
+                    .ok_or_else(|| ToolError::Failed(format!("unit {} not found", self.unit)))?;
+                if u.pending.context != *c {
+                    return failed(format!(
+                        "the hook context {c} has ended: hook tools work only while their hook, action or exec command runs"
+                    ));
+                }
+                f(&mut u.pending);
+                Ok(())
+            }
+        }
+    }
+
+    /// This context's pending writes, if it is still running.
+    fn pending<'a>(&self, m: &'a Model) -> Option<&'a Pending> {
+        let c = self.context.as_ref()?;
+        m.units
+            .get(&self.unit)
+            .map(|u| &u.pending)
+            .filter(|p| p.context == *c)
     }
 
     fn charm(&self) -> Result<Charm, ToolError> {
@@ -222,6 +286,15 @@ impl Ctx {
 
 /// Runs the tool `name` with `args`; returns the exit code.
 pub fn main(name: &str, args: &[String]) -> i32 {
+    if let Ok(ctx) = Ctx::from_env() {
+        if let Ok(m) = ctx.store.read() {
+            if !crate::profile::Profile::of(&m.version).has_tool(name) {
+                // Juju 2.9 has no such tool: the shell cannot find it.
+                eprintln!("{name}: command not found");
+                return 127;
+            }
+        }
+    }
     match run(name, args) {
         Ok(()) => 0,
         Err(ToolError::Usage(m)) => {
@@ -241,6 +314,14 @@ const R: (&str, &str) = ("r", "relation");
 fn run(name: &str, args: &[String]) -> Result<(), ToolError> {
     let ctx = Ctx::from_env()?;
     match name {
+        "secret-info-get" => secret_info_get(&ctx, &parse(args, &[], &["format", "label"], &[])?),
+        "secret-grant" => secret_grant(&ctx, &parse(args, &[], &["relation", "unit"], &[R])?, true),
+        "secret-revoke" => secret_grant(
+            &ctx,
+            &parse(args, &[], &["relation", "unit", "app"], &[R])?,
+            false,
+        ),
+        "goal-state" => goal_state(&ctx, &parse(args, &[], F, &[])?),
         "action-get" => action_get(&ctx, &parse(args, &[], F, &[])?),
         "action-set" => action_set(&ctx, &parse(args, &[], &[], &[])?),
         "action-fail" => action_fail(&ctx, &parse(args, &[], &[], &[])?),
@@ -293,11 +374,19 @@ fn run(name: &str, args: &[String]) -> Result<(), ToolError> {
         "opened-ports" => {
             let a = parse(args, &["endpoints"], F, &[])?;
             let m = ctx.store.read()?;
-            let p: Vec<Value> = m
+            let mut ports = m
                 .units
                 .get(&ctx.unit)
-                .map(|u| u.ports.iter().map(|s| Value::from(s.clone())).collect())
+                .map(|u| u.ports.clone())
                 .unwrap_or_default();
+            for (open, p) in ctx.pending(&m).map(|p| p.ports.clone()).unwrap_or_default() {
+                if open {
+                    ports.insert(p);
+                } else {
+                    ports.remove(&p);
+                }
+            }
+            let p: Vec<Value> = ports.into_iter().map(Value::from).collect();
             emit(&Value::Array(p), &a);
             Ok(())
         }
@@ -335,12 +424,19 @@ fn run(name: &str, args: &[String]) -> Result<(), ToolError> {
         "secret-ids" => {
             let a = parse(args, &[], F, &[])?;
             let m = ctx.store.read()?;
-            let ids: Vec<Value> = m
+            let mut ids: Vec<Value> = m
                 .secrets
                 .values()
-                .filter(|s| owns(&ctx, s))
+                .filter(|s| owns(&ctx, &s.owner_kind, &s.owner))
                 .map(|s| Value::from(format!("secret:{}", s.id)))
                 .collect();
+            if let Some(p) = ctx.pending(&m) {
+                for c in &p.secrets {
+                    if let SecretChange::Add { secret } = c {
+                        ids.push(Value::from(format!("secret:{}", secret.id)));
+                    }
+                }
+            }
             emit(&Value::Array(ids), &a);
             Ok(())
         }
@@ -442,7 +538,7 @@ fn action_log(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
         act.log.push((now_secs(), msg.clone()));
         Ok(())
     })?;
-    crate::agent::log_line(&ctx.store, &ctx.unit, "INFO", &format!("action-log: {msg}"));
+    crate::uniter::log_line(&ctx.store, &ctx.unit, "INFO", &format!("action-log: {msg}"));
     Ok(())
 }
 
@@ -600,7 +696,7 @@ fn leader_set(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
         };
         if apply(&mut app.leader_settings, &pairs) {
             for u in others {
-                m.queue.push_back(Op::hook(&u, "leader-settings-changed"));
+                m.push(Op::hook(&u, "leader-settings-changed"));
             }
         }
         Ok(())
@@ -685,7 +781,13 @@ fn relation_get(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
                 "permission denied: cannot read application \"{target}\" settings"
             ));
         }
-        rel.app_data.get(&target).cloned().unwrap_or_default()
+        let mut bag = rel.app_data.get(&target).cloned().unwrap_or_default();
+        if target == ctx.app {
+            if let Some(p) = ctx.pending(&m) {
+                p.overlay(&id, true, &mut bag);
+            }
+        }
+        bag
     } else {
         let known =
             target == ctx.unit || m.units.get(&target).is_some_and(|u| rel.involves(&u.app));
@@ -694,7 +796,14 @@ fn relation_get(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
                 "cannot read settings for unit \"{target}\" in relation \"{id}\": unit not found"
             ));
         }
-        rel.unit_data.get(&target).cloned().unwrap_or_default()
+        let mut bag = rel.unit_data.get(&target).cloned().unwrap_or_default();
+        if target == ctx.unit {
+            // A hook reads back its own writes before they are committed.
+            if let Some(p) = ctx.pending(&m) {
+                p.overlay(&id, false, &mut bag);
+            }
+        }
+        bag
     };
     if key == "-" {
         emit(&json!(bag), a);
@@ -744,50 +853,21 @@ fn relation_set(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
     pairs.extend(parse_pairs(&a.pos)?);
     ctx.store.update(|m| -> Result<(), ToolError> {
         let id = ctx.relation_id(a, m)?;
-        let leader = m.is_leader(&ctx.unit);
-        let Some(other_app) = m.relations.get(&id).map(|r| r.other_app(&ctx.app).to_string()) else {
+        if !m.relations.contains_key(&id) {
             return failed(format!("relation {id} not found"));
-        };
-        // Who sees this unit's changes: the other units of a peer
-        // relation, the other application's units otherwise.
-        let others: Vec<String> = m
-            .live_units(&other_app)
-            .into_iter()
-            .filter(|u| *u != ctx.unit)
-            .collect();
-        let rel = m
-            .relations
-            .get_mut(&id)
-            .ok_or_else(|| ToolError::Failed(format!("relation {id} not found")))?;
-        let app = ctx.app.clone();
-        let their_ep = rel.endpoint_of(&other_app).to_string();
-        let mut events = Vec::new();
-        if a.flag("app") {
-            if !leader {
-                return failed(format!(
-                    "cannot write relation settings: cannot write application settings for relation \"{id}\": this unit is not the leader"
-                ));
-            }
-            if apply(rel.app_data.entry(app.clone()).or_default(), &pairs) {
-                for u in &others {
-                    events.push(Op::relation(u, &format!("{their_ep}-relation-changed"), &id, &app, None));
-                }
-            }
-        } else if apply(rel.unit_data.entry(ctx.unit.clone()).or_default(), &pairs) {
-            for u in &others {
-                if rel.views.get(u).is_some_and(|v| v.contains(&ctx.unit)) {
-                    events.push(Op::relation(
-                        u,
-                        &format!("{their_ep}-relation-changed"),
-                        &id,
-                        &app,
-                        Some(&ctx.unit),
-                    ));
-                }
-            }
         }
-        m.queue.extend(events);
-        Ok(())
+        if a.flag("app") && !m.is_leader(&ctx.unit) {
+            return failed(format!(
+                "cannot write relation settings: cannot write application settings for relation \"{id}\": this unit is not the leader"
+            ));
+        }
+        ctx.record(m, |p| {
+            p.relation_sets.push(RelationSet {
+                relation: id.clone(),
+                app: a.flag("app"),
+                pairs,
+            })
+        })
     })
 }
 
@@ -803,6 +883,30 @@ fn resource_get(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
             "could not download resource: resource \"{name}\" not found in metadata.yaml"
         ));
     };
+    // An injected fault fails the download the way a controller or network
+    // fault does, not the way a missing upload does.
+    let faulted = ctx.store.update(|m| -> Result<bool, ToolError> {
+        let hit = m.faults.iter_mut().find(|f| {
+            f.tool == "resource-get"
+                && f.count > 0
+                && (f.target == ctx.unit || f.target == ctx.app)
+                && (f.resource == *name || f.resource.is_empty())
+        });
+        Ok(match hit {
+            Some(f) => {
+                f.count -= 1;
+                true
+            }
+            None => false,
+        })
+    })?;
+    if faulted {
+        return failed(format!(
+            "could not download resource: HTTP request failed: Get https://10.140.0.1:17070/model/{}/units/unit-{}/resources/{name}: dial tcp 10.140.0.1:17070: connect: connection refused",
+            ctx.store.read()?.uuid,
+            crate::util::unit_slug(&ctx.unit)
+        ));
+    }
     let m = ctx.store.read()?;
     let Some(stored) = m
         .applications
@@ -901,16 +1005,8 @@ fn ports(ctx: &Ctx, open: bool, a: &Args) -> Result<(), ToolError> {
     } else {
         format!("{range}/{proto}")
     };
-    ctx.store.update(|m| -> Result<(), ToolError> {
-        if let Some(u) = m.units.get_mut(&ctx.unit) {
-            if open {
-                u.ports.insert(norm);
-            } else {
-                u.ports.remove(&norm);
-            }
-        }
-        Ok(())
-    })
+    ctx.store
+        .update(|m| -> Result<(), ToolError> { ctx.record(m, |p| p.ports.push((open, norm))) })
 }
 
 fn juju_log(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
@@ -919,7 +1015,7 @@ fn juju_log(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
     } else {
         a.opt("log-level").unwrap_or("INFO").to_uppercase()
     };
-    crate::agent::log_line(
+    crate::uniter::log_line(
         &ctx.store,
         &ctx.unit,
         &level,
@@ -928,11 +1024,11 @@ fn juju_log(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
     Ok(())
 }
 
-fn owns(ctx: &Ctx, s: &crate::model::Secret) -> bool {
-    if s.owner_kind == "unit" {
-        s.owner == ctx.unit
+fn owns(ctx: &Ctx, kind: &str, owner: &str) -> bool {
+    if kind == "unit" {
+        owner == ctx.unit
     } else {
-        s.owner == ctx.app
+        owner == ctx.app
     }
 }
 
@@ -1008,45 +1104,114 @@ fn new_secret_id(m: &Model) -> String {
         .collect()
 }
 
-fn find_secret<'a>(
+/// A secret as this context sees it: committed, or created in this
+/// context (pending).
+struct SecretView {
+    id: String,
+    kind: String,
+    owner: String,
+    label: Option<String>,
+    description: Option<String>,
+    /// Committed revisions (empty for a secret created in this context).
+    revisions: Vec<BTreeMap<String, String>>,
+    grants: BTreeSet<String>,
+    /// Created in this context, not committed yet.
+    draft: bool,
+}
+
+fn secret_id_of(uri: &str) -> String {
+    uri.trim_start_matches("secret:")
+        .trim_start_matches("//")
+        .rsplit('/')
+        .next()
+        .unwrap_or(uri)
+        .to_string()
+}
+
+/// Finds a secret by URI or label (owned, or granted to this unit or its
+/// application); a secret created in this context counts only with
+/// `with_drafts` (Juju: `--peek`/`--refresh` or the owner's own tools).
+fn find_secret(
     ctx: &Ctx,
-    m: &'a mut Model,
+    m: &Model,
     uri: Option<&str>,
     label: Option<&str>,
-) -> Result<&'a mut crate::model::Secret, ToolError> {
-    let id = match (uri, label) {
+    with_drafts: bool,
+) -> Result<SecretView, ToolError> {
+    let pending = ctx.pending(m);
+    let draft_view = |d: &SecretDraft| SecretView {
+        id: d.id.clone(),
+        kind: d.owner_kind.clone(),
+        owner: d.owner.clone(),
+        label: d.label.clone(),
+        description: d.description.clone(),
+        revisions: Vec::new(),
+        grants: BTreeSet::new(),
+        draft: true,
+    };
+    let committed = |s: &crate::model::Secret| SecretView {
+        id: s.id.clone(),
+        kind: s.owner_kind.clone(),
+        owner: s.owner.clone(),
+        label: s.label.clone(),
+        description: s.description.clone(),
+        revisions: s.revisions.clone(),
+        grants: s.grants.clone(),
+        draft: false,
+    };
+    let visible = |v: &SecretView| {
+        owns(ctx, &v.kind, &v.owner) || v.grants.contains(&ctx.app) || v.grants.contains(&ctx.unit)
+    };
+    let found = match (uri, label) {
         (Some(u), _) => {
-            let id = u
-                .trim_start_matches("secret:")
-                .rsplit('/')
-                .next()
-                .unwrap_or(u)
-                .to_string();
-            if !m.secrets.contains_key(&id) {
-                return failed(format!("secret \"{u}\" not found"));
-            }
-            id
+            let id = secret_id_of(u);
+            m.secrets.get(&id).map(committed).or_else(|| {
+                pending
+                    .filter(|_| with_drafts)
+                    .and_then(|p| p.draft(&id))
+                    .map(draft_view)
+            })
         }
         (None, Some(l)) => m
             .secrets
             .values()
-            .find(|s| s.label.as_deref() == Some(l) && owns(ctx, s))
-            .map(|s| s.id.clone())
-            .ok_or_else(|| ToolError::Failed(format!("secret with label \"{l}\" not found")))?,
+            .find(|s| s.label.as_deref() == Some(l) && owns(ctx, &s.owner_kind, &s.owner))
+            .map(committed)
+            .or_else(|| {
+                pending
+                    .filter(|_| with_drafts)
+                    .and_then(|p| p.draft_by_label(l))
+                    .map(draft_view)
+            }),
         (None, None) => {
             return Err(ToolError::Usage(
                 "require either a secret URI or label".into(),
             ))
         }
     };
-    let secret = m
-        .secrets
-        .get_mut(&id)
-        .ok_or_else(|| ToolError::Failed(format!("secret \"secret:{id}\" not found")))?;
-    if !owns(ctx, secret) {
-        return failed(format!("secret \"secret:{id}\" not found"));
+    let shown = uri.map_or_else(
+        || format!("with label \"{}\"", label.unwrap_or("")),
+        |u| format!("\"{u}\""),
+    );
+    match found {
+        Some(v) if visible(&v) => Ok(v),
+        _ => failed(format!("secret {shown} not found")),
     }
-    Ok(secret)
+}
+
+/// Only the owner manages a secret: its unit, or the leader for an
+/// application-owned one.
+fn check_manage(ctx: &Ctx, m: &Model, v: &SecretView) -> Result<(), ToolError> {
+    if !owns(ctx, &v.kind, &v.owner) {
+        return failed(format!(
+            "permission denied: secret:{} is not owned by {}",
+            v.id, ctx.unit
+        ));
+    }
+    if v.kind == "application" && !m.is_leader(&ctx.unit) {
+        return failed("this unit is not the leader");
+    }
+    Ok(())
 }
 
 fn secret_add(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
@@ -1062,21 +1227,19 @@ fn secret_add(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
             return failed("this unit is not the leader");
         }
         let id = new_secret_id(m);
-        m.secrets.insert(
-            id.clone(),
-            crate::model::Secret {
-                id: id.clone(),
-                owner_kind: kind.clone(),
-                owner: if kind == "unit" {
-                    ctx.unit.clone()
-                } else {
-                    ctx.app.clone()
-                },
-                label: a.opt("label").map(str::to_string),
-                description: a.opt("description").map(str::to_string),
-                revisions: vec![content],
+        let draft = SecretDraft {
+            id: id.clone(),
+            owner_kind: kind.clone(),
+            owner: if kind == "unit" {
+                ctx.unit.clone()
+            } else {
+                ctx.app.clone()
             },
-        );
+            label: a.opt("label").map(str::to_string),
+            description: a.opt("description").map(str::to_string),
+            content,
+        };
+        ctx.record(m, |p| p.secrets.push(SecretChange::Add { secret: draft }))?;
         Ok(id)
     })?;
     println!("secret:{id}");
@@ -1084,14 +1247,25 @@ fn secret_add(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
 }
 
 fn secret_get(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
-    let mut m = ctx.store.read()?;
-    let s = find_secret(
+    let m = ctx.store.read()?;
+    let latest = a.flag("peek") || a.flag("refresh");
+    let v = find_secret(
         ctx,
-        &mut m,
+        &m,
         a.pos.first().map(String::as_str),
         a.opt("label"),
+        latest,
     )?;
-    let content = s.revisions.last().cloned().unwrap_or_default();
+    // A plain secret-get returns the last committed revision; only
+    // --peek/--refresh see what this hook has set but not committed.
+    let pending = if latest {
+        ctx.pending(&m).and_then(|p| p.secret_content(&v.id))
+    } else {
+        None
+    };
+    let content = pending
+        .or_else(|| v.revisions.last().cloned())
+        .unwrap_or_default();
     match a.pos.get(1) {
         Some(k) => emit(&Value::from(content.get(k).cloned().unwrap_or_default()), a),
         None => emit(&json!(content), a),
@@ -1100,31 +1274,40 @@ fn secret_get(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
 }
 
 fn secret_set(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
-    let (uri, rest) = match a.opt("label") {
-        Some(_) => (None, a.pos.as_slice()),
-        None => match a.pos.split_first() {
-            Some((u, r)) => (Some(u.as_str()), r),
-            None => return Err(ToolError::Usage("missing secret URI".into())),
-        },
+    let (uri, rest) = match a.pos.split_first() {
+        Some((u, r)) if u.starts_with("secret:") || a.opt("label").is_none() => {
+            (Some(u.as_str()), r)
+        }
+        _ => (None, a.pos.as_slice()),
     };
+    if uri.is_none() && a.opt("label").is_none() {
+        return Err(ToolError::Usage("missing secret URI".into()));
+    }
     let content = if rest.is_empty() {
         None
     } else {
         Some(secret_content(rest)?)
     };
     ctx.store.update(|m| -> Result<(), ToolError> {
-        let leader = m.is_leader(&ctx.unit);
-        let s = find_secret(ctx, m, uri, a.opt("label"))?;
-        if s.owner_kind == "application" && !leader {
-            return failed("this unit is not the leader");
-        }
-        if let Some(c) = content {
-            s.revisions.push(c);
-        }
-        if let Some(d) = a.opt("description") {
-            s.description = Some(d.to_string());
-        }
-        Ok(())
+        let v = find_secret(
+            ctx,
+            m,
+            uri,
+            if uri.is_some() { None } else { a.opt("label") },
+            true,
+        )?;
+        check_manage(ctx, m, &v)?;
+        let change = SecretChange::Set {
+            id: v.id.clone(),
+            content,
+            label: if uri.is_some() {
+                a.opt("label").map(str::to_string)
+            } else {
+                None
+            },
+            description: a.opt("description").map(str::to_string),
+        };
+        ctx.record(m, |p| p.secrets.push(change))
     })
 }
 
@@ -1132,16 +1315,122 @@ fn secret_remove(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
     let Some(uri) = a.pos.first() else {
         return Err(ToolError::Usage("missing secret URI".into()));
     };
+    let revision = match a.opt("revision") {
+        None => None,
+        Some(r) => Some(r.parse::<usize>().map_err(|_| {
+            ToolError::Usage(format!("invalid value \"{r}\" for option --revision"))
+        })?),
+    };
     ctx.store.update(|m| -> Result<(), ToolError> {
-        let leader = m.is_leader(&ctx.unit);
-        let s = find_secret(ctx, m, Some(uri), None)?;
-        if s.owner_kind == "application" && !leader {
-            return failed("this unit is not the leader");
-        }
-        let id = s.id.clone();
-        m.secrets.remove(&id);
-        Ok(())
+        let v = find_secret(ctx, m, Some(uri), None, true)?;
+        check_manage(ctx, m, &v)?;
+        ctx.record(m, |p| {
+            p.secrets.push(SecretChange::Remove {
+                id: v.id.clone(),
+                revision,
+            })
+        })
     })
+}
+
+/// `secret-grant URI -r REL [--unit U]` / `secret-revoke URI [-r REL]
+/// [--app A] [--unit U]`: read access for the other side of a relation.
+fn secret_grant(ctx: &Ctx, a: &Args, grant: bool) -> Result<(), ToolError> {
+    let Some(uri) = a.pos.first() else {
+        return Err(ToolError::Usage("missing secret URI".into()));
+    };
+    ctx.store.update(|m| -> Result<(), ToolError> {
+        let v = find_secret(ctx, m, Some(uri), None, true)?;
+        check_manage(ctx, m, &v)?;
+        let who = if let Some(u) = a.opt("unit") {
+            u.to_string()
+        } else if let Some(app) = a.opt("app") {
+            app.to_string()
+        } else if a.opt("relation").is_some() {
+            let key = ctx.relation_id(a, m)?;
+            m.relations
+                .get(&key)
+                .map(|r| r.other_app(&ctx.app).to_string())
+                .ok_or_else(|| ToolError::Failed(format!("relation {key} not found")))?
+        } else {
+            return Err(ToolError::Usage("missing relation or application".into()));
+        };
+        let id = v.id.clone();
+        ctx.record(m, |p| {
+            p.secrets.push(if grant {
+                SecretChange::Grant { id, to: who }
+            } else {
+                SecretChange::Revoke { id, from: who }
+            })
+        })
+    })
+}
+
+/// `secret-info-get URI|--label L`: metadata of a secret this unit owns.
+fn secret_info_get(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
+    let m = ctx.store.read()?;
+    let v = find_secret(
+        ctx,
+        &m,
+        a.pos.first().map(String::as_str),
+        a.opt("label"),
+        true,
+    )?;
+    if !owns(ctx, &v.kind, &v.owner) {
+        return failed(format!("secret \"secret:{}\" not found", v.id));
+    }
+    let mut info = serde_json::Map::new();
+    info.insert("revision".into(), Value::from(v.revisions.len().max(1)));
+    if let Some(l) = &v.label {
+        info.insert("label".into(), Value::from(l.clone()));
+    }
+    if let Some(d) = &v.description {
+        info.insert("description".into(), Value::from(d.clone()));
+    }
+    info.insert("owner".into(), Value::from(v.kind.clone()));
+    info.insert("rotation".into(), Value::from("never"));
+    let _ = v.draft;
+    emit(&json!({ v.id.clone(): info }), a);
+    Ok(())
+}
+
+/// `goal-state`: the units of this application and, per relation
+/// endpoint, the remote units and application, as Juju reports them.
+fn goal_state(ctx: &Ctx, a: &Args) -> Result<(), ToolError> {
+    let m = ctx.store.read()?;
+    let since = rfc3339(now_secs());
+    let entry =
+        |dying: bool| json!({"status": if dying { "dying" } else { "active" }, "since": since});
+    let mut units = serde_json::Map::new();
+    for u in m.app_units(&ctx.app) {
+        let dying = m.units.get(&u).is_some_and(|x| x.dying);
+        units.insert(u, entry(dying));
+    }
+    let mut relations = serde_json::Map::new();
+    for key in m.app_relations(&ctx.app) {
+        let Some(r) = m.relations.get(&key) else {
+            continue;
+        };
+        let ep = r.endpoint_of(&ctx.app).to_string();
+        let other = r.other_app(&ctx.app).to_string();
+        let bag = relations.entry(ep).or_insert_with(|| json!({}));
+        if let Some(obj) = bag.as_object_mut() {
+            for u in m.app_units(&other) {
+                if u != ctx.unit {
+                    let dying = m.units.get(&u).is_some_and(|x| x.dying);
+                    obj.insert(
+                        u,
+                        json!({"status": if dying { "dying" } else { "joined" }, "since": since}),
+                    );
+                }
+            }
+            if other != ctx.app {
+                obj.insert(other, json!({"status": "joined", "since": since}));
+            }
+        }
+    }
+    emit(&json!({"units": units, "relations": relations}), a);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -46,6 +46,44 @@ pub fn rfc3339(secs: u64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
+/// `24 Feb 2025 12:02:57Z`, as Juju's status prints times, from Unix seconds.
+pub fn status_time(secs: u64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (y, mo, d, h, mi, s) = civil(secs);
+    let month = MONTHS
+        .get((mo as usize).saturating_sub(1))
+        .copied()
+        .unwrap_or("Jan");
+    format!("{d:02} {month} {y:04} {h:02}:{mi:02}:{s:02}Z")
+}
+
+/// Unix seconds from our own RFC 3339 form (`2026-11-21T21:10:54Z`).
+pub fn parse_rfc3339(t: &str) -> Option<u64> {
+    let b = t.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    // Howard Hinnant's days-from-civil.
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + h * 3600 + mi * 60 + s).ok()
+}
+
+/// A stored RFC 3339 time in Juju's status format (unchanged if unparsable).
+pub fn status_since(t: &str) -> String {
+    parse_rfc3339(t).map_or_else(|| t.to_string(), status_time)
+}
+
 /// Splits `etcd/0` into (`etcd`, 0); `None` when it is not a unit name.
 pub fn parse_unit(name: &str) -> Option<(String, u32)> {
     let (app, n) = name.rsplit_once('/')?;
@@ -99,6 +137,9 @@ mod tests {
     fn formats_epoch_dates() {
         assert_eq!(juju_time(0), "1970-01-01 00:00:00 +0000 UTC");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(status_time(1_700_000_000), "14 Nov 2023 22:13:20Z");
+        assert_eq!(parse_rfc3339("2023-11-14T22:13:20Z"), Some(1_700_000_000));
+        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Some(1_709_164_800));
     }
 
     #[test]

@@ -62,6 +62,33 @@ fn write_charm(dir: &Path, dispatch: Option<&str>) {
     }
 }
 
+/// Verbs that queue hooks or actions and return at once, as Juju's do; the
+/// helpers wait for the model to settle after them (`juju-sim wait-idle`).
+const SETTLES: &[&str] = &[
+    "deploy",
+    "add-unit",
+    "remove-unit",
+    "remove-application",
+    "integrate",
+    "relate",
+    "config",
+    "attach-resource",
+    "resolved",
+    "run-action",
+    "upgrade-model",
+];
+
+fn settles(args: &[&str]) -> bool {
+    match args.first() {
+        Some(&"config") => args
+            .iter()
+            .skip(2)
+            .any(|a| a.contains('=') || a.starts_with("--reset")),
+        Some(v) => SETTLES.contains(v),
+        None => false,
+    }
+}
+
 impl Sim {
     fn new() -> Sim {
         let dir = tempfile::tempdir().unwrap();
@@ -83,12 +110,27 @@ impl Sim {
             .env("JUJU_SIM_HOME", &self.home)
             .env("JUJU_SIM_ADDR_DIR", &self.addrs)
             .env("JUJU_SIM_STOP_TIMEOUT", "5")
+            .env("JUJU_SIM_RETRY_DELAY", "1s")
             .env_remove("JUJU_UNIT_NAME");
         c
     }
 
+    /// Runs a verb, then waits for what it queued to run.
     fn cmd(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
+        let o = self.command(args).output().unwrap();
+        if o.status.success() && settles(args) {
+            let w = self
+                .command(&["wait-idle", "--timeout", "5m"])
+                .output()
+                .unwrap();
+            assert_ne!(
+                w.status.code(),
+                Some(1),
+                "wait-idle: {}",
+                String::from_utf8_lossy(&w.stderr)
+            );
+        }
+        o
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -119,8 +161,11 @@ impl Sim {
         serde_json::from_str(&fs::read_to_string(p).unwrap()).unwrap()
     }
 
+    /// Parsed YAML output; `run-action --wait`'s document is unwrapped
+    /// from its `unit-APP-N` key (Juju 2.9's shape).
     fn yaml(&self, args: &[&str]) -> Value {
-        serde_yaml::from_str(&self.ok(args)).unwrap()
+        let v: Value = serde_yaml::from_str(&self.ok(args)).unwrap();
+        unwrap_unit(v)
     }
 }
 
@@ -129,6 +174,16 @@ impl Drop for Sim {
         if self.home.exists() {
             let _ = self.cmd(&["destroy-model", "-y"]);
         }
+    }
+}
+
+/// The document under a single `unit-APP-N` key, else the document.
+fn unwrap_unit(v: Value) -> Value {
+    match v.as_object() {
+        Some(m) if m.len() == 1 && m.keys().all(|k| k.starts_with("unit-")) => {
+            m.values().next().cloned().unwrap_or(Value::Null)
+        }
+        _ => v,
     }
 }
 
@@ -196,7 +251,7 @@ fn action_params_are_parsed_like_juju() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let d: Value = serde_yaml::from_slice(&o.stdout).unwrap();
+    let d = unwrap_unit(serde_yaml::from_slice(&o.stdout).unwrap());
     let p = sim.params(&last_id(&d));
     assert_eq!(p["target"], "/from/file");
     assert_eq!(p["count"], 2);
@@ -290,7 +345,15 @@ fn run_formats_background_and_show_task() {
         .nth(1)
         .unwrap()
         .to_string();
-    let j: Value = serde_json::from_str(&sim.ok(&["show-task", &id, "--format=json"])).unwrap();
+    // Without --wait, show-task shows the task as it is now.
+    let now: Value = serde_json::from_str(&sim.ok(&["show-task", &id, "--format=json"])).unwrap();
+    assert!(
+        now["status"] == "pending" || now["status"] == "running",
+        "{now}"
+    );
+    assert!(now.get("results").is_none(), "{now}");
+    let j: Value =
+        serde_json::from_str(&sim.ok(&["show-task", &id, "--wait=1m", "--format=json"])).unwrap();
     assert_eq!(j["status"], "completed", "{j}");
     assert_eq!(j["results"]["done"], "yes");
     // An id in quotes, as `Action queued with id: "N"` prints it.
@@ -315,13 +378,13 @@ fn concurrent_actions_get_distinct_ids() {
     for k in kids {
         let o = k.wait_with_output().unwrap();
         assert!(o.status.success());
-        let d: Value = serde_yaml::from_slice(&o.stdout).unwrap();
+        let d = unwrap_unit(serde_yaml::from_slice(&o.stdout).unwrap());
         assert_eq!(d["status"], "completed");
         ids.push(last_id(&d));
     }
-    // Both ran at once (actions do not take the hook lock).
+    // One after the other: actions take the machine lock, as Juju's do.
     assert!(
-        start.elapsed() < Duration::from_secs(4),
+        start.elapsed() >= Duration::from_secs(4),
         "{:?}",
         start.elapsed()
     );

@@ -17,6 +17,8 @@ pub fn sim_here(m: &Model, args: &[&str]) -> Run {
 }
 
 /// The same, with extra environment (such as `ETCD_CHARM_FAILPOINTS`).
+/// (The environment reaches the hooks and actions the verb queues: the
+/// simulator hands each one what its command's environment adds.)
 pub fn sim_env(m: &Model, args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = m
         .cmd()
@@ -25,15 +27,19 @@ pub fn sim_env(m: &Model, args: &[&str], env: &[(&str, &str)]) -> Run {
         .args(args)
         .output()
         .expect("cannot run juju-sim");
-    Run {
+    let run = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    if run.code == 0 && super::settles(args) {
+        m.settle();
     }
+    run
 }
 
-/// `juju run-action UNIT ACTION [k=v…]`, then `juju show-action-output ID`:
-/// the seed's two steps. Returns the parsed output.
+/// `juju run-action UNIT ACTION [k=v…]`, then `juju show-action-output ID
+/// --wait`: the seed's two steps. Returns the parsed output.
 pub fn run_action(
     m: &Model,
     unit: &str,
@@ -45,7 +51,8 @@ pub fn run_action(
     args.extend_from_slice(params);
     let q = sim_env(m, &args, env).ok();
     let id = q.action_id();
-    let shown = sim_here(m, &["show-action-output", &id]).ok();
+    // run-action only queues; show-action-output --wait waits for it.
+    let shown = sim_here(m, &["show-action-output", &id, "--wait=30m"]).ok();
     serde_yaml::from_str(&shown.stdout).unwrap()
 }
 

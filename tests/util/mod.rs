@@ -120,6 +120,41 @@ pub fn etcd35_resource(into: &Path) -> PathBuf {
     out
 }
 
+/// Verbs after which the tests wait for the model to settle: they queue
+/// hooks or actions and return at once (as Juju's do), and the tests were
+/// written against a simulator that ran everything before returning.
+/// `run-hook` and `exec` wait for their own work; the settle also lets the
+/// hooks they cause on other units run.
+const SETTLES: &[&str] = &[
+    "deploy",
+    "add-unit",
+    "remove-unit",
+    "remove-application",
+    "integrate",
+    "relate",
+    "config",
+    "attach-resource",
+    "resolved",
+    "run-action",
+    "run",
+    "run-hook",
+    "exec",
+    "upgrade-model",
+];
+
+/// Whether `args` is a verb after which the tests settle (a `config` that
+/// only reads does not count).
+pub fn settles(args: &[&str]) -> bool {
+    match args.first() {
+        Some(&"config") => args
+            .iter()
+            .skip(2)
+            .any(|a| a.contains('=') || a.starts_with("--reset")),
+        Some(v) => SETTLES.contains(v),
+        None => false,
+    }
+}
+
 /// A model under its own `JUJU_SIM_HOME`, destroyed on drop.
 pub struct Model {
     pub home: tempfile::TempDir,
@@ -182,9 +217,31 @@ impl Model {
         c
     }
 
-    /// Runs `juju-sim ARGS…`.
+    /// Runs `juju-sim ARGS…`; after a verb that queues hooks or actions
+    /// (they return at once, as Juju's do), waits for the model to settle.
     pub fn sim(&self, args: &[&str]) -> Run {
-        Run::from(self.cmd().args(args).output().expect("cannot run juju-sim"))
+        let run = Run::from(self.cmd().args(args).output().expect("cannot run juju-sim"));
+        if run.code == 0 && settles(args) {
+            self.settle();
+        }
+        run
+    }
+
+    /// `juju-sim wait-idle`: every unit's agent has run what was queued
+    /// (a unit left in error is reported on stderr, not a failure here;
+    /// the tests look at its status). Panics only when it times out.
+    pub fn settle(&self) {
+        let out = self
+            .cmd()
+            .args(["wait-idle", "--timeout", "15m"])
+            .output()
+            .expect("cannot run juju-sim");
+        assert_ne!(
+            out.status.code(),
+            Some(1),
+            "juju-sim wait-idle: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn status(&self) -> Value {

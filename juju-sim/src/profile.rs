@@ -1,0 +1,142 @@
+//! The Juju version a model runs, and every difference between Juju 2.9 and
+//! 3.x the simulator knows about, in one place. A model's version comes from
+//! `JUJU_SIM_AGENT_VERSION` when it is created (default
+//! [`DEFAULT_VERSION`]) and changes only through `juju-sim upgrade-model`.
+//! Hooks see it as `JUJU_VERSION`; `status` shows it as `model.version`.
+
+use serde_json::{json, Value};
+
+/// The version a model gets when `JUJU_SIM_AGENT_VERSION` is unset.
+pub const DEFAULT_VERSION: &str = "3.6.12";
+
+/// Hook tools that Juju 2.9 does not have at all.
+const SECRET_TOOLS: &[&str] = &[
+    "secret-add",
+    "secret-get",
+    "secret-set",
+    "secret-ids",
+    "secret-remove",
+    "secret-grant",
+    "secret-revoke",
+    "secret-info-get",
+];
+
+/// A model's Juju version and what follows from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub version: String,
+    major: u32,
+    minor: u32,
+}
+
+impl Profile {
+    /// Parses `2.9.49` or `3.6.12`; only 2.9 and 3.x are simulated.
+    pub fn parse(version: &str) -> Result<Profile, String> {
+        let v = version.trim();
+        let mut it = v.split('.');
+        let major = it.next().and_then(|x| x.parse::<u32>().ok());
+        let minor = it.next().and_then(|x| x.parse::<u32>().ok());
+        let patch_ok = it
+            .next()
+            .is_none_or(|p| !p.is_empty() && p.chars().next().is_some_and(|c| c.is_ascii_digit()));
+        match (major, minor) {
+            (Some(2), Some(9)) | (Some(3), Some(_)) if patch_ok => Ok(Profile {
+                version: v.to_string(),
+                major: major.unwrap_or(3),
+                minor: minor.unwrap_or(0),
+            }),
+            _ => Err(format!(
+                "unsupported Juju agent version \"{v}\": juju-sim simulates 2.9.x and 3.x (e.g. 2.9.49, 3.6.12)"
+            )),
+        }
+    }
+
+    /// The profile of a stored model (an old model.json without a version
+    /// is treated as the default).
+    pub fn of(version: &str) -> Profile {
+        Profile::parse(version).unwrap_or_else(|_| Profile {
+            version: DEFAULT_VERSION.to_string(),
+            major: 3,
+            minor: 6,
+        })
+    }
+
+    /// From `JUJU_SIM_AGENT_VERSION`, for a new model.
+    pub fn from_env() -> Result<Profile, String> {
+        match std::env::var("JUJU_SIM_AGENT_VERSION") {
+            Ok(v) if !v.trim().is_empty() => Profile::parse(&v),
+            _ => Profile::parse(DEFAULT_VERSION),
+        }
+    }
+
+    pub fn is_29(&self) -> bool {
+        self.major == 2
+    }
+
+    /// Juju has `secret-*` hook tools from 3.0 (usable by charms from 3.1).
+    pub fn has_secrets(&self) -> bool {
+        self.major >= 3
+    }
+
+    /// Whether hook tool `name` exists under this version.
+    pub fn has_tool(&self, name: &str) -> bool {
+        self.has_secrets() || !SECRET_TOOLS.contains(&name)
+    }
+
+    /// Juju 2.9's `juju run` runs commands, not actions.
+    pub fn run_refusal(&self, target: &str, action: &str) -> Option<String> {
+        self.is_29().then(|| {
+            format!(
+                "juju run on Juju {} runs commands, not actions (it needs --unit, --machine, --application or --all); \
+                 to run an action use: juju run-action {target} {action} --wait",
+                self.version
+            )
+        })
+    }
+
+    /// An application's `relations` in `status --format=json`: Juju 3
+    /// lists objects, Juju 2.9 lists the related applications' names.
+    pub fn status_relation(&self, related: &str, interface: &str, scope: &str) -> Value {
+        if self.is_29() {
+            Value::from(related)
+        } else {
+            json!({"related-application": related, "interface": interface, "scope": scope})
+        }
+    }
+
+    /// The `charm` field of an application in status.
+    pub fn status_charm(&self, name: &str, revision: u64) -> String {
+        if self.is_29() {
+            format!("local:focal/{name}-{revision}")
+        } else {
+            format!("local:{name}-{revision}")
+        }
+    }
+
+    /// Where status puts the OS: 3.x `base`, 2.9 `series`.
+    pub fn status_os(&self) -> (&'static str, Value) {
+        if self.is_29() {
+            ("series", Value::from("jammy"))
+        } else {
+            ("base", json!({"name": "ubuntu", "channel": "22.04"}))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert!(Profile::parse("2.9.49").is_ok_and(|p| p.is_29() && !p.has_secrets()));
+        assert!(Profile::parse("3.6.12").is_ok_and(|p| !p.is_29() && p.has_secrets()));
+        assert!(Profile::parse("3.6").is_ok());
+        assert!(Profile::parse("2.8.1").is_err());
+        assert!(Profile::parse("4.0.0").is_err());
+        assert!(Profile::parse("banana").is_err());
+        let p = Profile::parse("2.9.49").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!p.has_tool("secret-get"));
+        assert!(p.has_tool("leader-set"));
+    }
+}

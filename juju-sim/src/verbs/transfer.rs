@@ -1,0 +1,408 @@
+//! Getting at a unit: `scp` (as the unit's `ubuntu` user, uid 1000, would be
+//! allowed), `exec` (a command in the unit's hook context, under the machine
+//! lock, its writes committed at exit) and `debug-log`.
+
+use super::*;
+
+/// The uid and gid `juju scp` logs in as (Ubuntu's `ubuntu` user).
+const SCP_UID: u32 = 1000;
+const SCP_GID: u32 = 1000;
+
+/// `UNIT:PATH` (or `USER@UNIT:PATH`) → (unit, unit path); `None` for a
+/// local path.
+fn remote(spec: &str) -> Option<(String, String)> {
+    let (target, path) = spec.split_once(':')?;
+    let unit = target.rsplit_once('@').map_or(target, |(_, u)| u);
+    parse_unit(unit)?;
+    Some((unit.to_string(), path.to_string()))
+}
+
+/// Whether uid/gid 1000 has `want` (4 read, 2 write, 1 search/execute)
+/// on a file with this metadata, by its real owner, group and mode.
+fn may(md: &fs::Metadata, want: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let mode = md.mode();
+    let bits = if md.uid() == SCP_UID {
+        (mode >> 6) & 7
+    } else if md.gid() == SCP_GID {
+        (mode >> 3) & 7
+    } else {
+        mode & 7
+    };
+    bits & want == want
+}
+
+/// Checks, as uid 1000 would be checked, that every directory from the
+/// unit's `/` down to `path`'s parent can be searched; returns the host
+/// path, or scp's complaint.
+fn walk(root: &Path, path: &str) -> std::result::Result<PathBuf, String> {
+    let denied = || format!("scp: {path}: Permission denied");
+    let mut host = root.to_path_buf();
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    for (i, part) in parts.iter().enumerate() {
+        let md =
+            fs::metadata(&host).map_err(|_| format!("scp: {path}: No such file or directory"))?;
+        if !md.is_dir() {
+            return Err(format!("scp: {path}: Not a directory"));
+        }
+        if !may(&md, 1) {
+            return Err(denied());
+        }
+        if *part == ".." {
+            if host != root {
+                host.pop();
+            }
+        } else {
+            host.push(part);
+        }
+        let _ = i;
+    }
+    Ok(host)
+}
+
+/// Checks that uid 1000 may read `host` (and, for a directory, everything
+/// under it, as `scp -r` reads it).
+fn readable(host: &Path, shown: &str) -> std::result::Result<(), String> {
+    let md = fs::metadata(host).map_err(|_| format!("scp: {shown}: No such file or directory"))?;
+    if md.is_dir() {
+        if !may(&md, 4 | 1) {
+            return Err(format!("scp: {shown}: Permission denied"));
+        }
+        let rd = fs::read_dir(host).map_err(|e| format!("scp: {shown}: {e}"))?;
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            readable(
+                &e.path(),
+                &format!("{}/{name}", shown.trim_end_matches('/')),
+            )?;
+        }
+        Ok(())
+    } else if may(&md, 4) {
+        Ok(())
+    } else {
+        Err(format!("scp: {shown}: Permission denied"))
+    }
+}
+
+/// Gives what scp wrote on a unit to uid 1000, as the login user's files.
+fn chown_tree(p: &Path) {
+    let _ = std::os::unix::fs::chown(p, Some(SCP_UID), Some(SCP_GID));
+    if p.is_dir() {
+        if let Ok(rd) = fs::read_dir(p) {
+            for e in rd.flatten() {
+                chown_tree(&e.path());
+            }
+        }
+    }
+}
+
+/// `scp [OPTIONS] SRC DST`: copies from or to a unit as its `ubuntu` user
+/// would be allowed to (read access on every file, search access on every
+/// directory on the way, write access where it writes), failing with
+/// scp's `Permission denied` (exit 1) like `juju scp`.
+pub(super) fn scp(agent: &Agent, paths: &[String]) -> Result<i32> {
+    let plain: Vec<&String> = paths.iter().filter(|p| !p.starts_with('-')).collect();
+    let [src, dst] = plain.as_slice() else {
+        bail!("scp needs a source and a destination, e.g. juju scp etcd/0:/path/file .");
+    };
+    let (src, dst) = (src.as_str(), dst.as_str());
+    let m = agent.store.read()?;
+    let root_of = |unit: &str| -> Result<PathBuf> {
+        if !m.units.contains_key(unit) {
+            bail!("unit \"{unit}\" not found");
+        }
+        Ok(agent.store.unit_dir(unit).join("root"))
+    };
+    let denied = |msg: String| {
+        eprintln!("{msg}");
+        eprintln!("ERROR exit status 1");
+        Ok(1)
+    };
+    let from = match remote(src) {
+        Some((unit, path)) => {
+            let root = root_of(&unit)?;
+            let host = match walk(&root, &path) {
+                Ok(h) => h,
+                Err(msg) => return denied(msg),
+            };
+            if let Err(msg) = readable(&host, &path) {
+                return denied(msg);
+            }
+            host
+        }
+        None => PathBuf::from(src),
+    };
+    if !from.exists() {
+        return denied(format!("scp: {src}: No such file or directory"));
+    }
+    let (mut to, on_unit) = match remote(dst) {
+        Some((unit, path)) => {
+            let root = root_of(&unit)?;
+            let host = match walk(&root, &path) {
+                Ok(h) => h,
+                Err(msg) => return denied(msg),
+            };
+            // Writing needs write and search access on the directory the
+            // file lands in, and write access on a file it replaces.
+            let dir = if host.is_dir() {
+                host.clone()
+            } else {
+                host.parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| root.clone())
+            };
+            let dir_ok = fs::metadata(&dir).is_ok_and(|md| md.is_dir() && may(&md, 2 | 1));
+            let target = if host.is_dir() {
+                from.file_name().map(|n| host.join(n))
+            } else {
+                Some(host.clone())
+            };
+            let file_ok = target
+                .as_ref()
+                .and_then(|t| fs::metadata(t).ok())
+                .is_none_or(|md| may(&md, 2));
+            if !dir_ok || !file_ok {
+                return denied(format!("scp: {path}: Permission denied"));
+            }
+            (host, true)
+        }
+        None => (PathBuf::from(dst), false),
+    };
+    // `DIR/` names a directory: copy into it (created when missing), keeping
+    // the file name, as `juju scp` does into an existing directory.
+    if dst.ends_with('/') && !to.is_dir() && !on_unit {
+        fs::create_dir_all(&to).with_context(|| format!("cannot create {dst}"))?;
+    }
+    if to.is_dir() {
+        let name = from
+            .file_name()
+            .ok_or_else(|| anyhow!("invalid source path \"{src}\""))?;
+        to = to.join(name);
+    }
+    if from.is_dir() {
+        crate::util::copy_tree(&from, &to)
+            .with_context(|| format!("cannot copy {src} to {dst}"))?;
+    } else {
+        if let Some(p) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(p).with_context(|| format!("cannot create {}", p.display()))?;
+        }
+        fs::copy(&from, &to).with_context(|| format!("cannot copy {src} to {dst}"))?;
+    }
+    if on_unit {
+        chown_tree(&to);
+    }
+    Ok(0)
+}
+
+/// `exec --unit U… [--format json|yaml] -- CMD…`: runs CMD with `sh -c` in
+/// each unit's hook context, under the machine lock, committing the
+/// command's hook-tool writes when it exits 0. Without `--format` and with
+/// one unit, output passes through and the exit code is the command's; with
+/// `--format`, Juju 3's per-unit task documents are printed and a failed
+/// command fails the verb with Juju's "task failed" error.
+pub(super) fn exec(
+    agent: &Agent,
+    units: &[String],
+    format: Option<&str>,
+    args: &[String],
+) -> Result<i32> {
+    check_format(format, &["json", "yaml", "plain"])?;
+    if units.is_empty() {
+        bail!("you must specify a target, either through --unit, --machine or --application");
+    }
+    let m = agent.store.read()?;
+    let mut targets = Vec::new();
+    for u in units {
+        let unit = match u.strip_suffix("/leader") {
+            Some(app) => m
+                .applications
+                .get(app)
+                .and_then(|a| a.leader.clone())
+                .ok_or_else(|| anyhow!("application \"{app}\" has no leader"))?,
+            None => u.clone(),
+        };
+        if !m.units.contains_key(&unit) {
+            bail!("unit \"{unit}\" not found");
+        }
+        targets.push(unit);
+    }
+    let passthrough = format.is_none() && targets.len() == 1;
+    let mut docs = Map::new();
+    let mut failed = Vec::new();
+    let mut last_code = 0;
+    for unit in &targets {
+        let id = agent.store.update(|m| -> Result<u64> {
+            m.next_action += 1;
+            Ok(m.next_action)
+        })?;
+        let enqueued = now_secs();
+        let (code, stdout, stderr) = exec_one(agent, unit, args, passthrough)?;
+        last_code = code;
+        if code != 0 {
+            failed.push((id, code));
+        }
+        let mut results = Map::new();
+        results.insert("return-code".into(), Value::from(code));
+        if !stdout.is_empty() {
+            results.insert("stdout".into(), Value::from(stdout));
+        }
+        if !stderr.is_empty() {
+            results.insert("stderr".into(), Value::from(stderr));
+        }
+        let done = now_secs();
+        docs.insert(
+            unit.clone(),
+            json!({
+                "id": id.to_string(),
+                "results": results,
+                "status": if code == 0 { "completed" } else { "failed" },
+                "timing": {
+                    "enqueued": juju_time(enqueued),
+                    "started": juju_time(enqueued),
+                    "completed": juju_time(done),
+                },
+                "unit": unit,
+            }),
+        );
+    }
+    if passthrough {
+        return Ok(last_code);
+    }
+    match format {
+        Some("json") | Some("yaml") => print_doc(&Value::Object(docs), format)?,
+        _ => {
+            for doc in docs.values() {
+                if let Some(out) = doc["results"]["stdout"].as_str() {
+                    print!("{out}");
+                }
+                if let Some(err) = doc["results"]["stderr"].as_str() {
+                    eprint!("{err}");
+                }
+            }
+        }
+    }
+    if !failed.is_empty() {
+        let lines: Vec<String> = failed
+            .iter()
+            .map(|(id, code)| format!(" - id \"{id}\" with return code {code}"))
+            .collect();
+        eprintln!(
+            "ERROR the following task failed:\n{}\n\nuse 'juju show-task' to inspect the failure",
+            lines.join("\n")
+        );
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// Runs one exec command on `unit`; returns (code, stdout, stderr) (the
+/// outputs are empty when they passed through).
+fn exec_one(
+    agent: &Agent,
+    unit: &str,
+    args: &[String],
+    passthrough: bool,
+) -> Result<(i32, String, String)> {
+    use crate::uniter::pending::{commit, Pending};
+    let machine = agent
+        .store
+        .read()?
+        .units
+        .get(unit)
+        .map(|u| u.machine.clone())
+        .ok_or_else(|| anyhow!("unit \"{unit}\" not found"))?;
+    let _lock = crate::uniter::lock::acquire(&agent.store, &machine)?;
+    let context = format!(
+        "{unit}-exec-{}-{}",
+        std::process::id(),
+        crate::uniter::runner::now_ms()
+    );
+    agent.store.update(|m| -> Result<()> {
+        if let Some(u) = m.units.get_mut(unit) {
+            u.pending = Pending::new(&context);
+        }
+        Ok(())
+    })?;
+    let mut env = agent.env(unit, &crate::uniter::Ctx::Exec)?;
+    env.push(("JUJU_SIM_CONTEXT".into(), context.clone()));
+    env.push(("JUJU_CONTEXT_ID".into(), context.clone()));
+    let mut cmd = agent.command(unit, Path::new("/bin/sh"), &env);
+    cmd.arg("-c").arg(args.join(" "));
+    let (code, stdout, stderr) = if passthrough {
+        let st = cmd.status().context("cannot run command")?;
+        (
+            crate::uniter::runner::exit_code(st),
+            String::new(),
+            String::new(),
+        )
+    } else {
+        let out = cmd.output().context("cannot run command")?;
+        (
+            crate::uniter::runner::exit_code(out.status),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    agent.store.update(|m| -> Result<()> {
+        let pending = m
+            .units
+            .get_mut(unit)
+            .map(|u| std::mem::take(&mut u.pending))
+            .unwrap_or_default();
+        if code == 0 && pending.context == context {
+            commit(m, unit, pending);
+        }
+        Ok(())
+    })?;
+    kick(agent)?;
+    Ok((code, stdout, stderr))
+}
+
+pub(super) fn debug_log(
+    agent: &Agent,
+    replay: bool,
+    include: &[String],
+    lines: Option<usize>,
+) -> Result<i32> {
+    let dir = agent.store.home().join("units");
+    let mut slugs: Vec<(String, u32, String)> = fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    let n = e.file_name().to_string_lossy().to_string();
+                    let (app, num) = n.rsplit_once('-')?;
+                    Some((app.to_string(), num.parse().ok()?, n))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    slugs.sort();
+    let mut out = Vec::new();
+    for (app, num, slug) in slugs {
+        let unit = format!("{app}/{num}");
+        let tag = format!("unit-{slug}");
+        if !include.is_empty()
+            && !include
+                .iter()
+                .any(|i| *i == unit || *i == tag || *i == app || *i == slug)
+        {
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(dir.join(&slug).join("agent.log")) else {
+            continue;
+        };
+        out.extend(text.lines().map(|l| format!("{tag}: {l}")));
+    }
+    let keep = match (lines, replay) {
+        (Some(n), _) => n,
+        (None, true) => out.len(),
+        (None, false) => 10,
+    };
+    for l in &out[out.len().saturating_sub(keep)..] {
+        println!("{l}");
+    }
+    Ok(0)
+}

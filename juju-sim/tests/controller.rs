@@ -1,0 +1,780 @@
+//! The simulator as strict as a real controller (issue 10): concurrent unit
+//! agents, the machine lock, commit at hook exit, `secret-get --peek`, the
+//! Juju 2.9 and 3.x profiles, hook retries and update-status, `scp` as the
+//! `ubuntu` user, resource faults, and the verbs real clients call. Each
+//! test deploys a small shell charm into its own JUJU_SIM_HOME and asserts
+//! on timestamps, files, exit codes and parsed output; each would fail on
+//! the old synchronous, commit-at-once simulator.
+
+use serde_json::Value;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const DISPATCH: &str = r#"#!/bin/sh
+now() { date +%s.%N; }
+log() { echo "$(now) $JUJU_UNIT_NAME $*" >> "$JUJU_SIM_HOME/../events.log"; }
+log "start $JUJU_DISPATCH_PATH $JUJU_REMOTE_UNIT"
+case "$JUJU_DISPATCH_PATH" in
+  hooks/install)
+    [ -f "$JUJU_SIM_HOME/../slow-install" ] && sleep 3
+    echo "$JUJU_VERSION" > "$ETCD_CHARM_ROOT/juju-version" ;;
+  hooks/start) status-set active ready ;;
+  hooks/update-status) echo "$JUJU_VERSION" > "$ETCD_CHARM_ROOT/juju-version" ;;
+  hooks/set-then-fail)
+    relation-set -r cluster:0 doomed=yes
+    open-port 9999/tcp
+    [ "$(relation-get -r cluster:0 doomed "$JUJU_UNIT_NAME")" = yes ] || exit 9
+    exit 1 ;;
+  hooks/set-then-pass)
+    relation-set -r cluster:0 kept=yes
+    open-port 8888/tcp ;;
+  hooks/flaky)
+    n=$(cat "$ETCD_CHARM_ROOT/flaky" 2>/dev/null || echo 0)
+    echo $((n + 1)) > "$ETCD_CHARM_ROOT/flaky"
+    [ "$n" -ge 2 ] || exit 1 ;;
+  hooks/broken) exit 1 ;;
+  actions/sleep)
+    sleep "$(action-get seconds)"
+    echo "slept"
+    echo "to stderr" >&2 ;;
+  actions/peek)
+    uri=$(cat "$JUJU_SIM_HOME/../secret-uri")
+    secret-set "$uri" value=new || exit 3
+    action-set plain="$(secret-get "$uri" value)" peek="$(secret-get "$uri" value --peek)" \
+      refresh="$(secret-get "$uri" value --refresh)"
+    [ "$(action-get fail)" = "True" ] && exit 1
+    true ;;
+esac
+log "end $JUJU_DISPATCH_PATH"
+exit 0
+"#;
+
+struct Sim {
+    dir: tempfile::TempDir,
+    home: PathBuf,
+    addrs: PathBuf,
+    charm: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Sim {
+    fn new(env: &[(&str, &str)]) -> Sim {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("model");
+        let addrs = dir.path().join("addrs");
+        let charm = dir.path().join("charm");
+        fs::create_dir_all(&charm).unwrap();
+        fs::write(
+            charm.join("metadata.yaml"),
+            "name: fix\npeers:\n  cluster:\n    interface: fix\nprovides:\n  db:\n    interface: fixdb\nresources:\n  blob:\n    type: file\n    filename: blob.bin\n",
+        )
+        .unwrap();
+        fs::write(
+            charm.join("actions.yaml"),
+            "sleep:\n  description: s\n  params:\n    seconds:\n      type: number\n      default: 2\npeek:\n  description: p\n  params:\n    fail:\n      type: boolean\n      default: false\n",
+        )
+        .unwrap();
+        fs::write(charm.join("dispatch"), DISPATCH).unwrap();
+        fs::set_permissions(charm.join("dispatch"), fs::Permissions::from_mode(0o755)).unwrap();
+        let mut all = vec![
+            ("JUJU_SIM_RETRY_DELAY".to_string(), "1s".to_string()),
+            ("JUJU_SIM_STOP_TIMEOUT".to_string(), "5".to_string()),
+        ];
+        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Sim {
+            dir,
+            home,
+            addrs,
+            charm,
+            env: all,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_juju-sim"))
+            .args(args)
+            .env("JUJU_SIM_HOME", &self.home)
+            .env("JUJU_SIM_ADDR_DIR", &self.addrs)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.cmd(args);
+        assert!(
+            o.status.success(),
+            "{args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    }
+
+    fn settle(&self) -> Output {
+        let o = self.cmd(&["wait-idle", "--timeout", "3m"]);
+        assert_ne!(
+            o.status.code(),
+            Some(1),
+            "wait-idle: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o
+    }
+
+    fn deploy(&self, n: &str) {
+        let charm = self.charm.to_string_lossy().to_string();
+        self.ok(&["deploy", &charm, "-n", n]);
+        self.settle();
+    }
+
+    fn root(&self, unit: &str) -> PathBuf {
+        self.home
+            .join("units")
+            .join(unit.replace('/', "-"))
+            .join("root")
+    }
+
+    fn exec(&self, unit: &str, cmd: &str) -> Output {
+        self.cmd(&["exec", "--unit", unit, "--", cmd])
+    }
+
+    fn out(&self, unit: &str, cmd: &str) -> String {
+        let o = self.exec(unit, cmd);
+        assert!(
+            o.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    fn status(&self) -> Value {
+        serde_json::from_str(&self.ok(&["status", "--format=json"])).unwrap()
+    }
+
+    /// (time, unit, "start"|"end", what) from the charm's event log.
+    fn events(&self) -> Vec<(f64, String, String, String)> {
+        fs::read_to_string(self.dir.path().join("events.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut it = l.split_whitespace();
+                Some((
+                    it.next()?.parse().ok()?,
+                    it.next()?.to_string(),
+                    it.next()?.to_string(),
+                    it.next()?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    /// When `unit` started and ended `what` (the first time).
+    fn span(&self, unit: &str, what: &str) -> (f64, f64) {
+        let ev = self.events();
+        let at = |kind: &str| {
+            ev.iter()
+                .find(|(_, u, k, w)| u == unit && k == kind && w == what)
+                .map(|e| e.0)
+                .unwrap_or_else(|| panic!("no {kind} of {what} on {unit}: {ev:?}"))
+        };
+        (at("start"), at("end"))
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if self.home.exists() {
+            let _ = self.cmd(&["destroy-model", "-y"]);
+        }
+    }
+}
+
+/// PIDs of `juju-sim agent` processes serving the model at `home`.
+fn agents_of(home: &Path) -> Vec<u32> {
+    let want = format!("JUJU_SIM_HOME={}", home.display());
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        if args.get(1) != Some(&&b"agent"[..]) {
+            continue;
+        }
+        let env = fs::read(e.path().join("environ")).unwrap_or_default();
+        if env.split(|b| *b == 0).any(|kv| kv == want.as_bytes()) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[test]
+fn units_run_their_hooks_concurrently_and_verbs_return_at_once() {
+    let sim = Sim::new(&[("JUJU_SIM_SEED", "7")]);
+    fs::write(sim.dir.path().join("slow-install"), "").unwrap();
+    let charm = sim.charm.to_string_lossy().to_string();
+    let start = Instant::now();
+    let out = sim.cmd(&["deploy", &charm, "-n", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // deploy returns once the hooks are queued, before a 3 s install ends.
+    assert!(
+        start.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(stderr(&out).contains("JUJU_SIM_SEED=7"), "{}", stderr(&out));
+    sim.settle();
+    // Three 3 s installs overlapped in time: each unit has its own agent.
+    let spans: Vec<(f64, f64)> = ["fix/0", "fix/1", "fix/2"]
+        .iter()
+        .map(|u| sim.span(u, "hooks/install"))
+        .collect();
+    let latest_start = spans.iter().map(|s| s.0).fold(f64::MIN, f64::max);
+    let earliest_end = spans.iter().map(|s| s.1).fold(f64::MAX, f64::min);
+    assert!(
+        latest_start < earliest_end,
+        "installs ran one after another: {spans:?}"
+    );
+    let st = sim.status();
+    for u in ["fix/0", "fix/1", "fix/2"] {
+        assert_eq!(
+            st["applications"]["fix"]["units"][u]["workload-status"]["current"],
+            "active"
+        );
+    }
+    // One agent per unit; destroy-model leaves none running.
+    assert_eq!(agents_of(&sim.home).len(), 3);
+    sim.ok(&["destroy-model", "-y"]);
+    assert_eq!(agents_of(&sim.home), Vec::<u32>::new());
+}
+
+#[test]
+fn actions_take_the_machine_lock_and_keep_their_output() {
+    let sim = Sim::new(&[]);
+    sim.deploy("1");
+    // The action is queued; run-action returns at once.
+    let start = Instant::now();
+    let q = sim.ok(&["run-action", "fix/0", "sleep", "seconds=3"]);
+    assert!(start.elapsed() < Duration::from_millis(2500));
+    assert_eq!(q.trim(), "Action queued with id: \"1\"");
+    // show-action-output without --wait: the state now, no results.
+    std::thread::sleep(Duration::from_millis(700));
+    let now: serde_yaml::Value =
+        serde_yaml::from_str(&sim.ok(&["show-action-output", "1"])).unwrap();
+    assert!(
+        now["status"] == "running" || now["status"] == "pending",
+        "{now:?}"
+    );
+    assert!(now.get("results").is_none(), "{now:?}");
+    // A hook queued meanwhile waits for the action: one machine lock.
+    let o = sim.cmd(&["run-hook", "fix/0", "update-status"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, action_end) = sim.span("fix/0", "actions/sleep");
+    let ev = sim.events();
+    let hook_start = ev
+        .iter()
+        .filter(|(_, u, k, w)| u == "fix/0" && k == "start" && w == "hooks/update-status")
+        .map(|e| e.0)
+        .fold(f64::MIN, f64::max);
+    assert!(
+        hook_start >= action_end,
+        "the hook ran during the action: {ev:?}"
+    );
+    // 2.9's --wait output, with the action's stdout and stderr kept.
+    let done: serde_yaml::Value =
+        serde_yaml::from_str(&sim.ok(&["show-action-output", "1", "--wait=1m"])).unwrap();
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["results"]["Stdout"], "slept\n");
+    assert_eq!(done["results"]["Stderr"], "to stderr\n");
+    // Juju 3's run keeps them under results too.
+    let j: Value =
+        serde_json::from_str(&sim.ok(&["run", "fix/0", "sleep", "seconds=0", "--format=json"]))
+            .unwrap();
+    assert_eq!(j["fix/0"]["results"]["stdout"], "slept\n");
+    assert_eq!(j["fix/0"]["results"]["stderr"], "to stderr\n");
+    assert_eq!(j["fix/0"]["results"]["return-code"], 0);
+}
+
+#[test]
+fn run_times_out_while_the_task_carries_on_and_takes_app_leader() {
+    let sim = Sim::new(&[]);
+    sim.deploy("2");
+    let o = sim.cmd(&["run", "fix/leader", "sleep", "seconds=3", "--wait=1s"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("timed out"), "{}", stderr(&o));
+    // The task carried on and completed on the leader, fix/0.
+    let t: Value =
+        serde_json::from_str(&sim.ok(&["show-task", "1", "--wait=1m", "--format=json"])).unwrap();
+    assert_eq!(t["status"], "completed", "{t}");
+    assert_eq!(t["UnitId"], "fix/0");
+}
+
+#[test]
+fn hook_writes_are_committed_at_exit_and_dropped_on_failure() {
+    let sim = Sim::new(&[]);
+    sim.deploy("2");
+    // The hook reads back its own relation-set (checked inside: else exit
+    // 9), then fails: nothing it wrote reaches the model.
+    let o = sim.cmd(&["run-hook", "fix/0", "set-then-fail"]);
+    assert_eq!(o.status.code(), Some(1));
+    sim.cmd(&["resolved", "fix/0", "--no-retry"]);
+    sim.settle();
+    let seen = sim.out("fix/1", "relation-get -r cluster:0 - fix/0 --format=json");
+    let bag: Value = serde_json::from_str(&seen).unwrap();
+    assert!(bag.get("doomed").is_none(), "{bag}");
+    let st = sim.status();
+    assert!(
+        st["applications"]["fix"]["units"]["fix/0"]["open-ports"]
+            .as_array()
+            .is_some_and(|p| !p.iter().any(|x| x == "9999/tcp")),
+        "{st}"
+    );
+    let log = sim.events();
+    let before = log
+        .iter()
+        .filter(|(_, u, k, w)| {
+            u == "fix/1" && k == "start" && w == "hooks/cluster-relation-changed"
+        })
+        .count();
+    // The same writes from a hook that exits 0 are committed, and the peer
+    // gets relation-changed.
+    sim.ok(&["run-hook", "fix/0", "set-then-pass"]);
+    sim.settle();
+    let bag: Value =
+        serde_json::from_str(&sim.out("fix/1", "relation-get -r cluster:0 - fix/0 --format=json"))
+            .unwrap();
+    assert_eq!(bag["kept"], "yes");
+    let after = sim
+        .events()
+        .iter()
+        .filter(|(_, u, k, w)| {
+            u == "fix/1" && k == "start" && w == "hooks/cluster-relation-changed"
+        })
+        .count();
+    assert_eq!(after, before + 1);
+    let st = sim.status();
+    assert_eq!(
+        st["applications"]["fix"]["units"]["fix/0"]["open-ports"][0],
+        "8888/tcp"
+    );
+}
+
+#[test]
+fn secret_get_sees_an_uncommitted_revision_only_with_peek_or_refresh() {
+    let sim = Sim::new(&[]);
+    sim.deploy("1");
+    let uri = sim.out("fix/0", "secret-add --label ca value=old");
+    fs::write(sim.dir.path().join("secret-uri"), &uri).unwrap();
+    let j: Value =
+        serde_json::from_str(&sim.ok(&["run", "fix/0", "peek", "--format=json"])).unwrap();
+    let r = &j["fix/0"]["results"];
+    assert_eq!(r["plain"], "old", "{j}");
+    assert_eq!(r["peek"], "new", "{j}");
+    assert_eq!(r["refresh"], "new", "{j}");
+    assert_eq!(sim.out("fix/0", &format!("secret-get {uri} value")), "new");
+    // A failed action's secret-set is dropped.
+    fs::write(sim.dir.path().join("secret-uri"), &uri).unwrap();
+    sim.out("fix/0", &format!("secret-set {uri} value=kept"));
+    let o = sim.cmd(&["run", "fix/0", "peek", "fail=true"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(sim.out("fix/0", &format!("secret-get {uri} value")), "kept");
+    // secret-info-get, and a secret created in a hook that fails never exists.
+    let info: Value =
+        serde_json::from_str(&sim.out("fix/0", &format!("secret-info-get {uri} --format=json")))
+            .unwrap();
+    let id = uri.trim_start_matches("secret:");
+    assert_eq!(info[id]["label"], "ca", "{info}");
+    assert_eq!(info[id]["owner"], "application");
+    let o = sim.exec("fix/0", "secret-add --label gone value=x > /tmp/u; exit 1");
+    assert_eq!(o.status.code(), Some(1));
+    let o = sim.exec("fix/0", "secret-get --label gone");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a failed exec's secret-add was committed"
+    );
+}
+
+#[test]
+fn juju_29_has_no_secret_tools_queues_actions_and_upgrades_to_3() {
+    let sim = Sim::new(&[("JUJU_SIM_AGENT_VERSION", "2.9.49")]);
+    sim.deploy("1");
+    let st = sim.status();
+    assert_eq!(st["model"]["version"], "2.9.49");
+    // 2.9's status: relations as names.
+    assert_eq!(st["applications"]["fix"]["relations"]["cluster"][0], "fix");
+    assert_eq!(
+        fs::read_to_string(sim.root("fix/0").join("juju-version"))
+            .unwrap()
+            .trim(),
+        "2.9.49"
+    );
+    for tool in ["secret-add", "secret-get", "secret-ids", "secret-set"] {
+        let o = sim.exec("fix/0", &format!("{tool} --label x value=1"));
+        assert_eq!(o.status.code(), Some(127), "{tool}: {}", stderr(&o));
+        assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+    }
+    // `juju run` on 2.9 runs commands: refused with the run-action hint.
+    let o = sim.cmd(&["run", "fix/0", "sleep"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("juju run-action fix/0 sleep"),
+        "{}",
+        stderr(&o)
+    );
+    // run-action --wait: the 2.9 shape under the unit's tag.
+    let d: serde_yaml::Value =
+        serde_yaml::from_str(&sim.ok(&["run-action", "fix/0", "sleep", "seconds=0", "--wait"]))
+            .unwrap();
+    assert_eq!(d["unit-fix-0"]["status"], "completed");
+    assert_eq!(d["unit-fix-0"]["UnitId"], "fix/0");
+    // Migrating to a 3.x controller: the next hooks see 3.6.12 and secrets.
+    sim.ok(&["upgrade-model", "--agent-version", "3.6.12"]);
+    sim.ok(&["run-hook", "fix/0", "update-status"]);
+    assert_eq!(
+        fs::read_to_string(sim.root("fix/0").join("juju-version"))
+            .unwrap()
+            .trim(),
+        "3.6.12"
+    );
+    assert!(sim
+        .out("fix/0", "secret-add value=1")
+        .starts_with("secret:"));
+    assert_eq!(sim.status()["model"]["version"], "3.6.12");
+}
+
+#[test]
+fn failed_hooks_are_retried_with_back_off_and_update_status_keeps_firing() {
+    let sim = Sim::new(&[("JUJU_SIM_UPDATE_STATUS_INTERVAL", "1s")]);
+    sim.deploy("1");
+    // Fails twice, then passes on the second retry (1 s, then 2 s later).
+    let o = sim.cmd(&["run-hook", "fix/0", "flaky"]);
+    assert_eq!(o.status.code(), Some(1));
+    let st = sim.status();
+    assert_eq!(
+        st["applications"]["fix"]["units"]["fix/0"]["workload-status"]["message"],
+        "hook failed: \"flaky\""
+    );
+    sim.settle();
+    assert_eq!(
+        fs::read_to_string(sim.root("fix/0").join("flaky"))
+            .unwrap()
+            .trim(),
+        "3"
+    );
+    let st = sim.status();
+    assert_eq!(
+        st["applications"]["fix"]["units"]["fix/0"]["workload-status"]["current"],
+        "active"
+    );
+    // update-status fires again and again.
+    let count = || {
+        sim.events()
+            .iter()
+            .filter(|(_, _, k, w)| k == "start" && w == "hooks/update-status")
+            .count()
+    };
+    let before = count();
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(count() >= before + 2, "{} → {}", before, count());
+    // A hook that always fails leaves the unit in error; wait-idle says so.
+    let o = sim.cmd(&["run-hook", "fix/0", "broken"]);
+    assert_eq!(o.status.code(), Some(1));
+    let w = sim.cmd(&["wait-idle", "--timeout", "1m"]);
+    assert_eq!(w.status.code(), Some(3), "{}", stderr(&w));
+    assert!(
+        stderr(&w).contains("hook failed: \"broken\""),
+        "{}",
+        stderr(&w)
+    );
+}
+
+fn write_mode(path: &Path, text: &str, mode: u32, owner: u32) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    std::os::unix::fs::chown(path, Some(owner), Some(owner)).unwrap();
+}
+
+#[test]
+fn scp_reads_and_writes_only_what_the_ubuntu_user_may() {
+    let sim = Sim::new(&[]);
+    sim.deploy("1");
+    let root = sim.root("fix/0");
+    let passwd = fs::read_to_string(root.join("etc/passwd")).unwrap();
+    assert!(passwd.contains("ubuntu:x:1000:1000:"), "{passwd}");
+    let dst = sim.dir.path().join("dst");
+    fs::create_dir_all(&dst).unwrap();
+    let d = format!("{}/", dst.display());
+    // Root-owned 0600: Permission denied, as scp words it.
+    write_mode(&root.join("var/lib/x/secret"), "s", 0o600, 0);
+    let o = sim.cmd(&["scp", "fix/0:/var/lib/x/secret", &d]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("scp: /var/lib/x/secret: Permission denied"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dst.join("secret").exists());
+    // Readable to all, but inside a root 0700 directory: denied too.
+    write_mode(&root.join("var/lib/private/open"), "o", 0o644, 0);
+    fs::set_permissions(
+        root.join("var/lib/private"),
+        fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    let o = sim.cmd(&["scp", "fix/0:/var/lib/private/open", &d]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // uid 1000's own 0600 file in its home: copied.
+    write_mode(&root.join("home/ubuntu/mine"), "m", 0o600, 1000);
+    sim.ok(&["scp", "fix/0:/home/ubuntu/mine", &d]);
+    assert_eq!(fs::read_to_string(dst.join("mine")).unwrap(), "m");
+    // To the unit: into ubuntu's home yes (owned by uid 1000), into /etc no.
+    let local = sim.dir.path().join("up.txt");
+    fs::write(&local, "up").unwrap();
+    let l = local.to_string_lossy().to_string();
+    sim.ok(&["scp", &l, "fix/0:/home/ubuntu/"]);
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        fs::metadata(root.join("home/ubuntu/up.txt")).unwrap().uid(),
+        1000
+    );
+    let o = sim.cmd(&["scp", &l, "fix/0:/etc/"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!root.join("etc/up.txt").exists());
+}
+
+#[test]
+fn a_resource_get_fault_is_not_a_missing_resource() {
+    let sim = Sim::new(&[]);
+    sim.deploy("1");
+    // Nothing uploaded: Juju's not-found wording.
+    let o = sim.exec("fix/0", "resource-get blob");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+    let blob = sim.dir.path().join("blob.bin");
+    fs::write(&blob, "data").unwrap();
+    sim.ok(&[
+        "attach-resource",
+        "fix",
+        &format!("blob={}", blob.display()),
+    ]);
+    sim.settle();
+    sim.ok(&[
+        "inject-fault",
+        "resource-get",
+        "fix/0",
+        "blob",
+        "--count",
+        "1",
+    ]);
+    let o = sim.exec("fix/0", "resource-get blob");
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("connection refused") && !e.contains("not found"),
+        "{e}"
+    );
+    // The fault was used up: the next call gets the file.
+    let path = sim.out("fix/0", "resource-get blob");
+    assert_eq!(
+        fs::read_to_string(sim.root("fix/0").join(path.trim_start_matches('/'))).unwrap(),
+        "data"
+    );
+}
+
+#[test]
+fn remove_unit_force_no_wait_drops_a_unit_at_once() {
+    let sim = Sim::new(&[]);
+    sim.deploy("2");
+    let start = Instant::now();
+    sim.ok(&[
+        "remove-unit",
+        "--force",
+        "--no-wait",
+        "--no-prompt",
+        "fix/0",
+    ]);
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(!sim.home.join("units/fix-0").exists());
+    sim.settle();
+    let ev = sim.events();
+    assert!(
+        !ev.iter()
+            .any(|(_, u, _, w)| u == "fix/0" && (w == "hooks/stop" || w == "hooks/remove")),
+        "the lost unit ran its hooks: {ev:?}"
+    );
+    assert!(ev.iter().any(|(_, u, k, w)| u == "fix/1"
+        && k == "start"
+        && w == "hooks/cluster-relation-departed"));
+    assert!(ev
+        .iter()
+        .any(|(_, u, k, w)| u == "fix/1" && k == "start" && w == "hooks/leader-elected"));
+    let st = sim.status();
+    assert!(
+        st["applications"]["fix"]["units"].get("fix/0").is_none(),
+        "{st}"
+    );
+    assert_eq!(st["applications"]["fix"]["units"]["fix/1"]["leader"], true);
+    // remove-application --force --no-wait: the application is gone when
+    // the verb returns, its last unit's hooks never ran.
+    sim.ok(&["remove-application", "fix", "--force", "--no-wait"]);
+    assert!(sim.status()["applications"].get("fix").is_none());
+    assert!(!sim.home.join("units/fix-1").exists());
+    assert_eq!(agents_of(&sim.home), Vec::<u32>::new());
+    sim.settle();
+    assert!(!sim
+        .events()
+        .iter()
+        .any(|(_, u, _, w)| u == "fix/1" && w == "hooks/stop"));
+}
+
+#[test]
+fn what_real_clients_call() {
+    let sim = Sim::new(&[]);
+    sim.deploy("2");
+    // --model is accepted on every verb; version; show-unit.
+    let v: Value =
+        serde_json::from_str(&sim.ok(&["version", "--format", "json", "--all"])).unwrap();
+    assert_eq!(v["version"], "3.6.12-ubuntu-amd64");
+    let u: Value = serde_json::from_str(&sim.ok(&[
+        "--model",
+        "model",
+        "show-unit",
+        "fix/0",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(u["fix/0"]["leader"], true);
+    assert_eq!(u["fix/0"]["charm"], "local:fix-0");
+    // exec --format json: Juju 3's task per unit; a failure fails the verb.
+    let j: Value = serde_json::from_str(&sim.ok(&[
+        "exec",
+        "--format",
+        "json",
+        "--unit",
+        "fix/leader",
+        "--",
+        "echo",
+        "hi",
+    ]))
+    .unwrap();
+    assert_eq!(j["fix/0"]["results"]["stdout"], "hi\n");
+    assert_eq!(j["fix/0"]["results"]["return-code"], 0);
+    assert_eq!(j["fix/0"]["status"], "completed");
+    let o = sim.cmd(&[
+        "exec", "--format", "json", "--unit", "fix/1", "--", "exit 4",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("task failed"));
+    // status-set --application=False sets the unit's status.
+    sim.out("fix/0", "status-set --application=False blocked hello");
+    sim.out("fix/0", "status-set --application=True waiting app-wide");
+    let st = sim.status();
+    assert_eq!(
+        st["applications"]["fix"]["units"]["fix/0"]["workload-status"]["message"],
+        "hello"
+    );
+    assert_eq!(
+        st["applications"]["fix"]["application-status"]["message"],
+        "app-wide"
+    );
+    assert_eq!(
+        sim.out("fix/0", "status-get --application=False"),
+        "blocked"
+    );
+    // Juju 3's status shape and time format.
+    let since = st["applications"]["fix"]["units"]["fix/0"]["workload-status"]["since"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        since.ends_with('Z') && since.split(' ').count() == 4,
+        "{since}"
+    );
+    assert_eq!(st["applications"]["fix"]["charm"], "local:fix-0");
+    // goal-state: the peers.
+    let g: Value = serde_json::from_str(&sim.out("fix/0", "goal-state --format=json")).unwrap();
+    assert_eq!(g["units"]["fix/1"]["status"], "active");
+    assert_eq!(g["relations"]["cluster"]["fix/1"]["status"], "joined");
+    // remove-unit --no-prompt, as jubilant calls it.
+    sim.ok(&["remove-unit", "--no-prompt", "fix/1"]);
+    sim.settle();
+    assert!(sim.status()["applications"]["fix"]["units"]
+        .get("fix/1")
+        .is_none());
+}
+
+#[test]
+fn secrets_are_granted_and_revoked_over_a_relation() {
+    let sim = Sim::new(&[]);
+    sim.deploy("1");
+    let cons = sim.dir.path().join("cons");
+    fs::create_dir_all(&cons).unwrap();
+    fs::write(
+        cons.join("metadata.yaml"),
+        "name: cons\nrequires:\n  backend:\n    interface: fixdb\n",
+    )
+    .unwrap();
+    fs::write(cons.join("dispatch"), "#!/bin/sh\nexit 0\n").unwrap();
+    fs::set_permissions(cons.join("dispatch"), fs::Permissions::from_mode(0o755)).unwrap();
+    sim.ok(&["deploy", &cons.to_string_lossy(), "cons"]);
+    sim.ok(&["integrate", "fix", "cons"]);
+    sim.settle();
+    let uri = sim.out("fix/0", "secret-add value=shared");
+    let rel = sim.out("fix/0", "relation-ids db");
+    let get = format!("secret-get {uri} value");
+    assert_eq!(sim.exec("cons/0", &get).status.code(), Some(1));
+    sim.out("fix/0", &format!("secret-grant {uri} -r {rel}"));
+    assert_eq!(sim.out("cons/0", &get), "shared");
+    // The consumer reads but cannot manage it.
+    let o = sim.exec("cons/0", &format!("secret-set {uri} value=mine"));
+    assert_eq!(o.status.code(), Some(1));
+    sim.out("fix/0", &format!("secret-revoke {uri} -r {rel}"));
+    assert_eq!(sim.exec("cons/0", &get).status.code(), Some(1));
+    sim.out("fix/0", &format!("secret-remove {uri}"));
+    assert_eq!(sim.exec("fix/0", &get).status.code(), Some(1));
+}
+
+#[test]
+fn the_version_is_fixed_when_the_model_is_created() {
+    let sim = Sim::new(&[("JUJU_SIM_AGENT_VERSION", "2.9.49")]);
+    let o = sim.cmd(&["add-model", "m", "--no-switch"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("JUJU_SIM_SEED="), "{}", stderr(&o));
+    assert_eq!(sim.status()["model"]["version"], "2.9.49");
+    // A later command's JUJU_SIM_AGENT_VERSION changes nothing.
+    let charm = sim.charm.to_string_lossy().to_string();
+    let o = Command::new(env!("CARGO_BIN_EXE_juju-sim"))
+        .args(["deploy", &charm])
+        .env("JUJU_SIM_HOME", &sim.home)
+        .env("JUJU_SIM_ADDR_DIR", &sim.addrs)
+        .env("JUJU_SIM_AGENT_VERSION", "3.6.12")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    sim.settle();
+    assert_eq!(sim.status()["model"]["version"], "2.9.49");
+    assert_eq!(
+        fs::read_to_string(sim.root("fix/0").join("juju-version"))
+            .unwrap()
+            .trim(),
+        "2.9.49"
+    );
+    // A version the simulator does not know is refused with the choices.
+    let o = sim.cmd(&["upgrade-model", "--agent-version", "4.0.0"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("2.9.x and 3.x"), "{}", stderr(&o));
+}
