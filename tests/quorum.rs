@@ -926,3 +926,67 @@ fn a_member_killed_with_its_data_corrupted_is_replaced_automatically() {
     assert_eq!(after[0], before[0]);
     assert_eq!(after[1], before[1]);
 }
+
+#[test]
+fn units_left_behind_by_recover_quorum_join_again_as_new_members() {
+    let m = Model::new();
+    let units = three_units(&m);
+    let ctl = Path::new(ETCDCTL_34);
+    let creds = m.credentials("etcd/0");
+    let e0 = m.endpoint("etcd/0");
+    for i in 0..20 {
+        put(ctl, &e0, &creds, &format!("/j/{i:03}"), &format!("v{i}")).unwrap();
+    }
+    let before = members(ctl, &e0, &creds);
+    // Two members broken for good (killed, their backends overwritten),
+    // but their units are still in the model.
+    for u in ["etcd/1", "etcd/2"] {
+        kill9(etcd_pid(&m, u));
+        let db = m
+            .unit_root(u)
+            .join("var/lib/etcd-charm/data/member/snap/db");
+        let len = std::fs::metadata(&db).unwrap().len() as usize;
+        std::fs::write(&db, vec![0x5Au8; len]).unwrap();
+    }
+    let (code, out) = run(&m, "etcd/0", "recover-quorum", &[]);
+    assert_eq!(code, 0, "{out}\n{}", m.debug_log());
+    assert_eq!(
+        out["results"]["recover"]["removed"], "etcd-1,etcd-2",
+        "{out}"
+    );
+    // They set their old data aside and join the recovered cluster afresh.
+    let back = util::eventually(180, || {
+        settle(&m, &units, 1);
+        units.iter().all(|u| {
+            m.workload(u)
+                == (
+                    "active".to_string(),
+                    "Healthy with 3 known peers".to_string(),
+                )
+        })
+    });
+    assert!(back, "{}\n{}", statuses(&m), m.debug_log());
+    let after = members(ctl, &e0, &creds);
+    let names: Vec<&str> = after.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["etcd-0", "etcd-1", "etcd-2"]);
+    assert_eq!(after[0], before[0]);
+    assert_ne!(after[1].1, before[1].1);
+    assert_ne!(after[2].1, before[2].1);
+    assert_eq!(voters(ctl, &e0, &creds), ["etcd-0", "etcd-1", "etcd-2"]);
+    for u in ["etcd/1", "etcd/2"] {
+        let e = m.endpoint(u);
+        for i in 0..20 {
+            assert_eq!(
+                util::get(ctl, &e, &creds, &format!("/j/{i:03}")),
+                format!("v{i}")
+            );
+        }
+        let kept: Vec<String> = std::fs::read_dir(m.unit_root(u).join("var/lib/etcd-charm"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("data.pre-recovery-"))
+            .collect();
+        assert_eq!(kept.len(), 1, "{u}: the old data was not kept aside");
+    }
+}
