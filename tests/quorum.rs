@@ -990,3 +990,46 @@ fn units_left_behind_by_recover_quorum_join_again_as_new_members() {
         assert_eq!(kept.len(), 1, "{u}: the old data was not kept aside");
     }
 }
+
+#[test]
+fn no_member_restarts_while_another_is_down() {
+    let m = Model::new();
+    let units = three_units(&m);
+    // etcd/2 broken (killed, its backend overwritten): it cannot start.
+    kill9(etcd_pid(&m, "etcd/2"));
+    let db = m
+        .unit_root("etcd/2")
+        .join("var/lib/etcd-charm/data/member/snap/db");
+    let len = std::fs::metadata(&db).unwrap().len() as usize;
+    std::fs::write(&db, vec![0x3Cu8; len]).unwrap();
+    let pids: Vec<u32> = ["etcd/0", "etcd/1"]
+        .iter()
+        .map(|u| etcd_pid(&m, u))
+        .collect();
+    m.sim(&["config", "etcd", "heartbeat_interval=150"]).ok();
+    settle(&m, &units, 1);
+    // The one holding the lock waits for etcd-2; nobody restarts.
+    let st = statuses(&m);
+    assert!(
+        st.contains("Holding the rolling-restart lock; waiting for etcd-2 to be healthy"),
+        "{st}\n{}",
+        m.debug_log()
+    );
+    assert!(
+        st.contains("Waiting for the rolling-restart lock (1 ahead)"),
+        "{st}"
+    );
+    let now: Vec<u32> = ["etcd/0", "etcd/1"]
+        .iter()
+        .map(|u| etcd_pid(&m, u))
+        .collect();
+    assert_eq!(pids, now, "a member restarted while etcd-2 was down");
+    for u in ["etcd/0", "etcd/1"] {
+        let conf =
+            std::fs::read_to_string(m.unit_root(u).join("etc/etcd-charm/etcd.conf.yml")).unwrap();
+        assert!(
+            conf.contains("heartbeat-interval: 100"),
+            "{u} got its new config before its turn"
+        );
+    }
+}
