@@ -540,8 +540,40 @@ fn upload_cut_by_a_dead_server_and_wrong_credentials() {
 
 /// The s3 interface v1: the credentials come in a Juju secret whose URI is
 /// `secret-extra`, granted to this application by the provider.
+/// Juju 2.9 has no secrets: the provider hands the credentials over in
+/// the relation data (the s3 interface's v0 fields), and backups go to the
+/// bucket all the same.
 #[test]
-#[ignore = "needs juju-sim's cross-application secret-grant (the simulator rewrite); enable it once that lands"]
+fn s3_on_juju_29_with_the_v0_relation_fields() {
+    let Some(g) = Garage::start("etcd-v0-29") else {
+        return;
+    };
+    let m = Model::new();
+    let out = m
+        .cmd()
+        .env("JUJU_SIM_AGENT_VERSION", "2.9.49")
+        .args(["deploy", &charm(), "--config", "backup-schedule=off"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    m.settle();
+    assert_eq!(m.status()["model"]["version"], "2.9.49");
+    relate_garage(&m, &g, "etcd29", &g.secret);
+    let out = run_action(&m, "etcd/0", "create-backup", &[], &[]);
+    completed(&out);
+    let location = result(&out, "backup.location").to_string();
+    assert!(location.starts_with("s3://etcd-v0-29/etcd29/"), "{location}");
+    let names = archives(&g, "etcd29/");
+    assert_eq!(names.len(), 1, "{names:?}");
+    let listed = backups_json(&m, "etcd/0");
+    assert!(
+        listed.iter().any(|b| b["store"] == "s3"),
+        "list-backups does not show the S3 backup: {listed:?}"
+    );
+    assert!(!m.debug_log().contains(&g.secret));
+}
+
+#[test]
 fn s3_interface_v1_credentials_from_a_secret() {
     let Some(g) = Garage::start("etcd-v1") else {
         return;

@@ -20,7 +20,7 @@ fn statuses(m: &Model) -> String {
 
 /// `juju run UNIT ACTION k=v…` (Juju 3), the unit's part of the output.
 fn run(m: &Model, unit: &str, action: &str, params: &[&str]) -> (i32, serde_json::Value) {
-    let mut args = vec!["run", unit, action, "--format=json"];
+    let mut args = vec!["run", unit, action, "--format=json", "--wait=10m"];
     args.extend_from_slice(params);
     let r = m.sim(&args);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| {
@@ -502,32 +502,34 @@ fn replace_member_brings_back_a_member_whose_data_was_deleted() {
     assert_eq!(etcd_pid(&m, "etcd/1"), pid1);
     assert_eq!(members(ctl, &e0, &creds), before);
 
-    // etcd/2's etcd stops and its data is lost.
-    kill9(etcd_pid(&m, "etcd/2"));
-    let data2 = m.unit_root("etcd/2").join("var/lib/etcd-charm/data");
-    std::fs::remove_dir_all(&data2).unwrap();
-
-    // With etcd/1 down too, removing etcd/2 would cost quorum: refused,
-    // nothing changed (no data moved aside, the member still listed).
-    kill9(pid1);
-    let (code, out) = run(&m, "etcd/2", "replace-member", &[]);
+    // With etcd/0 down, replacing etcd/1 (even forced) would leave one of
+    // three voters: refused, and nothing changes on etcd/1.
+    let data1 = m.unit_root("etcd/1").join("var/lib/etcd-charm/data");
+    kill9(etcd_pid(&m, "etcd/0"));
+    let (code, out) = run(&m, "etcd/1", "replace-member", &["force=true"]);
     assert_ne!(code, 0, "{out}");
     let msg = out["message"].as_str().unwrap_or_default().to_string();
     assert!(
         msg.contains("would cost quorum") && msg.contains("Nothing was changed"),
         "{msg}"
     );
-    let lib2 = m.unit_root("etcd/2").join("var/lib/etcd-charm");
-    let aside: Vec<_> = std::fs::read_dir(&lib2)
+    assert_eq!(etcd_pid(&m, "etcd/1"), pid1);
+    assert!(data1.join("member").exists());
+    let lib1 = m.unit_root("etcd/1").join("var/lib/etcd-charm");
+    let aside: Vec<_> = std::fs::read_dir(&lib1)
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("data.replaced"))
         .collect();
     assert!(aside.is_empty(), "{aside:?}");
-    assert!(!data2.exists());
-    // etcd/1 comes back (update-status starts a dead etcd).
-    m.sim(&["run-hook", "etcd/1", "update-status"]).ok();
+    // etcd/0 comes back (update-status starts a dead etcd).
+    m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
     assert!(util::eventually(30, || members(ctl, &e0, &creds) == before));
+
+    // etcd/2's etcd stops and its data is lost.
+    kill9(etcd_pid(&m, "etcd/2"));
+    let data2 = m.unit_root("etcd/2").join("var/lib/etcd-charm/data");
+    std::fs::remove_dir_all(&data2).unwrap();
 
     // Now it is replaced, and copies every key.
     let (code, out) = run(&m, "etcd/2", "replace-member", &[]);
@@ -608,14 +610,14 @@ fn recover_quorum_from_the_last_survivor_then_scale_back_to_three() {
     assert_eq!(members(ctl, &e0, &creds).len(), 3);
     assert!(list(&backups).is_empty(), "{:?}", list(&backups));
 
-    // Two machines gone for good: their etcd killed and their data
-    // deleted. (This simulator has no `remove-unit --force --no-wait`, and
-    // any hook of theirs would start etcd again, so none runs before the
-    // recovery; their units are removed after it.)
+    // Two machines gone for good: their etcd killed, their data deleted,
+    // their units dropped without hooks (as when a machine is lost).
     for u in ["etcd/1", "etcd/2"] {
         kill9(etcd_pid(&m, u));
         std::fs::remove_dir_all(m.unit_root(u).join("var/lib/etcd-charm/data")).unwrap();
     }
+    m.sim(&["remove-unit", "--force", "--no-wait", "etcd/1", "etcd/2"])
+        .ok();
     m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
     let (cur, msg) = m.workload("etcd/0");
     assert_eq!(cur, "blocked", "{msg}\n{}", m.debug_log());
@@ -636,32 +638,8 @@ fn recover_quorum_from_the_last_survivor_then_scale_back_to_three() {
     let meta = std::fs::metadata(&host).unwrap();
     assert_eq!(meta.mode() & 0o777, 0o600);
     assert!(meta.len() > 0);
-    // The units still in the model (here their machines live on, with
-    // their data gone) join again as fresh members, registered by the leader.
-    let all = ["etcd/0", "etcd/1", "etcd/2"];
-    let back = util::eventually(120, || {
-        settle(&m, &all, 1);
-        all.iter().all(|u| {
-            m.workload(u)
-                == (
-                    "active".to_string(),
-                    "Healthy with 3 known peers".to_string(),
-                )
-        })
-    });
-    assert!(back, "{}\n{}", statuses(&m), m.debug_log());
-    assert_eq!(voters(ctl, &e0, &creds), ["etcd-0", "etcd-1", "etcd-2"]);
-    let e2 = m.endpoint("etcd/2");
-    for i in 0..30 {
-        assert_eq!(
-            util::get(ctl, &e2, &creds, &format!("/q/{i:03}")),
-            format!("v{i}")
-        );
-    }
-    // Then those machines go for good: the survivor alone, then two new units.
-    m.sim(&["remove-unit", "etcd/1", "etcd/2"]).ok();
-    m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
     assert_eq!(voters(ctl, &e0, &creds), ["etcd-0"]);
+    assert_eq!(members(ctl, &e0, &creds).len(), 1);
     for i in 0..30 {
         assert_eq!(
             util::get(ctl, &e0, &creds, &format!("/q/{i:03}")),
@@ -879,14 +857,19 @@ fn attaching_etcd_35_upgrades_a_34_cluster_member_by_member_with_a_pause() {
 fn a_member_killed_with_its_data_corrupted_is_replaced_automatically() {
     let m = Model::new();
     let units = ["etcd/0", "etcd/1", "etcd/2"];
-    m.sim(&[
-        "deploy",
-        &charm(),
-        "-n",
-        "3",
-        "--config",
-        "failed-member-timeout=20s",
-    ])
+    // update-status every 10 s, as Juju fires it every 5 minutes.
+    util::act::sim_env(
+        &m,
+        &[
+            "deploy",
+            &charm(),
+            "-n",
+            "3",
+            "--config",
+            "failed-member-timeout=20s",
+        ],
+        &[("JUJU_SIM_UPDATE_STATUS_INTERVAL", "10s")],
+    )
     .ok();
     settle(&m, &units, 1);
     let ctl = Path::new(ETCDCTL_34);
@@ -905,21 +888,23 @@ fn a_member_killed_with_its_data_corrupted_is_replaced_automatically() {
     let len = std::fs::metadata(&db).unwrap().len() as usize;
     std::fs::write(&db, vec![0xA5u8; len]).unwrap();
 
-    // Left alone but for update-status (the simulator here fires it only
-    // when asked): replaced within the timeout plus a minute or so.
+    // Left alone: update-status keeps firing, and the member is replaced
+    // within the timeout plus a minute.
     let start = std::time::Instant::now();
-    let healthy = util::eventually(240, || {
-        settle(&m, &units, 1);
-        units.iter().all(|u| {
-            m.workload(u)
-                == (
-                    "active".to_string(),
-                    "Healthy with 3 known peers".to_string(),
-                )
-        })
+    let healthy = util::eventually(20 + 60, || {
+        let log = m.debug_log();
+        log.contains("replaced this unit's failed member")
+            && units.iter().all(|u| {
+                m.workload(u)
+                    == (
+                        "active".to_string(),
+                        "Healthy with 3 known peers".to_string(),
+                    )
+            })
     });
     let took = start.elapsed();
     assert!(healthy, "{}\n{}", statuses(&m), m.debug_log());
+    m.settle();
     eprintln!("replaced and healthy after {took:?}");
     let log = m.debug_log();
     assert!(
@@ -940,4 +925,111 @@ fn a_member_killed_with_its_data_corrupted_is_replaced_automatically() {
     // Only that one was replaced.
     assert_eq!(after[0], before[0]);
     assert_eq!(after[1], before[1]);
+}
+
+#[test]
+fn units_left_behind_by_recover_quorum_join_again_as_new_members() {
+    let m = Model::new();
+    let units = three_units(&m);
+    let ctl = Path::new(ETCDCTL_34);
+    let creds = m.credentials("etcd/0");
+    let e0 = m.endpoint("etcd/0");
+    for i in 0..20 {
+        put(ctl, &e0, &creds, &format!("/j/{i:03}"), &format!("v{i}")).unwrap();
+    }
+    let before = members(ctl, &e0, &creds);
+    // Two members broken for good (killed, their backends overwritten),
+    // but their units are still in the model.
+    for u in ["etcd/1", "etcd/2"] {
+        kill9(etcd_pid(&m, u));
+        let db = m
+            .unit_root(u)
+            .join("var/lib/etcd-charm/data/member/snap/db");
+        let len = std::fs::metadata(&db).unwrap().len() as usize;
+        std::fs::write(&db, vec![0x5Au8; len]).unwrap();
+    }
+    let (code, out) = run(&m, "etcd/0", "recover-quorum", &[]);
+    assert_eq!(code, 0, "{out}\n{}", m.debug_log());
+    assert_eq!(
+        out["results"]["recover"]["removed"], "etcd-1,etcd-2",
+        "{out}"
+    );
+    // They set their old data aside and join the recovered cluster afresh.
+    let back = util::eventually(180, || {
+        settle(&m, &units, 1);
+        units.iter().all(|u| {
+            m.workload(u)
+                == (
+                    "active".to_string(),
+                    "Healthy with 3 known peers".to_string(),
+                )
+        })
+    });
+    assert!(back, "{}\n{}", statuses(&m), m.debug_log());
+    let after = members(ctl, &e0, &creds);
+    let names: Vec<&str> = after.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["etcd-0", "etcd-1", "etcd-2"]);
+    assert_eq!(after[0], before[0]);
+    assert_ne!(after[1].1, before[1].1);
+    assert_ne!(after[2].1, before[2].1);
+    assert_eq!(voters(ctl, &e0, &creds), ["etcd-0", "etcd-1", "etcd-2"]);
+    for u in ["etcd/1", "etcd/2"] {
+        let e = m.endpoint(u);
+        for i in 0..20 {
+            assert_eq!(
+                util::get(ctl, &e, &creds, &format!("/j/{i:03}")),
+                format!("v{i}")
+            );
+        }
+        let kept: Vec<String> = std::fs::read_dir(m.unit_root(u).join("var/lib/etcd-charm"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("data.pre-recovery-"))
+            .collect();
+        assert_eq!(kept.len(), 1, "{u}: the old data was not kept aside");
+    }
+}
+
+#[test]
+fn no_member_restarts_while_another_is_down() {
+    let m = Model::new();
+    let units = three_units(&m);
+    // etcd/2 broken (killed, its backend overwritten): it cannot start.
+    kill9(etcd_pid(&m, "etcd/2"));
+    let db = m
+        .unit_root("etcd/2")
+        .join("var/lib/etcd-charm/data/member/snap/db");
+    let len = std::fs::metadata(&db).unwrap().len() as usize;
+    std::fs::write(&db, vec![0x3Cu8; len]).unwrap();
+    let pids: Vec<u32> = ["etcd/0", "etcd/1"]
+        .iter()
+        .map(|u| etcd_pid(&m, u))
+        .collect();
+    m.sim(&["config", "etcd", "heartbeat_interval=150"]).ok();
+    settle(&m, &units, 1);
+    // The one holding the lock waits for etcd-2; nobody restarts.
+    let st = statuses(&m);
+    assert!(
+        st.contains("Holding the rolling-restart lock; waiting for etcd-2 to be healthy"),
+        "{st}\n{}",
+        m.debug_log()
+    );
+    assert!(
+        st.contains("Waiting for the rolling-restart lock (1 ahead)"),
+        "{st}"
+    );
+    let now: Vec<u32> = ["etcd/0", "etcd/1"]
+        .iter()
+        .map(|u| etcd_pid(&m, u))
+        .collect();
+    assert_eq!(pids, now, "a member restarted while etcd-2 was down");
+    for u in ["etcd/0", "etcd/1"] {
+        let conf =
+            std::fs::read_to_string(m.unit_root(u).join("etc/etcd-charm/etcd.conf.yml")).unwrap();
+        assert!(
+            conf.contains("heartbeat-interval: 100"),
+            "{u} got its new config before its turn"
+        );
+    }
 }

@@ -446,24 +446,30 @@ impl Charm<'_> {
         let data_dir = member.data_dir.clone();
         let config_text = member.render().context("cannot render etcd's config")?;
         let config_path = self.root.at(CONFIG_FILE);
-        fsutil::write_atomic(&config_path, config_text.as_bytes(), 0o600)
-            .with_context(|| format!("cannot write {}", config_path.display()))?;
         fsutil::create_dir_mode(&data_dir, 0o700)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
         let unit_text = service::render_unit(&binaries.etcd, &config_path);
         let unit_path = self.root.at(UNIT_FILE);
-        if fsutil::write_atomic(&unit_path, unit_text.as_bytes(), 0o644)
-            .with_context(|| format!("cannot write {}", unit_path.display()))?
-        {
+        // A running etcd that must restart to apply them gets its new files
+        // only once it holds the rolling-restart lock: were it to crash and
+        // be started again meanwhile, it would start on what it ran.
+        let write_files = || -> Result<()> {
+            fsutil::write_atomic(&config_path, config_text.as_bytes(), 0o600)
+                .with_context(|| format!("cannot write {}", config_path.display()))?;
+            if fsutil::write_atomic(&unit_path, unit_text.as_bytes(), 0o644)
+                .with_context(|| format!("cannot write {}", unit_path.display()))?
+            {
+                self.service
+                    .daemon_reload()
+                    .context("systemctl daemon-reload failed")?;
+            }
             self.service
-                .daemon_reload()
-                .context("systemctl daemon-reload failed")?;
-        }
-        self.service
-            .enable()
-            .context("systemctl enable etcd failed")?;
+                .enable()
+                .context("systemctl enable etcd failed")
+        };
 
         if !state.started {
+            write_files()?;
             return self.set_status(Status::maintenance(format!(
                 "etcd {} installed; waiting for the start hook",
                 binaries.version
@@ -496,6 +502,9 @@ impl Charm<'_> {
             .is_active()
             .context("systemctl is-active failed")?;
         let changed = state.applied.as_ref() != Some(&wanted);
+        if !(running && changed) {
+            write_files()?;
+        }
         let mut started_now = false;
         let mut upgraded_to = None;
         if running && changed {
@@ -549,6 +558,7 @@ impl Charm<'_> {
                     self.move_peer_url(old, &wanted)?;
                 }
             }
+            write_files()?;
             tracing::info!("{restarting}");
             self.set_status(Status::maintenance(restarting))?;
             self.service
