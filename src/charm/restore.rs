@@ -1156,6 +1156,14 @@ pub(crate) fn restore_headroom() -> u64 {
 pub(crate) fn staging_limits(staging: &Path) -> Result<Limits> {
     let free = fs2::available_space(staging)
         .with_context(|| format!("cannot read the free space of {}", staging.display()))?;
+    if free <= HEADROOM {
+        bail!(
+            "only {} is free on the disk of {}, and unpacking a snapshot needs room for its database plus {} to spare: free some space and run the action again. Nothing was changed.",
+            human_size(free),
+            staging.display(),
+            human_size(HEADROOM)
+        );
+    }
     let default = Limits::default();
     Ok(Limits {
         max_db_size: default.max_db_size.min(free.saturating_sub(HEADROOM)),
