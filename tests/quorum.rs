@@ -721,7 +721,7 @@ fn etcd34_resource(into: &Path) -> std::path::PathBuf {
 }
 
 #[test]
-fn attaching_etcd_35_upgrades_a_34_cluster_member_by_member_with_a_pause() {
+fn attaching_etcd_3530_upgrades_a_34_cluster_member_by_member_with_a_pause() {
     let m = Model::new();
     let units = ["etcd/0", "etcd/1", "etcd/2"];
     m.sim(&[
@@ -741,7 +741,7 @@ fn attaching_etcd_35_upgrades_a_34_cluster_member_by_member_with_a_pause() {
     }
     let sampler = Sampler::start(endpoints.clone(), creds.clone());
     let writer = Writer::start(endpoints.clone(), creds.clone());
-    let res = util::etcd35_resource(m.scratch.path());
+    let res = util::etcd3530_resource(m.scratch.path());
     m.sim(&[
         "attach-resource",
         "etcd",
@@ -749,10 +749,10 @@ fn attaching_etcd_35_upgrades_a_34_cluster_member_by_member_with_a_pause() {
     ])
     .ok();
     settle(&m, &units, 2);
-    // Paused after the first unit: one member runs 3.5.1, the others wait.
+    // Paused after the first unit: one member runs 3.5.30, the others wait.
     let running: Vec<String> = endpoints.iter().map(|ep| versions(ep, &creds).0).collect();
     assert_eq!(
-        running.iter().filter(|v| *v == "3.5.1").count(),
+        running.iter().filter(|v| *v == "3.5.30").count(),
         1,
         "{running:?}\n{}\n{}",
         statuses(&m),
@@ -765,7 +765,7 @@ fn attaching_etcd_35_upgrades_a_34_cluster_member_by_member_with_a_pause() {
     assert_eq!(code, 0, "{out}");
     let done = util::eventually(240, || {
         settle(&m, &units, 1);
-        endpoints.iter().all(|ep| versions(ep, &creds).0 == "3.5.1")
+        endpoints.iter().all(|ep| versions(ep, &creds).0 == "3.5.30")
             && units.iter().all(|u| {
                 m.workload(u)
                     == (
@@ -836,7 +836,7 @@ fn attaching_etcd_35_upgrades_a_34_cluster_member_by_member_with_a_pause() {
         );
     }
     for ep in &endpoints {
-        assert_eq!(versions(ep, &creds).0, "3.5.1");
+        assert_eq!(versions(ep, &creds).0, "3.5.30");
     }
     let after: Vec<u32> = units.iter().map(|u| etcd_pid(&m, u)).collect();
     assert_eq!(pids, after);
@@ -847,7 +847,7 @@ fn attaching_etcd_35_upgrades_a_34_cluster_member_by_member_with_a_pause() {
             .output()
             .unwrap();
         assert!(
-            String::from_utf8_lossy(&out.stdout).contains("3.5.1"),
+            String::from_utf8_lossy(&out.stdout).contains("3.5.30"),
             "{u}"
         );
     }
