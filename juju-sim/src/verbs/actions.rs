@@ -223,8 +223,7 @@ pub(super) fn run_action(
     Ok(0)
 }
 
-/// `show-action-output ID` (also `show-task`, `show-operation`): the
-/// action's state now, or with `--wait D` once it has finished.
+/// `show-action-output ID` (Juju 2.9): the action's state now, or with `--wait D` once it has finished.
 pub(super) fn show_action_output(
     agent: &Agent,
     id: &str,
@@ -245,6 +244,35 @@ pub(super) fn show_action_output(
     print_doc(&action_yaml(&a), format)?;
     if !done && limit.is_some_and(|l| !l.is_zero()) {
         bail!("timed out waiting for results from: action {id}");
+    }
+    Ok(0)
+}
+
+/// `show-task ID` (also `show-operation`): Juju 3's task document (the
+/// shape `run --format yaml|json` prints per task) as it is now: while the
+/// task is pending or running it has its status and no results. With
+/// `--wait D` it waits for the task to finish (0 or empty: no limit) and
+/// fails if it has not by then.
+pub(super) fn show_task(
+    agent: &Agent,
+    id: &str,
+    wait: Option<&str>,
+    format: Option<&str>,
+) -> Result<i32> {
+    check_format(format, &["yaml", "json", "plain"])?;
+    let id: u64 = id
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'')
+        .parse()
+        .map_err(|_| anyhow!("task \"{id}\" not found"))?;
+    let limit = match wait {
+        None => Some(Duration::ZERO),
+        Some(w) => wait_limit(w)?.unwrap_or(Some(Duration::ZERO)),
+    };
+    let (a, done) = wait_for_action(agent, id, limit)?;
+    print_doc(&task_doc(&a), format)?;
+    if !done && limit.is_some_and(|l| !l.is_zero()) {
+        bail!("timed out waiting for results from: task {id}");
     }
     Ok(0)
 }

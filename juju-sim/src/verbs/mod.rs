@@ -137,9 +137,20 @@ enum Cmd {
         format: Option<String>,
     },
     /// Juju 2.9: show an action's state now (`--wait D`: wait for it; 0 or
-    /// empty waits without limit).
-    #[command(alias = "show-task", alias = "show-operation")]
+    /// empty waits without limit). Not a command on Juju 3.
     ShowActionOutput {
+        id: String,
+        #[arg(long)]
+        format: Option<String>,
+        #[arg(long, num_args = 0..=1, default_missing_value = "0")]
+        wait: Option<String>,
+        #[arg(long)]
+        utc: bool,
+    },
+    /// Show a task's document (Juju 3's shape) now, or with `--wait D`
+    /// once it has finished.
+    #[command(alias = "show-operation")]
+    ShowTask {
         id: String,
         #[arg(long)]
         format: Option<String>,
@@ -315,6 +326,24 @@ fn run(cli: Cli) -> Result<i32> {
         cli.verbose || std::env::var("JUJU_SIM_VERBOSE").is_ok_and(|v| v == "1" || v == "true");
     let _ = &cli.model;
     let agent = Agent::new(Store::new(home()?), verbose);
+    // Juju 3 has no `run-action` or `show-action-output`: refused as its
+    // CLI refuses an unknown command, before anything is queued.
+    let old_verb = match cli.cmd {
+        Cmd::RunAction { .. } => Some("run-action"),
+        Cmd::ShowActionOutput { .. } => Some("show-action-output"),
+        _ => None,
+    };
+    if let Some(verb) = old_verb {
+        let profile = if agent.store.exists() {
+            Profile::of(&agent.store.read()?.version)
+        } else {
+            Profile::from_env().map_err(|e| anyhow!(e))?
+        };
+        if let Some(msg) = profile.unknown_verb(verb) {
+            eprintln!("ERROR {msg}");
+            return Ok(1);
+        }
+    }
     match cli.cmd {
         Cmd::Deploy {
             charm,
@@ -390,6 +419,9 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::ShowActionOutput {
             id, format, wait, ..
         } => actions::show_action_output(&agent, &id, wait.as_deref(), format.as_deref()),
+        Cmd::ShowTask {
+            id, format, wait, ..
+        } => actions::show_task(&agent, &id, wait.as_deref(), format.as_deref()),
         Cmd::Run {
             unit,
             action,
