@@ -347,8 +347,10 @@ fn juju_3_refuses_the_29_action_verbs_and_show_task_prints_the_task() {
     assert_eq!(t["results"]["stdout"], "slept\n");
     assert_eq!(t["results"]["stderr"], "to stderr\n");
     assert_eq!(t["results"]["return-code"], 0);
-    // show-task prints that same task document (not 2.9's).
-    let y: serde_yaml::Value = serde_yaml::from_str(&sim.ok(&["show-task", "1"])).unwrap();
+    // show-task --format=yaml prints that same task document (not 2.9's);
+    // its default, plain, prints the results and the action's stdout.
+    let y: serde_yaml::Value =
+        serde_yaml::from_str(&sim.ok(&["show-task", "1", "--format=yaml"])).unwrap();
     let y: Value = serde_json::to_value(y).unwrap();
     assert_eq!(&y, t, "show-task and run --format=json disagree");
     assert_eq!(y["unit"], "fix/0");

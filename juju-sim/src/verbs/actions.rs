@@ -248,18 +248,14 @@ pub(super) fn show_action_output(
     Ok(0)
 }
 
-/// `show-task ID` (also `show-operation`): Juju 3's task document (the
-/// shape `run --format yaml|json` prints per task) as it is now: while the
-/// task is pending or running it has its status and no results. With
-/// `--wait D` it waits for the task to finish (0 or empty: no limit) and
-/// fails if it has not by then.
-pub(super) fn show_task(
-    agent: &Agent,
-    id: &str,
-    wait: Option<&str>,
-    format: Option<&str>,
-) -> Result<i32> {
-    check_format(format, &["yaml", "json", "plain"])?;
+/// `show-task ID` (also `show-operation`): the task as it is now (while
+/// pending or running: its status, no results), as Juju 3 prints it
+/// (cmd/juju/action/showtask.go): `plain` prints the results as `run`
+/// does, `yaml`/`json` the task document (the shape `run --format
+/// yaml|json` prints per task, not keyed). With `--wait D` it waits for the
+/// task to finish (0 or empty: no limit) and fails if it has not by then.
+pub(super) fn show_task(agent: &Agent, id: &str, wait: Option<&str>, format: &str) -> Result<i32> {
+    check_format(Some(format), &["yaml", "json", "plain"])?;
     let id: u64 = id
         .trim()
         .trim_matches(|c| c == '"' || c == '\'')
@@ -270,9 +266,13 @@ pub(super) fn show_task(
         Some(w) => wait_limit(w)?.unwrap_or(Some(Duration::ZERO)),
     };
     let (a, done) = wait_for_action(agent, id, limit)?;
-    print_doc(&task_doc(&a), format)?;
     if !done && limit.is_some_and(|l| !l.is_zero()) {
         bail!("timed out waiting for results from: task {id}");
+    }
+    if format == "plain" {
+        print_plain(&a)?;
+    } else {
+        print_doc(&task_doc(&a), Some(format))?;
     }
     Ok(0)
 }
@@ -319,6 +319,26 @@ pub(super) fn run3(
         eprintln!("{} {msg}", juju_time(*t));
     }
     if format == "plain" {
+        print_plain(&a)?;
+    } else {
+        let mut out = Map::new();
+        out.insert(unit.clone(), task_doc(&a));
+        print_doc(&Value::Object(out), Some(format))?;
+    }
+    if a.status == "failed" {
+        eprintln!(
+            "ERROR the following task failed:\n - id \"{id}\" with return code {}\n\nuse 'juju show-task' to inspect the failure",
+            a.code.unwrap_or(0)
+        );
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// A task in Juju 3's `plain` format: why it failed, its results without
+/// the return code and output, then what the action printed.
+fn print_plain(a: &Action) -> Result<()> {
+    {
         let shown: Map<String, Value> = a
             .results
             .iter()
@@ -336,7 +356,8 @@ pub(super) fn run3(
             .collect();
         if a.status == "failed" {
             println!(
-                "Action id {id} failed: {}",
+                "Action id {} failed: {}",
+                a.id,
                 a.message.clone().unwrap_or_default()
             );
         }
@@ -346,17 +367,6 @@ pub(super) fn run3(
         if !a.stdout.is_empty() {
             print!("{}", a.stdout);
         }
-    } else {
-        let mut out = Map::new();
-        out.insert(unit.clone(), task_doc(&a));
-        print_doc(&Value::Object(out), Some(format))?;
     }
-    if a.status == "failed" {
-        eprintln!(
-            "ERROR the following task failed:\n - id \"{id}\" with return code {}\n\nuse 'juju show-task' to inspect the failure",
-            a.code.unwrap_or(0)
-        );
-        return Ok(1);
-    }
-    Ok(0)
+    Ok(())
 }

@@ -147,10 +147,23 @@ enum Cmd {
         #[arg(long)]
         utc: bool,
     },
-    /// Show a task's document (Juju 3's shape) now, or with `--wait D`
-    /// once it has finished.
-    #[command(alias = "show-operation")]
+    /// Show a task now, or with `--wait D` once it has finished (`--watch`:
+    /// without limit): its results (`plain`, the default) or its document
+    /// (`yaml`/`json`, Juju 3's shape).
     ShowTask {
+        id: String,
+        #[arg(long)]
+        format: Option<String>,
+        #[arg(long, num_args = 0..=1, default_missing_value = "0")]
+        wait: Option<String>,
+        #[arg(long)]
+        utc: bool,
+        #[arg(long)]
+        watch: bool,
+    },
+    /// An operation of one task, shown as that task's document (YAML by
+    /// default; Juju's operation document is not simulated).
+    ShowOperation {
         id: String,
         #[arg(long)]
         format: Option<String>,
@@ -420,8 +433,27 @@ fn run(cli: Cli) -> Result<i32> {
             id, format, wait, ..
         } => actions::show_action_output(&agent, &id, wait.as_deref(), format.as_deref()),
         Cmd::ShowTask {
-            id, format, wait, ..
-        } => actions::show_task(&agent, &id, wait.as_deref(), format.as_deref()),
+            id,
+            format,
+            wait,
+            watch,
+            ..
+        } => {
+            let wait = if watch { Some("0".to_string()) } else { wait };
+            let format = format.unwrap_or_else(|| "plain".into());
+            actions::show_task(&agent, &id, wait.as_deref(), &format)
+        }
+        Cmd::ShowOperation {
+            id,
+            format,
+            wait,
+            watch,
+            ..
+        } => {
+            let wait = if watch { Some("0".to_string()) } else { wait };
+            let format = format.unwrap_or_else(|| "yaml".into());
+            actions::show_task(&agent, &id, wait.as_deref(), &format)
+        }
         Cmd::Run {
             unit,
             action,
