@@ -319,7 +319,8 @@ fn actions_are_typed_and_compact_works() {
             .nth(1)
             .unwrap_or_else(|| panic!("no task id in: {}", q.stderr))
             .to_string();
-        m.sim(&["show-task", &id, "--wait=30m"]).ok()
+        m.sim(&["show-task", &id, "--wait=30m", "--format=yaml"])
+            .ok()
     };
     let y: serde_yaml::Value = serde_yaml::from_str(&shown.stdout).unwrap();
     assert_eq!(y["status"], "completed", "{}", shown.stdout);

@@ -96,9 +96,12 @@ impl Profile {
 
     /// Juju 3 renamed the 2.9 action verbs: `run-action` is `run`,
     /// `show-action-output` is `show-task`, and the old names are not
-    /// commands at all. The refusal in the words of Juju 3's CLI
-    /// (`notFoundCommandMessage` in cmd/juju/commands/main.go), plus a hint
-    /// naming the new verb; `None` where the verb exists (2.9).
+    /// commands at all. The refusal's first line is Juju 3's for an unknown
+    /// command (`notFoundCommandMessage` in cmd/juju/commands/main.go; the
+    /// error comes from the command's Run, so the exit code is 1). Juju
+    /// then lists its closest commands by edit distance; the simulator
+    /// gives instead a hint naming the new verb. `None` where the verb
+    /// exists (2.9).
     pub fn unknown_verb(&self, verb: &str) -> Option<String> {
         if self.is_29() {
             return None;
@@ -115,7 +118,8 @@ impl Profile {
             _ => return None,
         };
         Some(format!(
-            "juju: \"{verb}\" is not a juju command. See \"juju --help\".\n\nDid you mean:\n\t{new}\n\n({hint}; this model runs Juju {})",
+            "juju: \"{verb}\" is not a juju command. See \"juju --help\".\n\n\
+             {hint} (`{verb}` is Juju 2.9's verb, `{new}` Juju 3's; this model runs Juju {})",
             self.version
         ))
     }

@@ -481,12 +481,14 @@ fn hook_tools() {
         &["hooks/upgrade-charm", "hooks/config-changed"]
     );
     let o = sim.exec("fix/0", "resource-get blob");
+    // The path on this machine: the unit's path under its root.
     let p = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    assert_eq!(p, "/var/lib/juju/agents/unit-fix-0/resources/blob/blob.bin");
     assert_eq!(
-        fs::read_to_string(sim.root("fix/0").join(p.trim_start_matches('/'))).unwrap(),
-        "data"
+        Path::new(&p),
+        sim.root("fix/0")
+            .join("var/lib/juju/agents/unit-fix-0/resources/blob/blob.bin")
     );
+    assert_eq!(fs::read_to_string(&p).unwrap(), "data");
 
     // Secrets round trip.
     let o = sim.exec("fix/0", "secret-add --label l pass-word=s3cret");

@@ -146,6 +146,8 @@ enum Cmd {
         wait: Option<String>,
         #[arg(long)]
         utc: bool,
+        #[arg(long)]
+        watch: bool,
     },
     /// Show a task now, or with `--wait D` once it has finished (`--watch`:
     /// without limit): its results (`plain`, the default) or its document
