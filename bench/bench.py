@@ -7,14 +7,14 @@ rotating order:
 
   snapshot side (same etcd, same TLS credentials, same filesystem):
     etcdctl   `etcdctl snapshot save` alone
-    action    `juju-sim run-action etcd/0 snapshot --wait` (wall time); the
+    action    `juju-sim run etcd/0 snapshot --wait=30m` (wall time); the
               unit's dispatch runs under `etcd-bench rss-exec` for its own
               peak RSS
     legacy    the old Python charm's pipeline: `etcdctl snapshot save` +
               `tar czf` (gzip's default level) + `sha256sum` of the tarball
   restore side:
     ours      a fresh application deployed with --resource snapshot=<our
-              archive>, then `run-action new/0 restore skip-backup=true`
+              archive>, then `run new/0 restore skip-backup=true`
     ref       `etcdutl snapshot restore` of the plain db + start etcd (same
               TLS setup as the charm's) + poll until `endpoint health` passes
     verify    `run-action etcd/0 verify-backup path=<our archive>` on the
@@ -207,9 +207,17 @@ class Model:
         return d
 
     def action(self, unit, name, *params):
-        """Runs an action; returns (wall seconds, the show-action-output doc)."""
-        secs, out = self.sim("run-action", unit, name, *params, "--wait", "--format=json",
-                             timed_run=True)
+        """Runs an action; returns (wall seconds, its task document).
+
+        Juju 3: `run UNIT ACTION … --wait=30m --format=json` (exits 1 when
+        the action failed). Juju 2.9 (JUJU_SIM_AGENT_VERSION=2.9.x when the
+        model was made): `run-action … --wait --format=json`; Juju 3 has no
+        run-action."""
+        if os.environ.get("JUJU_SIM_AGENT_VERSION", "").strip().startswith("2."):
+            verb = ("run-action", unit, name, *params, "--wait", "--format=json")
+        else:
+            verb = ("run", unit, name, *params, "--wait=30m", "--format=json")
+        secs, out = self.sim(*verb, timed_run=True)
         doc = json.loads(out)
         # Juju 2.9's run-action --wait puts the outcome under unit-APP-N.
         doc = doc.get(unit) or doc.get("unit-" + unit.replace("/", "-")) or doc

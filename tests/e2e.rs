@@ -303,10 +303,25 @@ fn actions_are_typed_and_compact_works() {
         r.stderr
     );
 
-    // Juju 2.9 style: queued id, then show-action-output.
-    let q = m.sim(&["run-action", "etcd/0", "defrag"]).ok();
-    let id = q.action_id();
-    let shown = m.sim(&["show-action-output", &id]).ok();
+    // Queued, then looked at by id: Juju 2.9's run-action and
+    // show-action-output; Juju 3's run --background and show-task --wait.
+    let shown = if util::juju29() {
+        let q = m.sim(&["run-action", "etcd/0", "defrag"]).ok();
+        let id = q.action_id();
+        m.sim(&["show-action-output", &id]).ok()
+    } else {
+        let q = m.sim(&["run", "etcd/0", "defrag", "--background"]).ok();
+        // "Scheduled operation N with task N"
+        let id = q
+            .stderr
+            .split_whitespace()
+            .skip_while(|w| *w != "task")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no task id in: {}", q.stderr))
+            .to_string();
+        m.sim(&["show-task", &id, "--wait=30m", "--format=yaml"])
+            .ok()
+    };
     let y: serde_yaml::Value = serde_yaml::from_str(&shown.stdout).unwrap();
     assert_eq!(y["status"], "completed", "{}", shown.stdout);
     assert!(

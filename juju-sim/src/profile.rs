@@ -94,6 +94,36 @@ impl Profile {
         })
     }
 
+    /// Juju 3 renamed the 2.9 action verbs: `run-action` is `run`,
+    /// `show-action-output` is `show-task`, and the old names are not
+    /// commands at all. The refusal's first line is Juju 3's for an unknown
+    /// command (`notFoundCommandMessage` in cmd/juju/commands/main.go; the
+    /// error comes from the command's Run, so the exit code is 1). Juju
+    /// then lists its closest commands by edit distance; the simulator
+    /// gives instead a hint naming the new verb. `None` where the verb
+    /// exists (2.9).
+    pub fn unknown_verb(&self, verb: &str) -> Option<String> {
+        if self.is_29() {
+            return None;
+        }
+        let (new, hint) = match verb {
+            "run-action" => (
+                "run",
+                "Juju 3 runs actions with: juju run UNIT ACTION [KEY=VALUE...] [--wait=30m]",
+            ),
+            "show-action-output" => (
+                "show-task",
+                "Juju 3 shows an action's results with: juju show-task ID [--wait=30m]",
+            ),
+            _ => return None,
+        };
+        Some(format!(
+            "juju: \"{verb}\" is not a juju command. See \"juju --help\".\n\n\
+             {hint} (`{verb}` is Juju 2.9's verb, `{new}` Juju 3's; this model runs Juju {})",
+            self.version
+        ))
+    }
+
     /// An application's `relations` in `status --format=json`: Juju 3
     /// lists objects, Juju 2.9 lists the related applications' names.
     pub fn status_relation(&self, related: &str, interface: &str, scope: &str) -> Value {
@@ -138,5 +168,14 @@ mod tests {
         let p = Profile::parse("2.9.49").unwrap_or_else(|e| panic!("{e}"));
         assert!(!p.has_tool("secret-get"));
         assert!(p.has_tool("leader-set"));
+        assert!(p.unknown_verb("run-action").is_none());
+        let p3 = Profile::parse("3.6.12").unwrap_or_else(|e| panic!("{e}"));
+        assert!(p3.unknown_verb("run-action").is_some_and(|m| m
+            .contains("\"run-action\" is not a juju command")
+            && m.contains("juju run ")));
+        assert!(p3
+            .unknown_verb("show-action-output")
+            .is_some_and(|m| m.contains("juju show-task")));
+        assert!(p3.unknown_verb("run").is_none());
     }
 }

@@ -261,7 +261,8 @@ fn units_run_their_hooks_concurrently_and_verbs_return_at_once() {
 
 #[test]
 fn actions_take_the_machine_lock_and_keep_their_output() {
-    let sim = Sim::new(&[]);
+    // run-action queues and show-action-output looks: Juju 2.9's verbs.
+    let sim = Sim::new(&[("JUJU_SIM_AGENT_VERSION", "2.9.49")]);
     sim.deploy("1");
     // The action is queued; run-action returns at once.
     let start = Instant::now();
@@ -297,13 +298,68 @@ fn actions_take_the_machine_lock_and_keep_their_output() {
     assert_eq!(done["status"], "completed");
     assert_eq!(done["results"]["Stdout"], "slept\n");
     assert_eq!(done["results"]["Stderr"], "to stderr\n");
-    // Juju 3's run keeps them under results too.
+}
+
+#[test]
+fn juju_3_refuses_the_29_action_verbs_and_show_task_prints_the_task() {
+    let sim = Sim::new(&[]);
+    sim.deploy("1");
+    // run-action and show-action-output are not Juju 3 commands: refused
+    // in Juju 3's words, with the new verb named, and nothing queued.
+    let o = sim.cmd(&["run-action", "fix/0", "sleep", "seconds=0"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    let e = stderr(&o);
+    assert!(
+        e.contains("juju: \"run-action\" is not a juju command. See \"juju --help\".")
+            && e.contains("juju run UNIT ACTION"),
+        "{e}"
+    );
+    let o = sim.cmd(&["run-action", "fix/0", "sleep", "seconds=0", "--wait"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let o = sim.cmd(&["show-action-output", "1", "--wait=1m"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("\"show-action-output\" is not a juju command") && e.contains("juju show-task"),
+        "{e}"
+    );
+    let m: Value =
+        serde_json::from_str(&fs::read_to_string(sim.home.join("model.json")).unwrap()).unwrap();
+    assert!(
+        m["actions"].as_object().is_none_or(|a| a.is_empty()),
+        "{}",
+        m["actions"]
+    );
+    sim.settle();
+    assert!(
+        !sim.events().iter().any(|e| e.3.starts_with("actions/")),
+        "an action ran: {:?}",
+        sim.events()
+    );
+
+    // Juju 3's run keeps the action's stdout and stderr under results.
     let j: Value =
         serde_json::from_str(&sim.ok(&["run", "fix/0", "sleep", "seconds=0", "--format=json"]))
             .unwrap();
-    assert_eq!(j["fix/0"]["results"]["stdout"], "slept\n");
-    assert_eq!(j["fix/0"]["results"]["stderr"], "to stderr\n");
-    assert_eq!(j["fix/0"]["results"]["return-code"], 0);
+    let t = &j["fix/0"];
+    assert_eq!(t["id"], "1", "the refused verbs queued nothing: {j}");
+    assert_eq!(t["results"]["stdout"], "slept\n");
+    assert_eq!(t["results"]["stderr"], "to stderr\n");
+    assert_eq!(t["results"]["return-code"], 0);
+    // show-task --format=yaml prints that same task document (not 2.9's);
+    // its default, plain, prints the results and the action's stdout.
+    let y: serde_yaml::Value =
+        serde_yaml::from_str(&sim.ok(&["show-task", "1", "--format=yaml"])).unwrap();
+    let y: Value = serde_json::to_value(y).unwrap();
+    assert_eq!(&y, t, "show-task and run --format=json disagree");
+    assert_eq!(y["unit"], "fix/0");
+    assert_eq!(y["status"], "completed");
+    assert!(y["timing"]["completed"].is_string(), "{y}");
+    assert!(
+        y.get("UnitId").is_none() && y["results"].get("Stdout").is_none(),
+        "{y}"
+    );
 }
 
 #[test]
@@ -317,7 +373,7 @@ fn run_times_out_while_the_task_carries_on_and_takes_app_leader() {
     let t: Value =
         serde_json::from_str(&sim.ok(&["show-task", "1", "--wait=1m", "--format=json"])).unwrap();
     assert_eq!(t["status"], "completed", "{t}");
-    assert_eq!(t["UnitId"], "fix/0");
+    assert_eq!(t["unit"], "fix/0");
 }
 
 #[test]
@@ -593,8 +649,13 @@ fn a_resource_get_fault_is_not_a_missing_resource() {
         "{e}"
     );
     // The fault was used up: the next call gets the file.
+    // (resource-get prints the path on this machine, under the unit's root.)
     let path = sim.out("fix/0", "resource-get blob");
-    assert_eq!(fs::read_to_string(path.trim()).unwrap(), "data");
+    assert!(
+        Path::new(&path).starts_with(sim.root("fix/0")),
+        "{path} is not under the unit's root"
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), "data");
 }
 
 #[test]

@@ -37,6 +37,8 @@ struct Sim {
     home: PathBuf,
     addrs: PathBuf,
     charm: PathBuf,
+    /// `JUJU_SIM_AGENT_VERSION` for the model (the default, 3.x, if unset).
+    version: Option<&'static str>,
 }
 
 fn write_charm(dir: &Path, dispatch: Option<&str>) {
@@ -90,7 +92,17 @@ fn settles(args: &[&str]) -> bool {
 }
 
 impl Sim {
+    /// A model on Juju 2.9, for tests of 2.9's `run-action` (not a command
+    /// on Juju 3).
+    fn new_29() -> Sim {
+        Sim::with_version(Some("2.9.49"))
+    }
+
     fn new() -> Sim {
+        Sim::with_version(None)
+    }
+
+    fn with_version(version: Option<&'static str>) -> Sim {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("model");
         let addrs = dir.path().join("addrs");
@@ -101,11 +113,15 @@ impl Sim {
             home,
             addrs,
             charm,
+            version,
         }
     }
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_juju-sim"));
+        if let Some(v) = self.version {
+            c.env("JUJU_SIM_AGENT_VERSION", v);
+        }
         c.args(args)
             .env("JUJU_SIM_HOME", &self.home)
             .env("JUJU_SIM_ADDR_DIR", &self.addrs)
@@ -161,8 +177,8 @@ impl Sim {
         serde_json::from_str(&fs::read_to_string(p).unwrap()).unwrap()
     }
 
-    /// Parsed YAML output; `run-action --wait`'s document is unwrapped
-    /// from its `unit-APP-N` key (Juju 2.9's shape).
+    /// Parsed YAML output; the task document is unwrapped from its unit
+    /// key (see [`unwrap_unit`]).
     fn yaml(&self, args: &[&str]) -> Value {
         let v: Value = serde_yaml::from_str(&self.ok(args)).unwrap();
         unwrap_unit(v)
@@ -177,10 +193,12 @@ impl Drop for Sim {
     }
 }
 
-/// The document under a single `unit-APP-N` key, else the document.
+/// The document under a single `unit-APP-N` key (2.9's `run-action
+/// --wait`) or `APP/N` key (Juju 3's `run --format=yaml`), else the
+/// document.
 fn unwrap_unit(v: Value) -> Value {
     match v.as_object() {
-        Some(m) if m.len() == 1 && m.keys().all(|k| k.starts_with("unit-")) => {
+        Some(m) if m.len() == 1 && m.keys().all(|k| k.starts_with("unit-") || k.contains('/')) => {
             m.values().next().cloned().unwrap_or(Value::Null)
         }
         _ => v,
@@ -198,13 +216,13 @@ fn action_params_are_parsed_like_juju() {
     // YAML values: True is a boolean, /mnt/x a string, 5 an integer; a
     // string-typed parameter keeps digits as text.
     let d = sim.yaml(&[
-        "run-action",
+        "run",
         "fix/0",
         "check",
         "target=/mnt/x",
         "skip-backup=True",
         "count=5",
-        "--wait",
+        "--format=yaml",
     ]);
     assert_eq!(d["status"], "completed", "{d:?}");
     let p = sim.params(&last_id(&d));
@@ -214,21 +232,21 @@ fn action_params_are_parsed_like_juju() {
 
     // As in Juju, a value is YAML: 1234 is an integer, which a string-typed
     // parameter refuses; --string-args keeps it as text.
-    let r = sim.cmd(&["run-action", "fix/0", "check", "revision=1234", "--wait"]);
+    let r = sim.cmd(&["run", "fix/0", "check", "revision=1234", "--format=yaml"]);
     assert_eq!(r.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&r.stderr).contains("Expected: string, given: integer"));
     let d = sim.yaml(&[
-        "run-action",
+        "run",
         "fix/0",
         "check",
         "revision=1234",
         "--string-args",
-        "--wait",
+        "--format=yaml",
     ]);
     assert_eq!(sim.params(&last_id(&d))["revision"], "1234");
 
     // yes/on are YAML 1.1 booleans, as in go-yaml v2.
-    let d = sim.yaml(&["run-action", "fix/0", "check", "skip-backup=yes", "--wait"]);
+    let d = sim.yaml(&["run", "fix/0", "check", "skip-backup=yes", "--format=yaml"]);
     assert_eq!(sim.params(&last_id(&d))["skip-backup"], true);
 
     // --params file, overridden by KEY=VALUE; a relative path.
@@ -239,13 +257,13 @@ fn action_params_are_parsed_like_juju() {
     .unwrap();
     let o = sim
         .command(&[
-            "run-action",
+            "run",
             "fix/0",
             "check",
             "--params",
             "p.yaml",
             "count=2",
-            "--wait",
+            "--format=yaml",
         ])
         .current_dir(sim.dir.path())
         .output()
@@ -257,13 +275,7 @@ fn action_params_are_parsed_like_juju() {
     assert_eq!(p["count"], 2);
 
     // --string-args keeps strings: a boolean parameter then refuses "true".
-    let o = sim.cmd(&[
-        "run-action",
-        "fix/0",
-        "check",
-        "--string-args",
-        "skip-backup=true",
-    ]);
+    let o = sim.cmd(&["run", "fix/0", "check", "--string-args", "skip-backup=true"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("Expected: boolean, given: string"));
     // Integer where a string-only value is given; bad keys; no `=`.
@@ -306,7 +318,8 @@ fn run_formats_background_and_show_task() {
     assert_eq!(y["e"], "x=y");
     assert!(y.get("return-code").is_none(), "{y:?}");
     // --format=yaml: the whole task keyed by unit.
-    let y = sim.yaml(&["run", "fix/0", "sets", "--format=yaml"]);
+    let y: Value =
+        serde_yaml::from_str(&sim.ok(&["run", "fix/0", "sets", "--format=yaml"])).unwrap();
     let t = &y["fix/0"];
     assert_eq!(t["status"], "completed");
     assert_eq!(t["unit"], "fix/0");
@@ -363,7 +376,8 @@ fn run_formats_background_and_show_task() {
 
 #[test]
 fn concurrent_actions_get_distinct_ids() {
-    let sim = Sim::new();
+    // Two run-action --wait at once: a Juju 2.9 model.
+    let sim = Sim::new_29();
     sim.deploy();
     let kids: Vec<_> = (0..2)
         .map(|_| {

@@ -1,5 +1,6 @@
 //! The operator's verbs as the snapshot and restore tests use them:
-//! `juju run-action` then `show-action-output`, deploying with the
+//! `juju run … --wait` (Juju 3; on 2.9 `run-action` then
+//! `show-action-output`), deploying with the
 //! `snapshot` resource, reading results, and looking at a unit's files.
 
 use std::fs;
@@ -45,8 +46,12 @@ pub fn sim_env(m: &Model, args: &[&str], env: &[(&str, &str)]) -> Run {
     run
 }
 
-/// `juju run-action UNIT ACTION [k=v…]`, then `juju show-action-output ID
-/// --wait`: the seed's two steps. Returns the parsed output.
+/// Runs an action as the operator does and returns its task document
+/// (`results`, `status`, `message`, …). Juju 3: `juju run UNIT ACTION
+/// [k=v…] --format=yaml --wait=30m`, the task under the unit's key (it
+/// exits 1 when the action failed, which the callers judge from `status`).
+/// Juju 2.9 (see [`super::juju29`]): the seed's two steps, `juju
+/// run-action UNIT ACTION [k=v…]` then `juju show-action-output ID --wait`.
 pub fn run_action(
     m: &Model,
     unit: &str,
@@ -54,13 +59,42 @@ pub fn run_action(
     params: &[&str],
     env: &[(&str, &str)],
 ) -> Yaml {
-    let mut args = vec!["run-action", unit, action];
+    if super::juju29() {
+        let mut args = vec!["run-action", unit, action];
+        args.extend_from_slice(params);
+        let q = sim_env(m, &args, env).ok();
+        let id = q.action_id();
+        // run-action only queues; show-action-output --wait waits for it.
+        let shown = sim_here(m, &["show-action-output", &id, "--wait=30m"]).ok();
+        return serde_yaml::from_str(&shown.stdout).unwrap();
+    }
+    let mut args = vec!["run", unit, action];
     args.extend_from_slice(params);
-    let q = sim_env(m, &args, env).ok();
-    let id = q.action_id();
-    // run-action only queues; show-action-output --wait waits for it.
-    let shown = sim_here(m, &["show-action-output", &id, "--wait=30m"]).ok();
-    serde_yaml::from_str(&shown.stdout).unwrap()
+    args.extend(["--format=yaml", "--wait=30m"]);
+    let run = sim_env(m, &args, env);
+    // 0: completed; 1: the action failed (the document says so) or the
+    // verb was refused (no document: the parse below fails loudly).
+    assert!(
+        run.code == 0 || run.code == 1,
+        "juju run {unit} {action}: exit {}\n{}{}",
+        run.code,
+        run.stdout,
+        run.stderr
+    );
+    if run.code != 0 {
+        m.settle(); // (sim_env settles after a run that exited 0)
+    }
+    let doc: Yaml = serde_yaml::from_str(&run.stdout).unwrap_or_else(|e| {
+        panic!(
+            "juju run {unit} {action} printed no task ({e}):\nstdout:\n{}\nstderr:\n{}",
+            run.stdout, run.stderr
+        )
+    });
+    // Keyed by the unit that ran it (APP/leader resolves to a unit).
+    match doc.as_mapping() {
+        Some(map) if map.len() == 1 => map.values().next().cloned().unwrap(),
+        _ => panic!("juju run {unit} {action}: not one task:\n{}", run.stdout),
+    }
 }
 
 /// `juju deploy etcd APP --resource snapshot=ARCHIVE`

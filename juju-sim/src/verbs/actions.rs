@@ -223,8 +223,7 @@ pub(super) fn run_action(
     Ok(0)
 }
 
-/// `show-action-output ID` (also `show-task`, `show-operation`): the
-/// action's state now, or with `--wait D` once it has finished.
+/// `show-action-output ID` (Juju 2.9): the action's state now, or with `--wait D` once it has finished.
 pub(super) fn show_action_output(
     agent: &Agent,
     id: &str,
@@ -245,6 +244,35 @@ pub(super) fn show_action_output(
     print_doc(&action_yaml(&a), format)?;
     if !done && limit.is_some_and(|l| !l.is_zero()) {
         bail!("timed out waiting for results from: action {id}");
+    }
+    Ok(0)
+}
+
+/// `show-task ID` (also `show-operation`): the task as it is now (while
+/// pending or running: its status, no results), as Juju 3 prints it
+/// (cmd/juju/action/showtask.go): `plain` prints the results as `run`
+/// does, `yaml`/`json` the task document (the shape `run --format
+/// yaml|json` prints per task, not keyed). With `--wait D` it waits for the
+/// task to finish (0 or empty: no limit) and fails if it has not by then.
+pub(super) fn show_task(agent: &Agent, id: &str, wait: Option<&str>, format: &str) -> Result<i32> {
+    check_format(Some(format), &["yaml", "json", "plain"])?;
+    let id: u64 = id
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'')
+        .parse()
+        .map_err(|_| anyhow!("task \"{id}\" not found"))?;
+    let limit = match wait {
+        None => Some(Duration::ZERO),
+        Some(w) => wait_limit(w)?.unwrap_or(Some(Duration::ZERO)),
+    };
+    let (a, done) = wait_for_action(agent, id, limit)?;
+    if !done && limit.is_some_and(|l| !l.is_zero()) {
+        bail!("timed out waiting for results from: task {id}");
+    }
+    if format == "plain" {
+        print_plain(&a)?;
+    } else {
+        print_doc(&task_doc(&a), Some(format))?;
     }
     Ok(0)
 }
@@ -291,6 +319,26 @@ pub(super) fn run3(
         eprintln!("{} {msg}", juju_time(*t));
     }
     if format == "plain" {
+        print_plain(&a)?;
+    } else {
+        let mut out = Map::new();
+        out.insert(unit.clone(), task_doc(&a));
+        print_doc(&Value::Object(out), Some(format))?;
+    }
+    if a.status == "failed" {
+        eprintln!(
+            "ERROR the following task failed:\n - id \"{id}\" with return code {}\n\nuse 'juju show-task' to inspect the failure",
+            a.code.unwrap_or(0)
+        );
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// A task in Juju 3's `plain` format: why it failed, its results without
+/// the return code and output, then what the action printed.
+fn print_plain(a: &Action) -> Result<()> {
+    {
         let shown: Map<String, Value> = a
             .results
             .iter()
@@ -308,7 +356,8 @@ pub(super) fn run3(
             .collect();
         if a.status == "failed" {
             println!(
-                "Action id {id} failed: {}",
+                "Action id {} failed: {}",
+                a.id,
                 a.message.clone().unwrap_or_default()
             );
         }
@@ -318,17 +367,6 @@ pub(super) fn run3(
         if !a.stdout.is_empty() {
             print!("{}", a.stdout);
         }
-    } else {
-        let mut out = Map::new();
-        out.insert(unit.clone(), task_doc(&a));
-        print_doc(&Value::Object(out), Some(format))?;
     }
-    if a.status == "failed" {
-        eprintln!(
-            "ERROR the following task failed:\n - id \"{id}\" with return code {}\n\nuse 'juju show-task' to inspect the failure",
-            a.code.unwrap_or(0)
-        );
-        return Ok(1);
-    }
-    Ok(0)
+    Ok(())
 }

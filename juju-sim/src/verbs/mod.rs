@@ -137,9 +137,35 @@ enum Cmd {
         format: Option<String>,
     },
     /// Juju 2.9: show an action's state now (`--wait D`: wait for it; 0 or
-    /// empty waits without limit).
-    #[command(alias = "show-task", alias = "show-operation")]
+    /// empty waits without limit). Not a command on Juju 3.
     ShowActionOutput {
+        id: String,
+        #[arg(long)]
+        format: Option<String>,
+        #[arg(long, num_args = 0..=1, default_missing_value = "0")]
+        wait: Option<String>,
+        #[arg(long)]
+        utc: bool,
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Show a task now, or with `--wait D` once it has finished (`--watch`:
+    /// without limit): its results (`plain`, the default) or its document
+    /// (`yaml`/`json`, Juju 3's shape).
+    ShowTask {
+        id: String,
+        #[arg(long)]
+        format: Option<String>,
+        #[arg(long, num_args = 0..=1, default_missing_value = "0")]
+        wait: Option<String>,
+        #[arg(long)]
+        utc: bool,
+        #[arg(long)]
+        watch: bool,
+    },
+    /// An operation of one task, shown as that task's document (YAML by
+    /// default; Juju's operation document is not simulated).
+    ShowOperation {
         id: String,
         #[arg(long)]
         format: Option<String>,
@@ -315,6 +341,24 @@ fn run(cli: Cli) -> Result<i32> {
         cli.verbose || std::env::var("JUJU_SIM_VERBOSE").is_ok_and(|v| v == "1" || v == "true");
     let _ = &cli.model;
     let agent = Agent::new(Store::new(home()?), verbose);
+    // Juju 3 has no `run-action` or `show-action-output`: refused as its
+    // CLI refuses an unknown command, before anything is queued.
+    let old_verb = match cli.cmd {
+        Cmd::RunAction { .. } => Some("run-action"),
+        Cmd::ShowActionOutput { .. } => Some("show-action-output"),
+        _ => None,
+    };
+    if let Some(verb) = old_verb {
+        let profile = if agent.store.exists() {
+            Profile::of(&agent.store.read()?.version)
+        } else {
+            Profile::from_env().map_err(|e| anyhow!(e))?
+        };
+        if let Some(msg) = profile.unknown_verb(verb) {
+            eprintln!("ERROR {msg}");
+            return Ok(1);
+        }
+    }
     match cli.cmd {
         Cmd::Deploy {
             charm,
@@ -390,6 +434,28 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::ShowActionOutput {
             id, format, wait, ..
         } => actions::show_action_output(&agent, &id, wait.as_deref(), format.as_deref()),
+        Cmd::ShowTask {
+            id,
+            format,
+            wait,
+            watch,
+            ..
+        } => {
+            let wait = if watch { Some("0".to_string()) } else { wait };
+            let format = format.unwrap_or_else(|| "plain".into());
+            actions::show_task(&agent, &id, wait.as_deref(), &format)
+        }
+        Cmd::ShowOperation {
+            id,
+            format,
+            wait,
+            watch,
+            ..
+        } => {
+            let wait = if watch { Some("0".to_string()) } else { wait };
+            let format = format.unwrap_or_else(|| "yaml".into());
+            actions::show_task(&agent, &id, wait.as_deref(), &format)
+        }
         Cmd::Run {
             unit,
             action,
