@@ -81,9 +81,34 @@ pub struct Sidecar {
     pub store: String,
     /// The manifest inside the archive.
     pub manifest: Manifest,
-    /// Set once the backup has been verified (issue 12); absent until then.
+    /// The last verification of the backup (`verify-backup`, or the timer
+    /// with `backup-verify`); absent until one ran. Only `ok: true` means
+    /// the backup was proven to restore.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verified: Option<String>,
+    pub verified: Option<VerifyMark>,
+}
+
+/// The outcome of a verification, recorded in the sidecar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct VerifyMark {
+    /// When it ended (RFC 3339, UTC).
+    pub at: String,
+    /// True only when the scratch restore proved the backup.
+    pub ok: bool,
+    /// `verified: revision R, K keys, hashkv H` or `failed: reason`.
+    pub result: String,
+}
+
+impl VerifyMark {
+    /// How listings show it.
+    pub fn summary(&self) -> String {
+        if self.ok {
+            format!("verified {}", self.at)
+        } else {
+            format!("FAILED {}", self.at)
+        }
+    }
 }
 
 impl Sidecar {
