@@ -348,9 +348,11 @@ impl Charm<'_> {
         };
         let body = serde_json::to_vec_pretty(&cfg).context("cannot encode the backup settings")?;
         let path = self.root.at(BACKUP_CONFIG);
+        // The file is 0600; its directory is the charm's state directory,
+        // whose mode is not ours to change here (`juju scp` of the client
+        // credentials walks through it).
         if let Some(dir) = path.parent() {
-            fsutil::create_dir_mode(dir, 0o700)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
         // `written` changes each time; compare the rest to avoid churn.
         let old = BackupConfig::load(&self.root).ok().flatten();
