@@ -844,6 +844,19 @@ fn restore_by_id_from_both_stores(resource: Option<&Path>, bucket: &str, attach:
     assert_eq!(result(&out, "backup.store"), "s3");
     let s3_id = result(&out, "backup.id").to_string();
     kv::put(&ep, "later", "in no backup");
+    if attach {
+        // verify-backup through the bucket marks the sidecar there.
+        let out = run_action(&m, "etcd/0", "verify-backup", &["backup-id=latest"], &[]);
+        completed(&out);
+        assert_eq!(result(&out, "verify.backup-id"), s3_id);
+        assert_eq!(result(&out, "verify.marked"), "true");
+        let sc: Value =
+            serde_json::from_slice(&g.get(&format!("etcd/restore/{s3_id}.json"))).unwrap();
+        assert_eq!(sc["verified"]["ok"], true, "{sc}");
+        let listed = backups_json(&m, "etcd/0");
+        let row = listed.iter().find(|r| r["id"] == s3_id.as_str()).unwrap();
+        assert_eq!(row["verified"]["ok"], true, "{row}");
+    }
 
     // An unknown ID: refused, naming what is there; nothing changed.
     let out = run_action(
