@@ -930,38 +930,8 @@ impl Charm<'_> {
         tick: i64,
     ) -> (String, bool) {
         let sc = &taken.sidecar;
-        // The staged db, the scratch member's copy of it, and headroom.
-        let need = sc
-            .manifest
-            .db_size
-            .saturating_mul(2)
-            .saturating_add(super::restore::restore_headroom());
-        let dir = self.root.at(crate::etcd::paths::STATE_FILE);
-        let dir = dir.parent().unwrap_or(&dir);
-        match fs2::available_space(dir) {
-            Ok(free) if free < need => {
-                return (
-                    format!(
-                        "skipped verifying {}: it needs {} free in {} for a scratch restore, which has {}",
-                        taken.location,
-                        human_size(need),
-                        dir.display(),
-                        human_size(free)
-                    ),
-                    true,
-                )
-            }
-            Ok(_) => {}
-            Err(e) => {
-                return (
-                    format!(
-                        "skipped verifying {}: cannot read the free space of {}: {e}",
-                        taken.location,
-                        dir.display()
-                    ),
-                    true,
-                )
-            }
+        if let Some(why) = self.scratch_space_problem(sc.manifest.db_size) {
+            return (format!("skipped verifying {}: {why}", taken.location), true);
         }
         // A verification restores the db and starts a member: seconds,
         // plus about a second per 16 MiB. It must be done before the next

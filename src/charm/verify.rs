@@ -157,6 +157,27 @@ impl Charm<'_> {
         Ok(())
     }
 
+    /// Why a scratch restore of a `db_size` db does not fit on this unit
+    /// (the staged db, the scratch member's copy and headroom), if so.
+    pub(crate) fn scratch_space_problem(&self, db_size: u64) -> Option<String> {
+        let dir = verify_dir(self);
+        let parent = dir.parent().unwrap_or(&dir);
+        let need = db_size.saturating_mul(2).saturating_add(restore_headroom());
+        match fs2::available_space(parent) {
+            Ok(free) if free < need => Some(format!(
+                "a scratch restore needs {} free in {}, which has {}; free space there",
+                human_size(need),
+                parent.display(),
+                human_size(free)
+            )),
+            Ok(_) => None,
+            Err(e) => Some(format!(
+                "cannot read the free space of {}: {e}",
+                parent.display()
+            )),
+        }
+    }
+
     /// Verifies the stored backup `sc` (streamed from `store`, read once)
     /// and records the outcome in its sidecar: `ok: true` only when it was
     /// proven. Returns the verification, and whether the mark was written.
@@ -167,16 +188,21 @@ impl Charm<'_> {
         sc: &Sidecar,
     ) -> (Result<Verified>, Result<()>) {
         let label = store.location(&sc.name);
-        let outcome = store
-            .open(&sc.name)
-            .map_err(anyhow::Error::from)
-            .and_then(|r| {
-                self.verify_reader(
-                    BufReader::with_capacity(snapshot::BUF_SIZE, r),
-                    sc.size,
-                    &label,
-                )
-            })
+        // What is not the backup's fault (no room, the store unreachable)
+        // fails without a mark: a mark says something about the backup.
+        if let Some(why) = self.scratch_space_problem(sc.manifest.db_size) {
+            return (Err(anyhow!("cannot verify {label}: {why}")), Ok(()));
+        }
+        let input = match store.open(&sc.name) {
+            Ok(r) => r,
+            Err(e) => return (Err(anyhow!("cannot read {label}: {e}")), Ok(())),
+        };
+        let outcome = self
+            .verify_reader(
+                BufReader::with_capacity(snapshot::BUF_SIZE, input),
+                sc.size,
+                &label,
+            )
             .and_then(|v| {
                 if v.input_sha256 != sc.sha256 {
                     bail!(
