@@ -410,6 +410,43 @@ mod tests {
     }
 
     #[test]
+    fn a_verify_mark_round_trips_and_old_sidecars_have_none() {
+        let manifest = crate::snapshot::ManifestFields {
+            etcd_version: "3.5.1".into(),
+            cluster_id: "a1".into(),
+            member_id: "b2".into(),
+            revision: 9,
+            key_count: 3,
+            created: "2026-11-30T17:00:00Z".into(),
+            source_unit: "etcd/2".into(),
+        }
+        .into_manifest("cd".repeat(32), 4);
+        let mut sc = Sidecar {
+            name: "etcd-snapshot-2026-11-30-17.00.00.tar.gz".into(),
+            sha256: "ab".repeat(32),
+            size: 10,
+            application: "etcd".into(),
+            store: "local".into(),
+            manifest,
+            verified: None,
+        };
+        let plain = sc.to_json().unwrap();
+        assert!(!String::from_utf8_lossy(&plain).contains("verified"));
+        assert_eq!(Sidecar::from_json("x", &plain).unwrap().verified, None);
+        sc.verified = Some(VerifyMark {
+            at: "2026-11-30T17:01:00Z".into(),
+            ok: false,
+            result: "failed: damaged".into(),
+        });
+        let back = Sidecar::from_json("x", &sc.to_json().unwrap()).unwrap();
+        assert_eq!(back, sc);
+        let m = back.verified.unwrap();
+        assert_eq!(m.summary(), "FAILED 2026-11-30T17:01:00Z");
+        let ok = VerifyMark { ok: true, ..m };
+        assert_eq!(ok.summary(), "verified 2026-11-30T17:01:00Z");
+    }
+
+    #[test]
     fn names_of_our_pattern_only() {
         assert!(is_archive_name("etcd-snapshot-2026-11-30-17.00.00.tar.gz"));
         for bad in [
