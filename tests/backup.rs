@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use util::act::{completed, result, run_action, sha256sum, sim_here};
+use util::act::{completed, failure, result, run_action, sha256sum, sim_here};
 use util::garage::Garage;
 use util::{kv, Model};
 
@@ -845,4 +845,144 @@ fn a_same_name_race_leaves_a_sidecar_that_describes_the_archive() {
     let s = BackupStore::S3(Box::new(S3Store::new(missing).unwrap()));
     let e = s.list("etcd").unwrap_err().to_string();
     assert!(e.contains("refused the credentials"), "{e}");
+}
+
+/// Deploys etcd (3.4, or the `etcd` resource given), takes one backup into
+/// the local store and one into Garage, changes the data, then restores
+/// each by `backup-id=` (streamed from its store) and reads every key back.
+/// An unknown ID fails naming the IDs there; with `attach`, a resource
+/// attached too is not used, and the results say so.
+fn restore_by_id_from_both_stores(resource: Option<&Path>, bucket: &str, attach: bool) {
+    let Some(g) = Garage::start(bucket) else {
+        return;
+    };
+    let m = Model::new();
+    let mut args = vec![
+        "deploy".to_string(),
+        charm(),
+        "--config".into(),
+        "backup-schedule=off".into(),
+    ];
+    if let Some(r) = resource {
+        args.extend(["--resource".into(), format!("etcd={}", r.display())]);
+    }
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    sim_here(&m, &a).ok();
+    let ep = kv::Conn::to(&m, "etcd/0");
+    kv::fill(&ep, 150, 3000);
+    let at_local = kv::digest(&ep);
+    let out = run_action(&m, "etcd/0", "create-backup", &[], &[]);
+    completed(&out);
+    let local_id = result(&out, "backup.id").to_string();
+
+    relate_garage(&m, &g, "etcd/restore", &g.secret);
+    kv::put(&ep, "between", "in the s3 backup only");
+    let at_s3 = kv::digest(&ep);
+    let out = run_action(&m, "etcd/0", "create-backup", &[], &[]);
+    completed(&out);
+    assert_eq!(result(&out, "backup.store"), "s3");
+    let s3_id = result(&out, "backup.id").to_string();
+    kv::put(&ep, "later", "in no backup");
+    if attach {
+        // verify-backup through the bucket marks the sidecar there.
+        let out = run_action(&m, "etcd/0", "verify-backup", &["backup-id=latest"], &[]);
+        completed(&out);
+        assert_eq!(result(&out, "verify.backup-id"), s3_id);
+        assert_eq!(result(&out, "verify.marked"), "true");
+        let sc: Value =
+            serde_json::from_slice(&g.get(&format!("etcd/restore/{s3_id}.json"))).unwrap();
+        assert_eq!(sc["verified"]["ok"], true, "{sc}");
+        let listed = backups_json(&m, "etcd/0");
+        let row = listed.iter().find(|r| r["id"] == s3_id.as_str()).unwrap();
+        assert_eq!(row["verified"]["ok"], true, "{row}");
+    }
+
+    // An unknown ID: refused, naming what is there; nothing changed.
+    let out = run_action(
+        &m,
+        "etcd/0",
+        "restore",
+        &["backup-id=etcd-snapshot-2000-01-01-00.00.00.tar.gz"],
+        &[],
+    );
+    let msg = failure(&out);
+    assert!(
+        msg.contains(&s3_id) && msg.contains("Nothing was changed"),
+        "{msg}"
+    );
+    assert_eq!(kv::read_prefix(&ep, "later").len(), 1);
+
+    // From Garage (the current data saved first, as for a resource).
+    let out = run_action(
+        &m,
+        "etcd/0",
+        "restore",
+        &[&format!("backup-id={s3_id}")],
+        &[],
+    );
+    completed(&out);
+    let from = result(&out, "restore.source.from");
+    assert!(from.contains(&s3_id) && from.contains("s3://"), "{from}");
+    assert_eq!(
+        result(&out, "restore.source.sha256"),
+        sha256sum_bytes(&g.get(&format!("etcd/restore/{s3_id}")))
+    );
+    let ep = kv::Conn::to(&m, "etcd/0");
+    assert_eq!(kv::digest(&ep), at_s3);
+
+    // From the local store; a resource attached too (the s3 archive) is
+    // not what is restored.
+    m.sim(&["config", "etcd", "backup-store=local"]).ok();
+    if attach {
+        let res = m.scratch.path().join("other.tar.gz");
+        fs::write(&res, g.get(&format!("etcd/restore/{s3_id}"))).unwrap();
+        m.sim(&[
+            "attach-resource",
+            "etcd",
+            &format!("snapshot={}", res.display()),
+        ])
+        .ok();
+    }
+    let out = run_action(
+        &m,
+        "etcd/0",
+        "restore",
+        &[&format!("backup-id={local_id}"), "skip-backup=true"],
+        &[],
+    );
+    completed(&out);
+    let from = result(&out, "restore.source.from");
+    assert!(from.contains(&local_id), "{from}");
+    assert_eq!(
+        from.contains("the attached snapshot resource was not used"),
+        attach,
+        "{from}"
+    );
+    let ep = kv::Conn::to(&m, "etcd/0");
+    assert_eq!(kv::digest(&ep), at_local);
+}
+
+fn sha256sum_bytes(b: &[u8]) -> String {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    fs::write(f.path(), b).unwrap();
+    sha256sum(f.path())
+}
+
+#[test]
+fn restore_by_backup_id_from_garage_and_disk_on_etcd_34() {
+    restore_by_id_from_both_stores(None, "etcd-restore-34", true);
+}
+
+#[test]
+fn restore_by_backup_id_from_garage_and_disk_on_etcd_351() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = util::etcd35_resource(dir.path());
+    restore_by_id_from_both_stores(Some(&res), "etcd-restore-351", false);
+}
+
+#[test]
+fn restore_by_backup_id_from_garage_and_disk_on_etcd_3530() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = util::etcd3530_resource(dir.path());
+    restore_by_id_from_both_stores(Some(&res), "etcd-restore-3530", false);
 }

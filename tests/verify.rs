@@ -3,6 +3,8 @@
 //! source member had), while the unit's own etcd keeps serving a writer
 //! that must see no failed write. A flipped byte and a db that does not
 //! match its recorded hashkv fail, with the reason; nothing is left behind.
+//! Backups in the store (`backup-id=`) are marked in their sidecars, only
+//! when proven, and the timer verifies what it takes.
 
 mod util;
 
@@ -229,13 +231,184 @@ fn damaged_backups_fail_with_the_reason() {
     assert!(!scratch_dir(&m).exists());
     assert!(util::pids_mentioning(&scratch_dir(&m).display().to_string()).is_empty());
 
-    // backup-id is for the store, which is not wired in yet.
+    // backup-id= names a backup in the store; there is none yet.
     let out = run_action(&m, "etcd/0", "verify-backup", &["backup-id=latest"], &[]);
     let msg = failure(&out);
     assert!(
-        msg.contains("does not have yet") && msg.contains("path="),
+        msg.contains("holds no backups") && msg.contains("list-backups"),
         "{msg}"
     );
+}
+
+fn sidecar(m: &Model, id: &str) -> serde_json::Value {
+    let p = m
+        .unit_root("etcd/0")
+        .join("var/lib/etcd-charm/backups")
+        .join(format!("{id}.json"));
+    serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
+}
+
+fn create_backup(m: &Model) -> (String, serde_yaml::Value) {
+    // Backups are named by the second.
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = run_action(m, "etcd/0", "create-backup", &[], &[]);
+    completed(&out);
+    (result(&out, "backup.id").to_string(), out)
+}
+
+/// `verify-backup backup-id=` through the local store: a good backup is
+/// proven while the unit serves a writer and is marked in its sidecar
+/// (list-backups shows it); a flipped byte and a db that does not match
+/// its recorded hashkv fail and are never marked verified; the timer with
+/// `backup-verify` (the default) verifies what it took.
+#[test]
+fn stored_backups_are_verified_and_marked_only_when_proven() {
+    let m = Model::new();
+    sim_here(&m, &["deploy", &charm(), "--config", "backup-schedule=off"]).ok();
+    let ep = kv::Conn::to(&m, "etcd/0");
+    kv::fill(&ep, 200, 5_000);
+    for i in 0..30 {
+        kv::put(&ep, &format!("hist/{}", i % 3), &format!("v{i}"));
+    }
+    let (good, made) = create_backup(&m);
+
+    let writer = Writer::start(ep.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    let out = run_action(&m, "etcd/0", "verify-backup", &["backup-id=latest"], &[]);
+    let (ok, failed) = writer.finish();
+    completed(&out);
+    assert_eq!(result(&out, "verify.backup-id"), good);
+    assert_eq!(result(&out, "verify.result"), "verified");
+    assert_eq!(result(&out, "verify.marked"), "true");
+    assert_eq!(result(&out, "verify.hashkv-matched"), "true");
+    assert_eq!(
+        result(&out, "verify.keys"),
+        result(&made, "snapshot.key-count")
+    );
+    assert_eq!(
+        result(&out, "verify.checked-at-revision"),
+        result(&made, "snapshot.revision")
+    );
+    assert_eq!(failed, 0, "the writer saw {failed} failed writes ({ok} ok)");
+    assert!(ok > 10, "the writer made only {ok} writes");
+    let sc = sidecar(&m, &good);
+    assert_eq!(sc["verified"]["ok"], true, "{sc}");
+    assert!(
+        sc["verified"]["at"].as_str().unwrap().ends_with('Z'),
+        "{sc}"
+    );
+    let dir = m.unit_root("etcd/0").join("var/lib/etcd-charm/backups");
+    let mode = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(p).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(mode(&dir.join(format!("{good}.json"))), 0o600);
+    assert!(!scratch_dir(&m).exists());
+
+    // One flipped byte in the stored archive.
+    let (flipped, _) = create_backup(&m);
+    let archive = dir.join(&flipped);
+    let mut bytes = fs::read(&archive).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    fs::write(&archive, &bytes).unwrap();
+    let out = run_action(
+        &m,
+        "etcd/0",
+        "verify-backup",
+        &[&format!("backup-id={flipped}")],
+        &[],
+    );
+    let msg = failure(&out);
+    assert!(msg.contains("failed verification"), "{msg}");
+    assert!(msg.contains("damaged") || msg.contains("sha256"), "{msg}");
+    let sc = sidecar(&m, &flipped);
+    assert_ne!(sc["verified"]["ok"], true, "{sc}");
+
+    // An intact db under a manifest whose hashkv is not the source's, and
+    // a sidecar that describes the archive as it now is: only the scratch
+    // etcd can tell.
+    let (other, _) = create_backup(&m);
+    let archive = dir.join(&other);
+    let tmp = dir.join("rewritten.tmp");
+    let st = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import io, json, sys, tarfile\n\
+             src = tarfile.open(sys.argv[1], 'r:gz')\n\
+             out = tarfile.open(sys.argv[2], 'w:gz', format=tarfile.GNU_FORMAT)\n\
+             for m in src.getmembers():\n\
+             \x20   data = src.extractfile(m).read()\n\
+             \x20   if m.name == 'manifest.json':\n\
+             \x20       j = json.loads(data)\n\
+             \x20       j['hashkv'] = (j['hashkv'] + 1) % (1 << 32)\n\
+             \x20       data = json.dumps(j).encode()\n\
+             \x20       m.size = len(data)\n\
+             \x20   out.addfile(m, io.BytesIO(data))\n\
+             out.close()",
+        )
+        .arg(&archive)
+        .arg(&tmp)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    fs::rename(&tmp, &archive).unwrap();
+    let mut sc = sidecar(&m, &other);
+    sc["sha256"] = util::act::sha256sum(&archive).into();
+    sc["size"] = fs::metadata(&archive).unwrap().len().into();
+    sc["manifest"]["hashkv"] = (sc["manifest"]["hashkv"].as_u64().unwrap() + 1).into();
+    fs::write(
+        dir.join(format!("{other}.json")),
+        serde_json::to_vec(&sc).unwrap(),
+    )
+    .unwrap();
+    let out = run_action(
+        &m,
+        "etcd/0",
+        "verify-backup",
+        &[&format!("backup-id={other}")],
+        &[],
+    );
+    let msg = failure(&out);
+    assert!(msg.contains("does not match the source: hashkv"), "{msg}");
+    assert_ne!(sidecar(&m, &other)["verified"]["ok"], true);
+    assert!(!scratch_dir(&m).exists());
+    assert!(util::pids_mentioning(&scratch_dir(&m).display().to_string()).is_empty());
+
+    // list-backups shows the marks.
+    let out = run_action(&m, "etcd/0", "list-backups", &[], &[]);
+    completed(&out);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(result(&out, "backups-json")).unwrap();
+    let row = |id: &str| rows.iter().find(|r| r["id"] == id).unwrap().clone();
+    assert_eq!(row(&good)["verified"]["ok"], true);
+    assert_eq!(row(&flipped)["verified"]["ok"], false);
+    assert_eq!(row(&other)["verified"]["ok"], false);
+    let table = result(&out, "backups");
+    let line = |id: &str| table.lines().find(|l| l.contains(id)).unwrap().to_string();
+    assert!(line(&good).contains("verified 20"), "{table}");
+    assert!(line(&flipped).contains("FAILED"), "{table}");
+
+    // The timer verifies each backup it takes (backup-verify defaults to
+    // true) and records it in the backup state.
+    sim_here(&m, &["config", "etcd", "backup-schedule=1m"]).ok();
+    let state = || {
+        fs::read(
+            m.unit_root("etcd/0")
+                .join("var/lib/etcd-charm/backup-state.json"),
+        )
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .unwrap_or_default()
+    };
+    let ok = util::eventually(150, || !state()["last-verify"].is_null());
+    sim_here(&m, &["config", "etcd", "backup-schedule=off"]).ok();
+    let st = state();
+    assert!(ok, "no scheduled verification: {st}");
+    let note = st["last-verify"].as_str().unwrap();
+    assert!(note.starts_with("verified "), "{st}");
+    let taken = st["last-location"].as_str().unwrap();
+    let id = taken.rsplit('/').next().unwrap();
+    assert_eq!(sidecar(&m, id)["verified"]["ok"], true);
 }
 
 /// Another tool's backup (Gardener's `.Z` here) has no manifest: it is

@@ -96,6 +96,10 @@ pub struct BackupState {
     /// The last tick this unit looked at, and what it did.
     pub last_tick: Option<i64>,
     pub last_tick_outcome: Option<String>,
+    /// The last scheduled verification (`backup-verify`): what was
+    /// verified, skipped or failed, and when.
+    pub last_verify: Option<String>,
+    pub last_verify_at: Option<i64>,
 }
 
 impl BackupState {
@@ -344,11 +348,11 @@ impl Charm<'_> {
         };
         let body = serde_json::to_vec_pretty(&cfg).context("cannot encode the backup settings")?;
         let path = self.root.at(BACKUP_CONFIG);
-        // The file is 0600 from its first byte; its directory keeps its
-        // mode (the download user enters it for client credentials).
+        // The file is 0600; its directory is the charm's state directory,
+        // whose mode is not ours to change here (`juju scp` of the client
+        // credentials walks through it).
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
         // `written` changes each time; compare the rest to avoid churn.
         let old = BackupConfig::load(&self.root).ok().flatten();
@@ -482,8 +486,6 @@ impl Charm<'_> {
         if let Some(fresh) = store.confirm_sidecar(&sidecar)? {
             sidecar = fresh;
         }
-        // TODO(issue 12): with backup-verify=true, verify the stored
-        // archive here and record `verified` in the sidecar.
         self.log_progress(&format!(
             "Backed up to {location} ({}, sha256 {})",
             human_size(sidecar.size),
@@ -495,6 +497,57 @@ impl Charm<'_> {
             store: store.kind(),
             sidecar,
         }))
+    }
+
+    /// The backup `id` in `store` (`latest`: the newest of this
+    /// application's), or an error that names the IDs that are there.
+    pub(crate) fn find_backup(
+        &self,
+        cfg: &BackupConfig,
+        store: &BackupStore,
+        id: &str,
+    ) -> Result<Listed> {
+        let (mut listed, warnings) = store
+            .list(&cfg.application)
+            .with_context(|| format!("cannot list the {} backup store", store.kind()))?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        listed.sort_by(|a, b| {
+            let t = |l: &Listed| l.sidecar.manifest.created_unix().unwrap_or(0);
+            t(b).cmp(&t(a))
+                .then_with(|| b.sidecar.name.cmp(&a.sidecar.name))
+        });
+        let found = if id == "latest" {
+            listed.first().cloned()
+        } else {
+            listed.iter().find(|l| l.sidecar.name == id).cloned()
+        };
+        if let Some(l) = found {
+            return Ok(l);
+        }
+        let ids: Vec<&str> = listed.iter().map(|l| l.sidecar.name.as_str()).collect();
+        let there = if ids.is_empty() {
+            format!(
+                "the {} store holds no backups of {}",
+                store.kind(),
+                cfg.application
+            )
+        } else {
+            let shown = ids.iter().take(10).copied().collect::<Vec<_>>().join(", ");
+            let more = if ids.len() > 10 {
+                format!(" and {} more", ids.len() - 10)
+            } else {
+                String::new()
+            };
+            format!("the {} store holds {shown}{more}", store.kind())
+        };
+        bail!(
+            "no backup {id:?} in the {} store ({}): {there}. See them all with: juju run {} list-backups. Nothing was changed.",
+            store.kind(),
+            store.location(""),
+            self.ctx.unit_name
+        )
     }
 
     /// Applies the retention policy to `store`: deletes what it does not
@@ -724,7 +777,9 @@ fn backups_table(rows: &[(Listed, String)]) -> String {
             s.manifest.etcd_version.clone(),
             s.manifest.cluster_id.clone(),
             reason.clone(),
-            s.verified.clone().unwrap_or_else(|| "-".into()),
+            s.verified
+                .as_ref()
+                .map_or_else(|| "-".into(), |m| m.summary()),
             s.sha256.clone(),
         ]);
     }
@@ -841,7 +896,75 @@ impl Charm<'_> {
         state
             .save(&self.root)
             .context("cannot write the backup state")?;
-        result.map(drop)
+        let taken = result?;
+        if let TickOutcome::Took(t) = taken {
+            if cfg.verify {
+                // The backup is recorded; its verification is a second
+                // step whose failure does not fail the tick.
+                let (note, level_warn) = self.verify_after_tick(cfg, &t, &schedule, tick);
+                if level_warn {
+                    tracing::warn!("backup-verify: {note}");
+                } else {
+                    tracing::info!("backup-verify: {note}");
+                }
+                let mut state = BackupState::load(&self.root);
+                state.last_verify = Some(note);
+                state.last_verify_at = Some(now_unix());
+                state
+                    .save(&self.root)
+                    .context("cannot write the backup state")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `backup-verify`: verifies the backup this tick took, on this unit,
+    /// under the unit's lock (so one at a time), unless the disk lacks the
+    /// room for a scratch restore or the next tick is too close. Returns
+    /// what happened, and whether it is worth a warning.
+    fn verify_after_tick(
+        &self,
+        cfg: &BackupConfig,
+        taken: &BackupTaken,
+        schedule: &Schedule,
+        tick: i64,
+    ) -> (String, bool) {
+        let sc = &taken.sidecar;
+        if let Some(why) = self.scratch_space_problem(sc.manifest.db_size) {
+            return (format!("skipped verifying {}: {why}", taken.location), true);
+        }
+        // A verification restores the db and starts a member: seconds,
+        // plus about a second per 16 MiB. It must be done before the next
+        // tick, so that the next backup is not delayed (systemd does not
+        // start a tick while the last one still runs).
+        let estimate = 15 + i64::try_from(sc.manifest.db_size >> 24).unwrap_or(i64::MAX / 2);
+        let next = tick + schedule.period_at(tick);
+        let left = next - now_unix();
+        if left < 2 * estimate {
+            return (
+                format!(
+                    "skipped verifying {}: the next backup is due in {} s, too soon for a scratch restore (about {} s); verify it with: juju run {} verify-backup backup-id={}",
+                    taken.location, left, estimate, cfg.unit, taken.name
+                ),
+                true,
+            );
+        }
+        let _lock = match OpLock::acquire(&self.root, "the backup timer", TICK_LOCK_WAIT) {
+            Ok(l) => l,
+            Err(e) => return (format!("skipped verifying {}: {e:#}", taken.location), true),
+        };
+        let store = match self.open_store(cfg) {
+            Ok(s) => s,
+            Err(e) => return (format!("skipped verifying {}: {e:#}", taken.location), true),
+        };
+        match self.verify_stored(&store, sc) {
+            (Ok(_), Ok(())) => (format!("verified {}", taken.location), false),
+            (Ok(_), Err(e)) => (
+                format!("verified {} but could not mark it: {e:#}", taken.location),
+                true,
+            ),
+            (Err(e), _) => (format!("{e:#}"), true),
+        }
     }
 
     fn tick_inner(&self, cfg: &BackupConfig, tick: i64) -> Result<TickOutcome> {

@@ -1,5 +1,8 @@
 //! The `restore` action: replace this single unit's data with the snapshot
-//! attached as the `snapshot` resource, under a new cluster ID.
+//! attached as the `snapshot` resource, or with a backup from the configured
+//! backup store (`backup-id=`, which wins when both are given; the download
+//! streams straight into the verification and the staged db), under a new
+//! cluster ID.
 //!
 //! Everything is checked before anything is touched: the guards (one unit
 //! in the peer relation, one member in etcd), the archive (verified in full
@@ -39,6 +42,7 @@ use crate::fsutil;
 use crate::juju::Status;
 use crate::pki::Ca;
 use crate::snapshot::{self, Inspection, Kind, Limits};
+use crate::store::{BackupStore, Listed};
 
 /// How long etcd may take to become healthy on the restored data.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -119,6 +123,41 @@ struct Attached {
     size: u64,
 }
 
+/// What the restore reads: the attached resource, or a backup in the
+/// configured store (`backup-id=`, which wins over a resource).
+enum Source {
+    Resource(Attached),
+    Store {
+        store: BackupStore,
+        listed: Box<Listed>,
+        /// A `snapshot` resource is attached too, and is not used.
+        resource_ignored: bool,
+    },
+}
+
+impl Source {
+    /// `restore.source.from`.
+    fn describe(&self) -> String {
+        match self {
+            Source::Resource(_) => "the snapshot resource".to_string(),
+            Source::Store {
+                listed,
+                resource_ignored,
+                ..
+            } => format!(
+                "backup-id {} ({}){}",
+                listed.sidecar.name,
+                listed.location,
+                if *resource_ignored {
+                    "; the attached snapshot resource was not used"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
+}
+
 /// A cheap identity for the attached file, so that status can tell a
 /// restored resource from a new one without hashing gigabytes on every
 /// update-status: its size and the sha256 of its first and last MiB. (Juju
@@ -162,12 +201,28 @@ impl Charm<'_> {
         self.recover_interrupted()?;
 
         // 1. Guards and checks. Nothing is touched until they all pass.
-        let attached = self.attached_snapshot()?.ok_or_else(|| {
-            anyhow!(
-                "no snapshot is attached to {app}. Attach one, then run restore again: juju attach-resource {app} snapshot=./etcd-snapshot-YYYY-MM-DD-HH.MM.SS.tar.gz",
-                app = self.ctx.app_name
-            )
-        })?;
+        let backup_id = param_str(&params, "backup-id", "")?;
+        let source = if backup_id.is_empty() {
+            Source::Resource(self.attached_snapshot()?.ok_or_else(|| {
+                anyhow!(
+                    "no snapshot is attached to {app}. Attach one, then run restore again: juju attach-resource {app} snapshot=./etcd-snapshot-YYYY-MM-DD-HH.MM.SS.tar.gz (or restore a backup from the store: juju run {unit} restore backup-id=ID, IDs from list-backups)",
+                    app = self.ctx.app_name,
+                    unit = self.ctx.unit_name
+                )
+            })?)
+        } else {
+            let cfg = self.backup_config()?;
+            let store = self.open_store(&cfg).map_err(|e| {
+                anyhow!("cannot open the backup store for backup-id={backup_id}: {e:#}. Nothing was changed.")
+            })?;
+            let listed = self.find_backup(&cfg, &store, &backup_id)?;
+            let resource_ignored = self.attached_snapshot().ok().flatten().is_some();
+            Source::Store {
+                store,
+                listed: Box::new(listed),
+                resource_ignored,
+            }
+        };
         self.guard_single_unit_peers()?;
         let state = self.load_state()?;
         let applied = state.applied.clone().ok_or_else(|| {
@@ -194,7 +249,7 @@ impl Charm<'_> {
             adopt_pki,
         };
         let result = self.restore_from(
-            &attached,
+            &source,
             &staging,
             &opts,
             &applied.peer_url,
@@ -425,7 +480,7 @@ impl Charm<'_> {
     #[allow(clippy::too_many_arguments)]
     fn restore_from(
         &self,
-        attached: &Attached,
+        source: &Source,
         staging: &Path,
         opts: &Options,
         peer_url: &str,
@@ -435,7 +490,34 @@ impl Charm<'_> {
     ) -> Result<()> {
         let target = opts.target.as_str();
         let skip_backup = opts.skip_backup;
-        let (inspection, db_path) = self.inspect_attached(attached, staging)?;
+        let (inspection, db_path) = match source {
+            Source::Resource(attached) => self.inspect_attached(attached, staging)?,
+            Source::Store { store, listed, .. } => {
+                let sc = &listed.sidecar;
+                self.log_progress(&format!(
+                    "Verifying {} ({}) as it downloads",
+                    listed.location,
+                    human_size(sc.size)
+                ));
+                let input = store.open(&sc.name).map_err(|e| {
+                    anyhow!("cannot read {}: {e}. Nothing was changed.", listed.location)
+                })?;
+                let (inspection, db_path) = self.stage_verified(
+                    BufReader::with_capacity(snapshot::BUF_SIZE, input),
+                    sc.size,
+                    staging,
+                )?;
+                if inspection.input_sha256 != sc.sha256 {
+                    bail!(
+                        "{} has sha256 {} where its sidecar records {}: the stored archive changed after it was written. Nothing was changed.",
+                        listed.location,
+                        inspection.input_sha256,
+                        sc.sha256
+                    );
+                }
+                (inspection, db_path)
+            }
+        };
         let adopted_ca = if opts.adopt_pki {
             Some(self.check_adoptable(&inspection)?)
         } else {
@@ -572,13 +654,15 @@ impl Charm<'_> {
             None => None,
         };
 
-        let mut state = self.load_state()?;
-        state.restored = Some(RestoredSnapshot {
-            fingerprint: quick_fingerprint(&attached.host, attached.size)
-                .with_context(|| format!("cannot read {}", attached.host.display()))?,
-            sha256: inspection.input_sha256.clone(),
-        });
-        self.save_state(&state)?;
+        if let Source::Resource(attached) = source {
+            let mut state = self.load_state()?;
+            state.restored = Some(RestoredSnapshot {
+                fingerprint: quick_fingerprint(&attached.host, attached.size)
+                    .with_context(|| format!("cannot read {}", attached.host.display()))?,
+                sha256: inspection.input_sha256.clone(),
+            });
+            self.save_state(&state)?;
+        }
 
         let mut r = vec![
             ("restore.revision", after.revision.to_string()),
@@ -588,6 +672,7 @@ impl Charm<'_> {
                 "restore.previous-cluster-id",
                 format!("{:x}", before.cluster_id),
             ),
+            ("restore.source.from", source.describe()),
             ("restore.source.kind", inspection.kind.as_str().to_string()),
             ("restore.source.sha256", inspection.input_sha256.clone()),
             ("restore.source.size", inspection.input_size.to_string()),

@@ -4,8 +4,10 @@
 //! the archive's manifest: the revision, the key count at that revision,
 //! and etcd's `HashKV` at that revision against the source member's. The
 //! unit's etcd is never touched and keeps serving. The `verify-backup`
-//! action runs it on an archive already on the unit (`path=`);
-//! `backup-id=` is refused until the backup store is wired in.
+//! action runs it on an archive already on the unit (`path=`), or on a
+//! backup in the configured store (`backup-id=ID|latest`), streamed
+//! straight into the check and then marked in its sidecar
+//! ([`Charm::verify_stored`], also used by the backup timer).
 //!
 //! Everything the check writes lives under
 //! `/var/lib/etcd-charm/verify-scratch/` (0700) and is removed when it
@@ -28,6 +30,7 @@ use crate::etcd::restore::RestoreTool;
 use crate::etcd::scratch::{ScratchError, ScratchEtcd, ScratchSpec};
 use crate::fsutil;
 use crate::snapshot::{self, HashKv, Kind};
+use crate::store::{BackupStore, Sidecar, VerifyMark};
 
 /// How long the scratch member may take to serve, plus a second per
 /// 32 MiB of db (it loads the db and replays nothing).
@@ -96,11 +99,10 @@ impl Charm<'_> {
         let backup_id = param_str(&params, "backup-id", "")?;
         let path = param_str(&params, "path", "")?;
         if !backup_id.is_empty() {
-            bail!(
-                "backup-id={backup_id} needs the backup store, which this build of the charm does not have yet. Copy the archive onto the unit (juju scp ARCHIVE {}:/home/ubuntu/) and run: juju run {} verify-backup path=/home/ubuntu/ARCHIVE",
-                self.ctx.unit_name,
-                self.ctx.unit_name
-            );
+            if !path.is_empty() {
+                bail!("give either path= or backup-id=, not both");
+            }
+            return self.verify_stored_action(&backup_id);
         }
         if path.is_empty() {
             bail!(
@@ -115,48 +117,178 @@ impl Charm<'_> {
         let _lock = OpLock::try_acquire(&self.root, "the verify-backup action")?;
         self.recover_interrupted()?;
         let v = self.verify_archive(&host)?;
+        let mut r = vec![("verify.path", path.clone())];
+        r.extend(verified_results(&v));
+        self.set_results(r)?;
+        self.log_progress(&format!("{path} restores: {}", verified_summary(&v)));
+        Ok(())
+    }
+
+    /// `verify-backup backup-id=ID|latest`: streams the backup from the
+    /// configured store into the verification and records the outcome in
+    /// its sidecar.
+    fn verify_stored_action(&self, id: &str) -> Result<()> {
+        let cfg = self.backup_config()?;
+        let store = self.open_store(&cfg)?;
+        let listed = self.find_backup(&cfg, &store, id)?;
+        let _lock = OpLock::try_acquire(&self.root, "the verify-backup action")?;
+        self.recover_interrupted()?;
+        let (v, mark) = self.verify_stored(&store, &listed.sidecar);
+        let v = v?;
         let mut r = vec![
-            ("verify.result", "verified".to_string()),
-            ("verify.path", path.clone()),
-            ("verify.kind", v.kind.as_str().to_string()),
-            ("verify.sha256", v.input_sha256.clone()),
-            ("verify.size", v.input_size.to_string()),
-            ("verify.db-size", v.db_size.to_string()),
-            ("verify.revision", v.revision.to_string()),
-            ("verify.checked-at-revision", v.checked_at.to_string()),
-            ("verify.keys", v.keys.to_string()),
-            (
-                "verify.hashkv-matched",
-                if v.hashkv_matched {
-                    "true".to_string()
-                } else {
-                    "not recorded".to_string()
-                },
-            ),
-            ("verify.version", v.version.clone()),
+            ("verify.backup-id", listed.sidecar.name.clone()),
+            ("verify.location", listed.location.clone()),
+            ("verify.store", store.kind().to_string()),
         ];
-        if let Some(h) = v.hashkv {
-            r.push(("verify.hashkv", h.hash.to_string()));
+        match mark {
+            Ok(()) => r.push(("verify.marked", "true".to_string())),
+            Err(e) => r.push((
+                "verify.marked",
+                format!("false: the backup verified but its sidecar could not be updated: {e:#}"),
+            )),
         }
-        if !v.notes.is_empty() {
-            r.push(("verify.note", v.notes.join("; ")));
-        }
+        r.extend(verified_results(&v));
         self.set_results(r)?;
         self.log_progress(&format!(
-            "{path} restores: revision {}, {} keys, hashkv {}{}",
-            v.checked_at,
-            v.keys,
-            v.hashkv
-                .map_or("(not available)".to_owned(), |h| h.hash.to_string()),
-            if v.hashkv_matched {
-                " (as the source recorded)"
-            } else {
-                ""
-            }
+            "{} restores: {}",
+            listed.location,
+            verified_summary(&v)
         ));
         Ok(())
     }
 
+    /// Why a scratch restore of a `db_size` db does not fit on this unit
+    /// (the staged db, the scratch member's copy and headroom), if so.
+    pub(crate) fn scratch_space_problem(&self, db_size: u64) -> Option<String> {
+        let dir = verify_dir(self);
+        let parent = dir.parent().unwrap_or(&dir);
+        let need = db_size.saturating_mul(2).saturating_add(restore_headroom());
+        match fs2::available_space(parent) {
+            Ok(free) if free < need => Some(format!(
+                "a scratch restore needs {} free in {}, which has {}; free space there",
+                human_size(need),
+                parent.display(),
+                human_size(free)
+            )),
+            Ok(_) => None,
+            Err(e) => Some(format!(
+                "cannot read the free space of {}: {e}",
+                parent.display()
+            )),
+        }
+    }
+
+    /// Verifies the stored backup `sc` (streamed from `store`, read once)
+    /// and records the outcome in its sidecar: `ok: true` only when it was
+    /// proven. Returns the verification, and whether the mark was written.
+    /// The caller holds the unit's lock.
+    pub(crate) fn verify_stored(
+        &self,
+        store: &BackupStore,
+        sc: &Sidecar,
+    ) -> (Result<Verified>, Result<()>) {
+        let label = store.location(&sc.name);
+        // What is not the backup's fault (no room, the store unreachable)
+        // fails without a mark: a mark says something about the backup.
+        if let Some(why) = self.scratch_space_problem(sc.manifest.db_size) {
+            return (Err(anyhow!("cannot verify {label}: {why}")), Ok(()));
+        }
+        let input = match store.open(&sc.name) {
+            Ok(r) => r,
+            Err(e) => return (Err(anyhow!("cannot read {label}: {e}")), Ok(())),
+        };
+        let outcome = self
+            .verify_reader(
+                BufReader::with_capacity(snapshot::BUF_SIZE, input),
+                sc.size,
+                &label,
+            )
+            .and_then(|v| {
+                if v.input_sha256 != sc.sha256 {
+                    bail!(
+                        "the archive's sha256 is {} where its sidecar records {}: the stored archive changed after it was written; do not rely on it",
+                        v.input_sha256,
+                        sc.sha256
+                    );
+                }
+                Ok(v)
+            })
+            .with_context(|| format!("{label} failed verification"));
+        let at = snapshot::rfc3339(super::snapshot::now_unix()).unwrap_or_default();
+        let mark = match &outcome {
+            Ok(v) => VerifyMark {
+                at,
+                ok: true,
+                result: format!("verified: {}", verified_summary(v)),
+            },
+            Err(e) => VerifyMark {
+                at,
+                ok: false,
+                result: format!("failed: {e:#}"),
+            },
+        };
+        let marked = Sidecar {
+            verified: Some(mark),
+            ..sc.clone()
+        };
+        let written = store
+            .put_sidecar(&marked)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("cannot record the verification of {label}"));
+        if let Err(e) = &written {
+            tracing::warn!("{e:#}");
+        }
+        (outcome, written)
+    }
+}
+
+/// One line for logs and marks.
+fn verified_summary(v: &Verified) -> String {
+    format!(
+        "revision {}, {} keys, hashkv {}{}",
+        v.checked_at,
+        v.keys,
+        v.hashkv
+            .map_or("(not available)".to_owned(), |h| h.hash.to_string()),
+        if v.hashkv_matched {
+            " (as the source recorded)"
+        } else {
+            ""
+        }
+    )
+}
+
+/// The action results of a verification.
+fn verified_results(v: &Verified) -> Vec<(&'static str, String)> {
+    let mut r = vec![
+        ("verify.result", "verified".to_string()),
+        ("verify.kind", v.kind.as_str().to_string()),
+        ("verify.sha256", v.input_sha256.clone()),
+        ("verify.size", v.input_size.to_string()),
+        ("verify.db-size", v.db_size.to_string()),
+        ("verify.revision", v.revision.to_string()),
+        ("verify.checked-at-revision", v.checked_at.to_string()),
+        ("verify.keys", v.keys.to_string()),
+        (
+            "verify.hashkv-matched",
+            if v.hashkv_matched {
+                "true".to_string()
+            } else {
+                "not recorded".to_string()
+            },
+        ),
+        ("verify.version", v.version.clone()),
+    ];
+    if let Some(h) = v.hashkv {
+        r.push(("verify.hashkv", h.hash.to_string()));
+    }
+    if !v.notes.is_empty() {
+        r.push(("verify.note", v.notes.join("; ")));
+    }
+    r
+}
+
+impl Charm<'_> {
     /// Verifies the archive at `host` (a host path) in full, restores it
     /// into a scratch etcd and checks it there. The unit's etcd is not
     /// touched. The caller holds the unit's lock.

@@ -81,9 +81,34 @@ pub struct Sidecar {
     pub store: String,
     /// The manifest inside the archive.
     pub manifest: Manifest,
-    /// Set once the backup has been verified (issue 12); absent until then.
+    /// The last verification of the backup (`verify-backup`, or the timer
+    /// with `backup-verify`); absent until one ran. Only `ok: true` means
+    /// the backup was proven to restore.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verified: Option<String>,
+    pub verified: Option<VerifyMark>,
+}
+
+/// The outcome of a verification, recorded in the sidecar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct VerifyMark {
+    /// When it ended (RFC 3339, UTC).
+    pub at: String,
+    /// True only when the scratch restore proved the backup.
+    pub ok: bool,
+    /// `verified: revision R, K keys, hashkv H` or `failed: reason`.
+    pub result: String,
+}
+
+impl VerifyMark {
+    /// How listings show it.
+    pub fn summary(&self) -> String {
+        if self.ok {
+            format!("verified {}", self.at)
+        } else {
+            format!("FAILED {}", self.at)
+        }
+    }
 }
 
 impl Sidecar {
@@ -382,6 +407,43 @@ mod tests {
         b.append_data(&mut h, "db", &b"dbdb"[..]).unwrap();
         let bytes = b.into_inner().unwrap().finish().unwrap();
         assert!(sidecar_from_archive(&bytes[..], name, "etcd", "s3").is_err());
+    }
+
+    #[test]
+    fn a_verify_mark_round_trips_and_old_sidecars_have_none() {
+        let manifest = crate::snapshot::ManifestFields {
+            etcd_version: "3.5.1".into(),
+            cluster_id: "a1".into(),
+            member_id: "b2".into(),
+            revision: 9,
+            key_count: 3,
+            created: "2026-11-30T17:00:00Z".into(),
+            source_unit: "etcd/2".into(),
+        }
+        .into_manifest("cd".repeat(32), 4);
+        let mut sc = Sidecar {
+            name: "etcd-snapshot-2026-11-30-17.00.00.tar.gz".into(),
+            sha256: "ab".repeat(32),
+            size: 10,
+            application: "etcd".into(),
+            store: "local".into(),
+            manifest,
+            verified: None,
+        };
+        let plain = sc.to_json().unwrap();
+        assert!(!String::from_utf8_lossy(&plain).contains("verified"));
+        assert_eq!(Sidecar::from_json("x", &plain).unwrap().verified, None);
+        sc.verified = Some(VerifyMark {
+            at: "2026-11-30T17:01:00Z".into(),
+            ok: false,
+            result: "failed: damaged".into(),
+        });
+        let back = Sidecar::from_json("x", &sc.to_json().unwrap()).unwrap();
+        assert_eq!(back, sc);
+        let m = back.verified.unwrap();
+        assert_eq!(m.summary(), "FAILED 2026-11-30T17:01:00Z");
+        let ok = VerifyMark { ok: true, ..m };
+        assert_eq!(ok.summary(), "verified 2026-11-30T17:01:00Z");
     }
 
     #[test]
