@@ -305,7 +305,7 @@ fn actions_are_typed_and_compact_works() {
 
     // Queued, then looked at by id: Juju 2.9's run-action and
     // show-action-output; Juju 3's run --background and show-task --wait.
-    let shown = if util::juju29() {
+    let shown = if util::juju29_at(m.home.path()) {
         let q = m.sim(&["run-action", "etcd/0", "defrag"]).ok();
         let id = q.action_id();
         m.sim(&["show-action-output", &id]).ok()
@@ -705,7 +705,7 @@ fn update_status_renews_a_certificate_near_expiry_and_restarts_etcd() {
         let r = m.sim(&["exec", "--unit", "etcd/0", "--", cmd]).ok();
         r.stdout.trim().to_string()
     };
-    let secret: serde_json::Value = if util::juju29() {
+    let secret: serde_json::Value = if util::juju29_at(m.home.path()) {
         serde_json::from_str(&exec("leader-get --format=json")).unwrap()
     } else {
         let app: serde_json::Value = serde_json::from_str(&exec(

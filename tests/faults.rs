@@ -321,7 +321,11 @@ fn every_restore_step_survives_kill_9() {
                 assert!(
                     msg.contains("If this status stays, the restore was interrupted")
                         && msg.contains("the next hook rolls it back to the old data")
-                        && msg.contains("juju run-action new-etcd/0 restore"),
+                        && msg.contains(if util::juju29_at(m.home.path()) {
+                            "juju run-action new-etcd/0 restore"
+                        } else {
+                            "juju run new-etcd/0 restore"
+                        }),
                     "{point}: {msg}"
                 );
                 assert!(state_dir(&m, unit).join("restore.json").exists());
@@ -370,7 +374,7 @@ fn every_restore_step_survives_kill_9() {
             if phase == Phase::AdoptingCa {
                 let own = ep.creds.ca_fingerprint.clone();
                 ep = kv::Conn::to(&m, unit);
-                if util::juju29() {
+                if util::juju29_at(m.home.path()) {
                     // leader-set is immediate: the CA the killed action
                     // wrote stands, and the hook finished the adoption.
                     assert_eq!(ep.creds.ca_fingerprint, src.creds.ca_fingerprint);

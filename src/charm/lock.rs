@@ -89,7 +89,7 @@ impl OpLock {
                     return OpLock::acquire(root, holder_desc, TIMER_WAIT);
                 }
                 bail!(
-                    "{who} is already running on this unit; only one snapshot or restore runs at a time. Wait for it to finish (juju show-action-output, or juju status), then run this action again"
+                    "{who} is already running on this unit; only one snapshot or restore runs at a time. Wait for it to finish (juju show-task, or juju status), then run this action again"
                 )
             }
             Err(e) => Err(e).context("cannot lock the charm's lock file"),

@@ -250,6 +250,20 @@ impl CliHookTools {
         CliHookTools { env }
     }
 
+    /// What the operator reads (statuses, action failures and progress),
+    /// in the verbs of the Juju that runs the charm
+    /// ([`super::version::operator_words`]).
+    fn operator_words(&self, message: &str) -> String {
+        let version = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "JUJU_VERSION")
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var("JUJU_VERSION").ok())
+            .unwrap_or_default();
+        super::version::operator_words(message, &version)
+    }
+
     /// Runs one hook tool and returns its stdout. Every call goes through
     /// here, so every exit status is checked.
     pub fn run(
@@ -373,19 +387,22 @@ impl HookTools for CliHookTools {
     }
 
     fn action_fail(&self, message: &str) -> Result<(), HookToolError> {
-        self.run("action-fail", &["--", message], None).map(drop)
+        let message = self.operator_words(message);
+        self.run("action-fail", &["--", &message], None).map(drop)
     }
 
     fn action_log(&self, message: &str) -> Result<(), HookToolError> {
-        self.run("action-log", &["--", message], None).map(drop)
+        let message = self.operator_words(message);
+        self.run("action-log", &["--", &message], None).map(drop)
     }
 
     fn status_set(&self, status: &Status, application: bool) -> Result<(), HookToolError> {
+        let message = self.operator_words(&status.message);
         let mut args = vec![];
         if application {
             args.push("--application");
         }
-        args.extend([status.kind.as_str(), "--", status.message.as_str()]);
+        args.extend([status.kind.as_str(), "--", message.as_str()]);
         self.run("status-set", &args, None).map(drop)
     }
 

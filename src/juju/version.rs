@@ -53,8 +53,41 @@ impl Capabilities {
     }
 }
 
+/// An operator-facing message in the words of the Juju that runs the
+/// charm: Juju 3 runs actions with `juju run` and shows them with `juju
+/// show-task`; Juju 2.9 with `juju run-action` and `juju
+/// show-action-output` (its `juju run` runs commands). Messages are written
+/// in Juju 3's words; on 2.9 (or an unknown version) they are reworded.
+pub fn operator_words(message: &str, juju_version: &str) -> String {
+    let juju3 = JujuVersion::parse(juju_version).is_some_and(|v| v.major >= 3);
+    if juju3 {
+        message
+            .replace("juju run-action ", "juju run ")
+            .replace("juju show-action-output", "juju show-task")
+    } else {
+        message
+            .replace("juju run-action ", "juju run ")
+            .replace("juju run ", "juju run-action ")
+            .replace("juju show-task", "juju show-action-output")
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn messages_speak_the_running_jujus_verbs() {
+        let m = "ready to restore: juju run-action etcd/0 restore; or juju run etcd/leader compact (see juju show-task 3)";
+        assert_eq!(
+            super::operator_words(m, "3.6.12"),
+            "ready to restore: juju run etcd/0 restore; or juju run etcd/leader compact (see juju show-task 3)"
+        );
+        assert_eq!(
+            super::operator_words(m, "2.9.49"),
+            "ready to restore: juju run-action etcd/0 restore; or juju run-action etcd/leader compact (see juju show-action-output 3)"
+        );
+        assert_eq!(super::operator_words("no command here", "2.9.49"), "no command here");
+    }
+
     use super::*;
 
     #[test]

@@ -35,7 +35,7 @@ pub fn sim_env(m: &Model, args: &[&str], env: &[(&str, &str)]) -> Run {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
     };
-    if let Some(run) = super::juju29_run(args, exec) {
+    if let Some(run) = super::juju29_run(m.home.path(), args, exec) {
         m.settle();
         return run;
     }
@@ -59,7 +59,7 @@ pub fn run_action(
     params: &[&str],
     env: &[(&str, &str)],
 ) -> Yaml {
-    if super::juju29() {
+    if super::juju29_at(m.home.path()) {
         let mut args = vec!["run-action", unit, action];
         args.extend_from_slice(params);
         let q = sim_env(m, &args, env).ok();

@@ -183,10 +183,23 @@ pub fn settles(args: &[&str]) -> bool {
     }
 }
 
-/// Whether the tests' models run Juju 2.9 (`JUJU_SIM_AGENT_VERSION`, read
-/// by the simulator when a model is created).
+/// Whether the tests' new models run Juju 2.9 (`JUJU_SIM_AGENT_VERSION`,
+/// read by the simulator when a model is created).
 pub fn juju29() -> bool {
     std::env::var("JUJU_SIM_AGENT_VERSION").is_ok_and(|v| v.trim().starts_with("2."))
+}
+
+/// Whether the model under `home` runs Juju 2.9: its own version once it
+/// exists (a test may create it with another version than the
+/// environment's), else what a new model would get.
+pub fn juju29_at(home: &Path) -> bool {
+    match fs::read_to_string(home.join("model.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+    {
+        Some(m) => m["version"].as_str().is_some_and(|v| v.starts_with("2.")),
+        None => juju29(),
+    }
 }
 
 /// On a Juju 2.9 model, the Juju 3 `run UNIT ACTION [K=V…] [--format=F]`
@@ -196,8 +209,8 @@ pub fn juju29() -> bool {
 /// print it (keyed by the unit, `results`/`status`/`message`), exiting 1
 /// when the action failed, as `juju run` does. `None` on 3.x or for other
 /// verbs.
-pub fn juju29_run(args: &[&str], exec: impl Fn(&[&str]) -> Run) -> Option<Run> {
-    if !juju29() || args.first() != Some(&"run") || args.len() < 3 {
+pub fn juju29_run(home: &Path, args: &[&str], exec: impl Fn(&[&str]) -> Run) -> Option<Run> {
+    if args.first() != Some(&"run") || args.len() < 3 || !juju29_at(home) {
         return None;
     }
     let json = args.iter().any(|a| a.contains("json"));
@@ -312,7 +325,7 @@ impl Model {
     /// On a Juju 2.9 model a Juju 3 `run UNIT ACTION` is typed as 2.9's
     /// `run-action --wait` (see [`juju29_run`]).
     pub fn sim(&self, args: &[&str]) -> Run {
-        if let Some(run) = juju29_run(args, |a| {
+        if let Some(run) = juju29_run(self.home.path(), args, |a| {
             Run::from(self.cmd().args(a).output().expect("cannot run juju-sim"))
         }) {
             self.settle();
