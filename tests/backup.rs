@@ -555,14 +555,21 @@ fn s3_on_juju_29_with_the_v0_relation_fields() {
         .args(["deploy", &charm(), "--config", "backup-schedule=off"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     m.settle();
     assert_eq!(m.status()["model"]["version"], "2.9.49");
     relate_garage(&m, &g, "etcd29", &g.secret);
     let out = run_action(&m, "etcd/0", "create-backup", &[], &[]);
     completed(&out);
     let location = result(&out, "backup.location").to_string();
-    assert!(location.starts_with("s3://etcd-v0-29/etcd29/"), "{location}");
+    assert!(
+        location.starts_with("s3://etcd-v0-29/etcd29/"),
+        "{location}"
+    );
     let names = archives(&g, "etcd29/");
     assert_eq!(names.len(), 1, "{names:?}");
     let listed = backups_json(&m, "etcd/0");
