@@ -1106,6 +1106,58 @@ fn recover_quorum_from_the_latest_backup() {
     }
     m.sim(&["remove-unit", "--force", "--no-wait", "etcd/1", "etcd/2"])
         .ok();
+    let state_dir = m.unit_root("etcd/0").join("var/lib/etcd-charm");
+    let kept = || -> Vec<String> {
+        std::fs::read_dir(&state_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("data.pre-"))
+            .collect()
+    };
+    // etcd without quorum serves no reads: the old data is told by its
+    // db file, which a rollback moves back, never rewrites.
+    let db_inode = || {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(state_dir.join("data/member/snap/db"))
+            .map(|m| m.ino())
+            .ok()
+    };
+
+    // An unknown backup: refused, nothing changed.
+    let pid0 = etcd_pid(&m, "etcd/0");
+    let (code, out) = run(
+        &m,
+        "etcd/0",
+        "recover-quorum",
+        &["from-backup=etcd-snapshot-2000-01-01-00.00.00.tar.gz"],
+    );
+    assert_ne!(code, 0, "{out}");
+    let msg = out["message"].as_str().unwrap_or_default().to_string();
+    assert!(
+        msg.contains(&id) && msg.contains("Nothing was changed"),
+        "{msg}"
+    );
+    assert_eq!(etcd_pid(&m, "etcd/0"), pid0);
+
+    let old_db = db_inode();
+    assert!(old_db.is_some());
+    // A failure after the swap (the restored db cut short, so etcd cannot
+    // start on it) puts the old data back.
+    let out = util::act::run_action(
+        &m,
+        "etcd/0",
+        "recover-quorum",
+        &["from-backup=latest"],
+        &[("ETCD_CHARM_FAILPOINTS", "restore-after-swap=corrupt")],
+    );
+    assert_eq!(out["status"], "failed", "{out:?}");
+    let msg = out["message"].as_str().unwrap_or_default().to_string();
+    assert!(msg.contains("was rolled back"), "{msg}");
+    assert!(kept().is_empty(), "{:?}", kept());
+    assert!(!state_dir.join("restore.json").exists());
+    assert_eq!(db_inode(), old_db, "the old data is not back");
+    etcd_pid(&m, "etcd/0");
 
     let (code, out) = run(&m, "etcd/0", "recover-quorum", &["from-backup=latest"]);
     assert_eq!(code, 0, "{out}\n{}", m.debug_log());
@@ -1128,6 +1180,14 @@ fn recover_quorum_from_the_latest_backup() {
         "{}",
         old_host.display()
     );
+    assert_eq!(kept(), [old.rsplit('/').next().unwrap()]);
+    {
+        use std::os::unix::fs::MetadataExt;
+        let ino = std::fs::metadata(old_host.join("member/snap/db"))
+            .unwrap()
+            .ino();
+        assert_eq!(Some(ino), old_db, "the kept data is not the old data");
+    }
 
     // A healthy one-member cluster with exactly the backup's keys.
     assert_eq!(voters(ctl, &e0, &creds), ["etcd-0"]);

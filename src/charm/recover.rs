@@ -508,6 +508,23 @@ impl Charm<'_> {
                 }
             })
             .collect();
+        if members.is_empty() {
+            // This unit's etcd could not list the old members (a member
+            // restarted without quorum never serves): the cluster the
+            // leader published names them.
+            if let Some(peer_id) = self.peer_relation()? {
+                let published = self
+                    .peer_app_data(&peer_id)?
+                    .get(super::cluster::INITIAL_CLUSTER_KEY)
+                    .cloned()
+                    .unwrap_or_default();
+                removed = super::cluster::parse_initial_cluster(&published)
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .filter(|n| *n != me)
+                    .collect();
+            }
+        }
         removed.sort();
         self.log_progress(&format!(
             "Recovered from {}: a one-member cluster {:x} with {} keys at revision {}; the old data is kept in {}",
@@ -517,12 +534,7 @@ impl Charm<'_> {
             after.revision,
             keep.display()
         ));
-        if let Some(peer_id) = self.peer_relation()? {
-            let mut bag = BTreeMap::new();
-            bag.insert(RECOVERED_AT_KEY.to_string(), now_unix().to_string());
-            bag.insert(RECOVERED_MEMBERS_KEY.to_string(), me.clone());
-            self.publish_unit(&peer_id, bag)?;
-        }
+        self.announce_recovery(std::slice::from_ref(&me))?;
         let mut state = self.load_state()?;
         if let Err(e) = self.reconcile(&mut state) {
             tracing::warn!("{e:#}");
@@ -533,10 +545,6 @@ impl Charm<'_> {
             .to_string();
         let mut r = vec![
             ("recover.cluster-id", format!("{:x}", after.cluster_id)),
-            (
-                "recover.previous-cluster-id",
-                format!("{:x}", before.cluster_id),
-            ),
             ("recover.member", me),
             ("recover.revision", after.revision.to_string()),
             ("recover.keys", after.keys.to_string()),
@@ -551,6 +559,13 @@ impl Charm<'_> {
             ("recover.backup.created", manifest.created.clone()),
             ("recover.backup.sha256", sc.sha256.clone()),
         ];
+        if before.cluster_id != 0 {
+            // Known when this unit's etcd could still answer.
+            r.push((
+                "recover.previous-cluster-id",
+                format!("{:x}", before.cluster_id),
+            ));
+        }
         r.push((
             "recover.revision-bump",
             if report.bumped_by > 0 {
@@ -563,6 +578,18 @@ impl Charm<'_> {
             r.push(("recover.note", note.clone()));
         }
         self.set_results(r)
+    }
+
+    /// Tells the other units, in this unit's peer bag, that the cluster
+    /// was recovered keeping only `kept`: the others join again afresh.
+    pub(crate) fn announce_recovery(&self, kept: &[String]) -> Result<()> {
+        if let Some(peer_id) = self.peer_relation()? {
+            let mut bag = BTreeMap::new();
+            bag.insert(RECOVERED_AT_KEY.to_string(), now_unix().to_string());
+            bag.insert(RECOVERED_MEMBERS_KEY.to_string(), kept.join(","));
+            self.publish_unit(&peer_id, bag)?;
+        }
+        Ok(())
     }
 
     /// In every reconcile of a unit with data: when a peer recovered the

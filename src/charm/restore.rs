@@ -1034,6 +1034,11 @@ impl Charm<'_> {
             Phase::Verified => {
                 tracing::warn!("finishing the clean-up of a restore that was verified");
                 self.finish_verified(&journal, &jpath);
+                if journal.keep.is_some() {
+                    // A recover-quorum from a backup that was killed once
+                    // verified: the other units still have to be told.
+                    self.announce_recovery(&[self.ctx.member_name()])?;
+                }
                 // The status the killed run left says a clean-up is due;
                 // it is done. (A hook sets its own status after this.)
                 if self.wait_serving(Duration::from_secs(10)).is_ok() {
