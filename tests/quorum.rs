@@ -1033,3 +1033,174 @@ fn no_member_restarts_while_another_is_down() {
         );
     }
 }
+
+/// Every key of the cluster, through `endpoint`.
+fn all_keys(ctl: &Path, endpoint: &str, creds: &Creds) -> Vec<String> {
+    let out = etcdctl_tls(
+        ctl,
+        endpoint,
+        creds,
+        &["get", "", "--from-key", "--keys-only"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut keys: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn recover_quorum_from_the_latest_backup() {
+    let m = Model::new();
+    let units = ["etcd/0", "etcd/1", "etcd/2"];
+    m.sim(&[
+        "deploy",
+        &charm(),
+        "-n",
+        "3",
+        "--config",
+        "backup-schedule=off",
+    ])
+    .ok();
+    settle(&m, &units, 1);
+    let ctl = Path::new(ETCDCTL_34);
+    let creds = m.credentials("etcd/0");
+    let e0 = m.endpoint("etcd/0");
+    for i in 0..20 {
+        put(ctl, &e0, &creds, &format!("/b/{i:03}"), &format!("v{i}")).unwrap();
+    }
+    let backed_up = all_keys(ctl, &e0, &creds);
+    // The local store: the backup is on the unit that will survive.
+    let (code, out) = run(&m, "etcd/0", "create-backup", &[]);
+    assert_eq!(code, 0, "{out}\n{}", m.debug_log());
+    let id = out["results"]["backup"]["id"].as_str().unwrap().to_string();
+    for i in 0..10 {
+        put(ctl, &e0, &creds, &format!("/late/{i}"), "after the backup").unwrap();
+    }
+    assert_eq!(all_keys(ctl, &e0, &creds).len(), backed_up.len() + 10);
+
+    // While quorum holds: refused, nothing changed.
+    let pid0 = etcd_pid(&m, "etcd/0");
+    let (code, out) = run(&m, "etcd/0", "recover-quorum", &["from-backup=latest"]);
+    assert_ne!(code, 0, "{out}");
+    let msg = out["message"].as_str().unwrap_or_default().to_string();
+    assert!(
+        msg.contains("has quorum") && msg.contains("Nothing was changed"),
+        "{msg}"
+    );
+    assert_eq!(etcd_pid(&m, "etcd/0"), pid0);
+    assert_eq!(members(ctl, &e0, &creds).len(), 3);
+    assert_eq!(all_keys(ctl, &e0, &creds).len(), backed_up.len() + 10);
+
+    // Two machines gone for good.
+    for u in ["etcd/1", "etcd/2"] {
+        kill9(etcd_pid(&m, u));
+        std::fs::remove_dir_all(m.unit_root(u).join("var/lib/etcd-charm/data")).unwrap();
+    }
+    m.sim(&["remove-unit", "--force", "--no-wait", "etcd/1", "etcd/2"])
+        .ok();
+    let state_dir = m.unit_root("etcd/0").join("var/lib/etcd-charm");
+    let kept = || -> Vec<String> {
+        std::fs::read_dir(&state_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("data.pre-"))
+            .collect()
+    };
+    // etcd without quorum serves no reads: the old data is told by its
+    // db file, which a rollback moves back, never rewrites.
+    let db_inode = || {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(state_dir.join("data/member/snap/db"))
+            .map(|m| m.ino())
+            .ok()
+    };
+
+    // An unknown backup: refused, nothing changed.
+    let pid0 = etcd_pid(&m, "etcd/0");
+    let (code, out) = run(
+        &m,
+        "etcd/0",
+        "recover-quorum",
+        &["from-backup=etcd-snapshot-2000-01-01-00.00.00.tar.gz"],
+    );
+    assert_ne!(code, 0, "{out}");
+    let msg = out["message"].as_str().unwrap_or_default().to_string();
+    assert!(
+        msg.contains(&id) && msg.contains("Nothing was changed"),
+        "{msg}"
+    );
+    assert_eq!(etcd_pid(&m, "etcd/0"), pid0);
+
+    let old_db = db_inode();
+    assert!(old_db.is_some());
+    // A failure after the swap (the restored db cut short, so etcd cannot
+    // start on it) puts the old data back.
+    let out = util::act::run_action(
+        &m,
+        "etcd/0",
+        "recover-quorum",
+        &["from-backup=latest"],
+        &[("ETCD_CHARM_FAILPOINTS", "restore-after-swap=corrupt")],
+    );
+    assert_eq!(out["status"], "failed", "{out:?}");
+    let msg = out["message"].as_str().unwrap_or_default().to_string();
+    assert!(msg.contains("was rolled back"), "{msg}");
+    assert!(kept().is_empty(), "{:?}", kept());
+    assert!(!state_dir.join("restore.json").exists());
+    assert_eq!(db_inode(), old_db, "the old data is not back");
+    etcd_pid(&m, "etcd/0");
+
+    let (code, out) = run(&m, "etcd/0", "recover-quorum", &["from-backup=latest"]);
+    assert_eq!(code, 0, "{out}\n{}", m.debug_log());
+    let r = &out["results"]["recover"];
+    assert_eq!(r["backup"]["id"], id.as_str(), "{out}");
+    assert_eq!(r["backup"]["store"], "local", "{out}");
+    assert_eq!(
+        r["backup"]["keys"],
+        backed_up.len().to_string().as_str(),
+        "{out}"
+    );
+    assert_eq!(r["keys"], backed_up.len().to_string().as_str(), "{out}");
+    assert_eq!(r["removed"], "etcd-1,etcd-2", "{out}");
+    assert_ne!(r["cluster-id"], r["previous-cluster-id"], "{out}");
+    // The old data is kept where the results say.
+    let old = r["old-data"].as_str().unwrap();
+    let old_host = m.unit_root("etcd/0").join(old.trim_start_matches('/'));
+    assert!(
+        old_host.join("member/snap/db").is_file(),
+        "{}",
+        old_host.display()
+    );
+    assert_eq!(kept(), [old.rsplit('/').next().unwrap()]);
+    {
+        use std::os::unix::fs::MetadataExt;
+        let ino = std::fs::metadata(old_host.join("member/snap/db"))
+            .unwrap()
+            .ino();
+        assert_eq!(Some(ino), old_db, "the kept data is not the old data");
+    }
+
+    // A healthy one-member cluster with exactly the backup's keys.
+    assert_eq!(voters(ctl, &e0, &creds), ["etcd-0"]);
+    assert_eq!(members(ctl, &e0, &creds).len(), 1);
+    assert_eq!(all_keys(ctl, &e0, &creds), backed_up);
+    for i in 0..20 {
+        assert_eq!(
+            util::get(ctl, &e0, &creds, &format!("/b/{i:03}")),
+            format!("v{i}")
+        );
+    }
+    put(ctl, &e0, &creds, "/b/after", "yes").unwrap();
+    m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
+    let (cur, msg) = m.workload("etcd/0");
+    assert_eq!(cur, "active", "{msg}\n{}", m.debug_log());
+}

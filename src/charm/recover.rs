@@ -13,22 +13,36 @@
 //! other units still in the application whose member was dropped move
 //! their old data aside and join again as fresh members (see
 //! [`Charm::rejoin_after_recovery`]), and the leader registers them.
+//!
+//! `recover-quorum from-backup=latest|ID` is the same recovery when no
+//! member's data survives: the backup is taken from the configured store,
+//! verified in full as it streams in, and restored as a one-member cluster
+//! on this unit by restore.rs's journalled swap (the old data is kept
+//! aside, and put back if anything fails), under a new cluster ID; the
+//! other units rejoin the same way.
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::BufReader;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 
 use super::lock::OpLock;
 use super::replace::quorum_view;
-use super::snapshot::{now_unix, Purpose, DEFAULT_TARGET};
+use super::restore::{
+    journal_path, remove_dir_if_exists, sibling, staging_dir, Before, Journal, Phase,
+};
+use super::snapshot::{human_size, now_unix, param_str, Purpose, DEFAULT_TARGET};
 use super::Charm;
 use crate::etcd::client::wait_serving;
 use crate::etcd::paths::{CONFIG_FILE, DATA_DIR};
+use crate::etcd::restore::RestoreTool;
 use crate::etcd::EtcdClient;
 use crate::fsutil;
 use crate::juju::Status;
+use crate::snapshot;
+use crate::store::Listed;
 
 /// Peer unit-bag keys the survivor publishes.
 pub const RECOVERED_AT_KEY: &str = "recovered-at";
@@ -42,6 +56,14 @@ impl Charm<'_> {
     pub(crate) fn recover_quorum_action(&self) -> Result<()> {
         let _lock = OpLock::try_acquire(&self.root, "the recover-quorum action")?;
         self.recover_interrupted()?;
+        let params = self
+            .tools
+            .action_get()
+            .context("cannot read the action's parameters")?;
+        let from_backup = param_str(&params, "from-backup", "")?;
+        if !from_backup.is_empty() {
+            return self.recover_from_backup(&from_backup);
+        }
         let log = |m: &str| {
             tracing::info!("{m}");
             let _ = self.tools.action_log(m);
@@ -212,6 +234,362 @@ impl Charm<'_> {
                 format!("juju scp {}:{} .", self.ctx.unit_name, taken.unit_path),
             ),
         ])
+    }
+
+    /// Refuses while quorum holds, as seen from this unit's etcd or, when
+    /// it does not answer (its data may be gone), from a voting member of
+    /// another unit. Returns this cluster's members and ID, when this
+    /// unit's etcd could list them.
+    fn refuse_while_quorum(&self) -> Result<(Vec<crate::etcd::Member>, u64, u64)> {
+        let tls = self.client_tls()?;
+        let state = self.load_state()?;
+        if let Some(applied) = &state.applied {
+            if !self
+                .service
+                .is_active()
+                .context("systemctl is-active failed")?
+            {
+                let _ = self.service.start();
+            }
+            let ready =
+                crate::etcd::client::wait_ready(&applied.client_url, &tls, Duration::from_secs(20));
+            if let Ok(status) = ready {
+                let mut client =
+                    EtcdClient::connect(&applied.client_url, &tls, Duration::from_secs(5))
+                        .context("cannot reach this unit's etcd")?
+                        .local_reads();
+                let members = client.members().context("cannot list etcd's members")?;
+                let view = quorum_view(&members, None, &tls);
+                if client.serving().is_ok() || view.serving.len() * 2 > view.voters {
+                    bail!(
+                        "the cluster has quorum ({} of {} voting members serve: {}), so there is nothing to recover. \
+                         Nothing was changed. To replace a broken member, run replace-member on its unit",
+                        view.serving.len(),
+                        view.voters,
+                        view.serving.join(", ")
+                    );
+                }
+                let db_size = u64::try_from(status.db_size).unwrap_or(0);
+                return Ok((members, status.cluster_id, db_size));
+            }
+        }
+        if let Some(peer_id) = self.peer_relation()? {
+            if let Some(mut voter) = self.connect_to_a_voter(&peer_id)? {
+                if voter.serving().is_ok() {
+                    bail!(
+                        "the cluster has quorum (another unit's member serves), so there is nothing to recover. \
+                         Nothing was changed. To replace this unit's member, run replace-member here"
+                    );
+                }
+            }
+        }
+        Ok((Vec::new(), 0, 0))
+    }
+
+    /// The backup `id` (`latest`: the newest by its manifest's time) in
+    /// the configured store.
+    fn pick_backup(&self, id: &str) -> Result<(crate::store::BackupStore, Listed)> {
+        let cfg = self.backup_config()?;
+        if let Some(p) = &cfg.problem {
+            bail!("the backup store is not usable: {p}. Nothing was changed.");
+        }
+        let store = self.open_store(&cfg)?;
+        let (mut listed, warnings) = store
+            .list(&cfg.application)
+            .with_context(|| format!("cannot list the {} backup store", store.kind()))?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        listed.sort_by(|a, b| {
+            let t = |l: &Listed| l.sidecar.manifest.created_unix().unwrap_or(0);
+            t(b).cmp(&t(a))
+                .then_with(|| b.sidecar.name.cmp(&a.sidecar.name))
+        });
+        let found = if id == "latest" {
+            listed.first().cloned()
+        } else {
+            listed.iter().find(|l| l.sidecar.name == id).cloned()
+        };
+        match found {
+            Some(l) => Ok((store, l)),
+            None if listed.is_empty() => bail!(
+                "the {} backup store ({}) holds no backup of {}. Nothing was changed. \
+                 With the local store, a backup is on the unit that took it: run recover-quorum there, or set backup-dir/relate the s3 store that holds one",
+                store.kind(),
+                store.location(""),
+                cfg.application
+            ),
+            None => bail!(
+                "no backup {id} in the {} store; it holds: {}. Nothing was changed. Pass one of them, or from-backup=latest",
+                store.kind(),
+                listed
+                    .iter()
+                    .map(|l| l.sidecar.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// `recover-quorum from-backup=latest|ID`.
+    fn recover_from_backup(&self, id: &str) -> Result<()> {
+        let (members, old_cluster, db_size) = self.refuse_while_quorum()?;
+        let state = self.load_state()?;
+        let applied = state.applied.clone().ok_or_else(|| {
+            anyhow!(
+                "etcd has never been configured on {}; wait until it is installed and has tried to start, then run recover-quorum again. Nothing was changed",
+                self.ctx.unit_name
+            )
+        })?;
+        let binaries = state.binaries.clone().ok_or_else(|| {
+            anyhow!("etcd is not installed on this unit yet. Nothing was changed")
+        })?;
+        self.log_progress("Quorum is lost; recovering from the backup store");
+        let (store, chosen) = self.pick_backup(id)?;
+        let sc = &chosen.sidecar;
+        self.log_progress(&format!(
+            "Using the backup {} ({}, revision {}, {} keys, {})",
+            sc.name,
+            chosen.location,
+            sc.manifest.revision,
+            sc.manifest.key_count,
+            human_size(sc.size)
+        ));
+
+        let staging = staging_dir(self);
+        remove_dir_if_exists(&staging)
+            .with_context(|| format!("cannot clear {}", staging.display()))?;
+        fsutil::create_dir_mode(&staging, 0o700)
+            .with_context(|| format!("cannot create {}", staging.display()))?;
+        let result = self.recover_from_staged(
+            &store,
+            &chosen,
+            &staging,
+            &applied.peer_url,
+            &binaries,
+            &members,
+            &Before {
+                cluster_id: old_cluster,
+                db_size,
+            },
+        );
+        if let Err(e) = remove_dir_if_exists(&staging) {
+            tracing::warn!("cannot remove {}: {e}", staging.display());
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn recover_from_staged(
+        &self,
+        store: &crate::store::BackupStore,
+        chosen: &Listed,
+        staging: &std::path::Path,
+        peer_url: &str,
+        binaries: &crate::etcd::Binaries,
+        members: &[crate::etcd::Member],
+        before: &Before,
+    ) -> Result<()> {
+        let sc = &chosen.sidecar;
+        // 1. Verified in full before anything is touched.
+        let input = store
+            .open(&sc.name)
+            .with_context(|| format!("cannot read {}. Nothing was changed", chosen.location))?;
+        let (inspection, db_path) = self.stage_verified(
+            BufReader::with_capacity(snapshot::BUF_SIZE, input),
+            sc.size,
+            staging,
+        )?;
+        if inspection.input_sha256 != sc.sha256 {
+            bail!(
+                "{} has sha256 {} where its sidecar records {}: it changed since it was written. Nothing was changed. Pick another backup (list-backups)",
+                chosen.location,
+                inspection.input_sha256,
+                sc.sha256
+            );
+        }
+        let Some(manifest) = inspection.manifest.clone() else {
+            bail!("{} has no manifest. Nothing was changed.", chosen.location);
+        };
+        let tool = RestoreTool::detect(binaries).context("cannot run etcd's restore tool")?;
+        let data_dir = self.root.at(DATA_DIR);
+        let data_parent = data_dir
+            .parent()
+            .ok_or_else(|| anyhow!("the data directory has no parent"))?
+            .to_path_buf();
+        self.check_space(&data_parent, inspection.db_size, None)?;
+        self.log_progress(&format!(
+            "The backup passed every check (sha256 {})",
+            inspection.input_sha256
+        ));
+
+        // 2. The swap, journalled: any failure puts the old data back.
+        let at = now_unix();
+        let keep = data_dir.with_file_name(format!("data.pre-recovery-{at}"));
+        let journal = Journal {
+            phase: Phase::Replacing,
+            data_dir: data_dir.clone(),
+            aside: sibling(&data_dir, ".pre-restore"),
+            fresh: sibling(&data_dir, ".restoring"),
+            source_sha256: inspection.input_sha256.clone(),
+            keep: Some(keep.clone()),
+        };
+        remove_dir_if_exists(&journal.fresh)
+            .with_context(|| format!("cannot clear {}", journal.fresh.display()))?;
+        if journal.aside.exists() || keep.exists() {
+            bail!(
+                "{} exists from an earlier restore; move it away (it holds etcd data from before that restore), then run recover-quorum again. Nothing was changed.",
+                journal.aside.display()
+            );
+        }
+        if !data_dir.exists() {
+            // No data survives here: an empty directory stands in for it,
+            // so the swap and a rollback work as usual.
+            fsutil::create_dir_mode(&data_dir, 0o700)
+                .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        }
+        let jpath = journal_path(self);
+        journal.save(&jpath)?;
+        self.tools
+            .status_set(
+                &Status::maintenance(format!(
+                    "Recovering the cluster from the backup {}; etcd is stopped meanwhile. If this status stays, the recovery was interrupted: the next hook puts the old data back",
+                    sc.name
+                )),
+                false,
+            )
+            .context("cannot set the unit's status")?;
+        let token = format!("etcd-recover-{}", super::hooks::random_hex(8)?);
+        let outcome = self.replace_and_verify(
+            &journal,
+            &tool,
+            &db_path,
+            peer_url,
+            &token,
+            &inspection,
+            before,
+        );
+        let (report, after) = match outcome {
+            Ok(v) => v,
+            Err(e) => {
+                let reason = format!("{e:#}");
+                tracing::error!("recover-quorum from a backup failed, rolling back: {reason}");
+                return match self.roll_back(&journal, &jpath) {
+                    Ok(()) => Err(anyhow!(
+                        "the recovery from {} failed and was rolled back: this unit has its old data again. Reason: {reason}",
+                        sc.name
+                    )),
+                    Err(rb) => {
+                        let msg = format!(
+                            "the recovery from {} failed ({reason}) and the rollback failed too ({rb:#}); the old data is in {}. See the unit's log",
+                            sc.name,
+                            journal.aside.display()
+                        );
+                        let _ = self.tools.status_set(&Status::blocked(msg.clone()), false);
+                        Err(anyhow!(msg))
+                    }
+                };
+            }
+        };
+        // 3. Proven: the old data moves to `keep` (never deleted).
+        let mut done = journal.clone();
+        done.phase = Phase::Verified;
+        done.save(&jpath)?;
+        self.finish_verified(&done, &jpath);
+        let me = self.ctx.member_name();
+        let mut removed: Vec<String> = members
+            .iter()
+            .filter(|m| m.name != me)
+            .map(|m| {
+                if m.name.is_empty() {
+                    format!("{:x}", m.id)
+                } else {
+                    m.name.clone()
+                }
+            })
+            .collect();
+        if members.is_empty() {
+            // This unit's etcd could not list the old members (a member
+            // restarted without quorum never serves): the cluster the
+            // leader published names them.
+            if let Some(peer_id) = self.peer_relation()? {
+                let published = self
+                    .peer_app_data(&peer_id)?
+                    .get(super::cluster::INITIAL_CLUSTER_KEY)
+                    .cloned()
+                    .unwrap_or_default();
+                removed = super::cluster::parse_initial_cluster(&published)
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .filter(|n| *n != me)
+                    .collect();
+            }
+        }
+        removed.sort();
+        self.log_progress(&format!(
+            "Recovered from {}: a one-member cluster {:x} with {} keys at revision {}; the old data is kept in {}",
+            sc.name,
+            after.cluster_id,
+            after.keys,
+            after.revision,
+            keep.display()
+        ));
+        self.announce_recovery(std::slice::from_ref(&me))?;
+        let mut state = self.load_state()?;
+        if let Err(e) = self.reconcile(&mut state) {
+            tracing::warn!("{e:#}");
+        }
+        let unit_keep = std::path::Path::new(DATA_DIR)
+            .with_file_name(format!("data.pre-recovery-{at}"))
+            .display()
+            .to_string();
+        let mut r = vec![
+            ("recover.cluster-id", format!("{:x}", after.cluster_id)),
+            ("recover.member", me),
+            ("recover.revision", after.revision.to_string()),
+            ("recover.keys", after.keys.to_string()),
+            ("recover.removed", removed.join(",")),
+            ("recover.members", "1".to_string()),
+            ("recover.old-data", unit_keep),
+            ("recover.backup.id", sc.name.clone()),
+            ("recover.backup.store", sc.store.clone()),
+            ("recover.backup.location", chosen.location.clone()),
+            ("recover.backup.revision", manifest.revision.to_string()),
+            ("recover.backup.keys", manifest.key_count.to_string()),
+            ("recover.backup.created", manifest.created.clone()),
+            ("recover.backup.sha256", sc.sha256.clone()),
+        ];
+        if before.cluster_id != 0 {
+            // Known when this unit's etcd could still answer.
+            r.push((
+                "recover.previous-cluster-id",
+                format!("{:x}", before.cluster_id),
+            ));
+        }
+        r.push((
+            "recover.revision-bump",
+            if report.bumped_by > 0 {
+                report.bumped_by.to_string()
+            } else {
+                super::restore::bump_unavailable(&after.version)
+            },
+        ));
+        if let Some(note) = &after.note {
+            r.push(("recover.note", note.clone()));
+        }
+        self.set_results(r)
+    }
+
+    /// Tells the other units, in this unit's peer bag, that the cluster
+    /// was recovered keeping only `kept`: the others join again afresh.
+    pub(crate) fn announce_recovery(&self, kept: &[String]) -> Result<()> {
+        if let Some(peer_id) = self.peer_relation()? {
+            let mut bag = BTreeMap::new();
+            bag.insert(RECOVERED_AT_KEY.to_string(), now_unix().to_string());
+            bag.insert(RECOVERED_MEMBERS_KEY.to_string(), kept.join(","));
+            self.publish_unit(&peer_id, bag)?;
+        }
+        Ok(())
     }
 
     /// In every reconcile of a unit with data: when a peer recovered the

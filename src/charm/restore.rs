@@ -53,7 +53,7 @@ const HEADROOM: u64 = 96 << 20;
 /// The journal's phases, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-enum Phase {
+pub(crate) enum Phase {
     /// etcd is being stopped or the new data prepared; the old data
     /// directory may have been moved to `aside`.
     Replacing,
@@ -65,33 +65,39 @@ enum Phase {
 /// What an interrupted restore leaves for the next run to finish or undo.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-struct Journal {
-    phase: Phase,
+pub(crate) struct Journal {
+    pub(crate) phase: Phase,
     /// The live data directory (host path).
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// Where the old data directory is moved while the new one is tried.
-    aside: PathBuf,
+    pub(crate) aside: PathBuf,
     /// Where the snapshot is restored before the swap.
-    fresh: PathBuf,
+    pub(crate) fresh: PathBuf,
     /// The input being restored, for messages.
-    source_sha256: String,
+    pub(crate) source_sha256: String,
+    /// Set by `recover-quorum from-backup`: the old data is kept here
+    /// once the new data is verified (instead of deleted), and a rollback
+    /// starts etcd on the old data without waiting for it to be healthy
+    /// (its cluster has lost quorum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) keep: Option<PathBuf>,
 }
 
-fn journal_path(charm: &Charm<'_>) -> PathBuf {
+pub(crate) fn journal_path(charm: &Charm<'_>) -> PathBuf {
     charm.root.at(STATE_FILE).with_file_name("restore.json")
 }
 
-fn staging_dir(charm: &Charm<'_>) -> PathBuf {
+pub(crate) fn staging_dir(charm: &Charm<'_>) -> PathBuf {
     charm.root.at(STATE_FILE).with_file_name("restore-staging")
 }
 
-fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn sibling(dir: &Path, suffix: &str) -> PathBuf {
     let mut s = dir.as_os_str().to_owned();
     s.push(suffix);
     PathBuf::from(s)
 }
 
-fn remove_dir_if_exists(p: &Path) -> io::Result<()> {
+pub(crate) fn remove_dir_if_exists(p: &Path) -> io::Result<()> {
     match fs::remove_dir_all(p) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         other => other,
@@ -99,7 +105,7 @@ fn remove_dir_if_exists(p: &Path) -> io::Result<()> {
 }
 
 impl Journal {
-    fn save(&self, path: &Path) -> Result<()> {
+    pub(crate) fn save(&self, path: &Path) -> Result<()> {
         let body = serde_json::to_vec_pretty(self).context("cannot encode the restore journal")?;
         fsutil::write_atomic(path, &body, 0o600)
             .with_context(|| format!("cannot write the restore journal {}", path.display()))?;
@@ -183,9 +189,9 @@ fn quick_fingerprint(path: &Path, size: u64) -> io::Result<String> {
 }
 
 /// What etcd looked like before the restore.
-struct Before {
-    cluster_id: u64,
-    db_size: u64,
+pub(crate) struct Before {
+    pub(crate) cluster_id: u64,
+    pub(crate) db_size: u64,
 }
 
 impl Charm<'_> {
@@ -436,7 +442,7 @@ impl Charm<'_> {
 
     /// Refuses, before anything is touched, when the disks cannot hold the
     /// restored data and the backup.
-    fn check_space(
+    pub(crate) fn check_space(
         &self,
         data_parent: &Path,
         db_size: u64,
@@ -571,6 +577,7 @@ impl Charm<'_> {
             aside: sibling(&data_dir, ".pre-restore"),
             fresh: sibling(&data_dir, ".restoring"),
             source_sha256: inspection.input_sha256.clone(),
+            keep: None,
         };
         remove_dir_if_exists(&journal.fresh)
             .with_context(|| format!("cannot clear {}", journal.fresh.display()))?;
@@ -769,7 +776,7 @@ impl Charm<'_> {
     /// etcd and checks the result. Any error leaves the journal for
     /// [`Self::roll_back`].
     #[allow(clippy::too_many_arguments)]
-    fn replace_and_verify(
+    pub(crate) fn replace_and_verify(
         &self,
         journal: &Journal,
         tool: &RestoreTool,
@@ -1008,7 +1015,7 @@ impl Charm<'_> {
     }
 
     /// Puts the old data back and starts etcd on it.
-    fn roll_back(&self, journal: &Journal, jpath: &Path) -> Result<()> {
+    pub(crate) fn roll_back(&self, journal: &Journal, jpath: &Path) -> Result<()> {
         self.log_progress("Rolling back to the data etcd had before the restore");
         self.service.stop().context("systemctl stop etcd failed")?;
         self.service
@@ -1040,7 +1047,16 @@ impl Charm<'_> {
         remove_dir_if_exists(&journal.fresh)
             .with_context(|| format!("cannot remove {}", journal.fresh.display()))?;
         let state = self.load_state()?;
-        if state.started {
+        if journal.keep.is_some() {
+            // A recover-quorum from a backup: the old data's cluster has
+            // lost quorum, so etcd cannot become healthy on it; it runs as
+            // it did before.
+            if state.started {
+                self.service
+                    .start()
+                    .context("etcd did not start on the old data")?;
+            }
+        } else if state.started {
             self.service
                 .start()
                 .context("etcd did not start on the old data")?;
@@ -1055,8 +1071,18 @@ impl Charm<'_> {
     }
 
     /// Removes the old data once the new data has been verified.
-    fn finish_verified(&self, journal: &Journal, jpath: &Path) {
-        if let Err(e) = remove_dir_if_exists(&journal.aside) {
+    pub(crate) fn finish_verified(&self, journal: &Journal, jpath: &Path) {
+        if let Some(keep) = &journal.keep {
+            if journal.aside.exists() {
+                if let Err(e) = fs::rename(&journal.aside, keep) {
+                    tracing::warn!(
+                        "cannot move the old data {} to {}: {e}",
+                        journal.aside.display(),
+                        keep.display()
+                    );
+                }
+            }
+        } else if let Err(e) = remove_dir_if_exists(&journal.aside) {
             tracing::warn!(
                 "cannot remove the old data {}: {e}",
                 journal.aside.display()
@@ -1093,6 +1119,11 @@ impl Charm<'_> {
             Phase::Verified => {
                 tracing::warn!("finishing the clean-up of a restore that was verified");
                 self.finish_verified(&journal, &jpath);
+                if journal.keep.is_some() {
+                    // A recover-quorum from a backup that was killed once
+                    // verified: the other units still have to be told.
+                    self.announce_recovery(&[self.ctx.member_name()])?;
+                }
                 // The status the killed run left says a clean-up is due;
                 // it is done. (A hook sets its own status after this.)
                 if self.wait_serving(Duration::from_secs(10)).is_ok() {
@@ -1204,12 +1235,12 @@ impl Charm<'_> {
 }
 
 /// The restored etcd, as checked.
-struct After {
-    revision: i64,
-    keys: u64,
-    cluster_id: u64,
-    version: String,
-    note: Option<String>,
+pub(crate) struct After {
+    pub(crate) revision: i64,
+    pub(crate) keys: u64,
+    pub(crate) cluster_id: u64,
+    pub(crate) version: String,
+    pub(crate) note: Option<String>,
     /// etcd's HashKV at the manifest's revision equals the source's.
     hashkv_matched: bool,
 }
