@@ -765,7 +765,9 @@ fn attaching_etcd_3530_upgrades_a_34_cluster_member_by_member_with_a_pause() {
     assert_eq!(code, 0, "{out}");
     let done = util::eventually(240, || {
         settle(&m, &units, 1);
-        endpoints.iter().all(|ep| versions(ep, &creds).0 == "3.5.30")
+        endpoints
+            .iter()
+            .all(|ep| versions(ep, &creds).0 == "3.5.30")
             && units.iter().all(|u| {
                 m.workload(u)
                     == (

@@ -85,7 +85,10 @@ mod tests {
             super::operator_words(m, "2.9.49"),
             "ready to restore: juju run-action etcd/0 restore; or juju run-action etcd/leader compact (see juju show-action-output 3)"
         );
-        assert_eq!(super::operator_words("no command here", "2.9.49"), "no command here");
+        assert_eq!(
+            super::operator_words("no command here", "2.9.49"),
+            "no command here"
+        );
     }
 
     use super::*;
