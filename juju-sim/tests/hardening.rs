@@ -77,6 +77,8 @@ const SETTLES: &[&str] = &[
     "attach-resource",
     "resolved",
     "run-action",
+    "run-hook",
+    "exec",
     "upgrade-model",
 ];
 

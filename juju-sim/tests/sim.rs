@@ -42,6 +42,8 @@ const SETTLES: &[&str] = &[
     "attach-resource",
     "resolved",
     "run-action",
+    "run-hook",
+    "exec",
     "upgrade-model",
 ];
 
