@@ -83,43 +83,50 @@ impl Profile {
         self.has_secrets() || !SECRET_TOOLS.contains(&name)
     }
 
-    /// Juju 2.9's `juju run` runs commands, not actions.
-    pub fn run_refusal(&self, target: &str, action: &str) -> Option<String> {
-        self.is_29().then(|| {
-            format!(
-                "juju run on Juju {} runs commands, not actions (it needs --unit, --machine, --application or --all); \
-                 to run an action use: juju run-action {target} {action} --wait",
-                self.version
-            )
-        })
+    /// The hint after 2.9's target error when `juju run UNIT ACTION` was
+    /// typed as on Juju 3: 2.9's `run` runs commands, its actions run with
+    /// `run-action`.
+    pub fn run_action_hint(&self, unit: &str, action: &str) -> String {
+        format!(
+            "(`juju run` on Juju {} runs commands: juju run --unit {unit} -- CMD; \
+             to run the action use: juju run-action {unit} {action} --wait)",
+            self.version
+        )
     }
 
-    /// Juju 3 renamed the 2.9 action verbs: `run-action` is `run`,
-    /// `show-action-output` is `show-task`, and the old names are not
-    /// commands at all. The refusal's first line is Juju 3's for an unknown
-    /// command (`notFoundCommandMessage` in cmd/juju/commands/main.go; the
-    /// error comes from the command's Run, so the exit code is 1). Juju
-    /// then lists its closest commands by edit distance; the simulator
-    /// gives instead a hint naming the new verb. `None` where the verb
-    /// exists (2.9).
+    /// The verbs one Juju has and the other has not, refused as that
+    /// Juju's CLI refuses an unknown command: Juju 3 renamed `run-action`
+    /// to `run` and `show-action-output` to `show-task`; Juju 2.9 has no
+    /// `exec` (its `run` runs commands). The refusal's first line is Juju's
+    /// for an unknown command (`notFoundCommandMessage` in
+    /// cmd/juju/commands/main.go; the error comes from the command's Run,
+    /// so the exit code is 1). Juju then lists its closest commands by
+    /// edit distance; the simulator gives instead a hint naming the other
+    /// version's verb. `None` where the verb exists.
     pub fn unknown_verb(&self, verb: &str) -> Option<String> {
-        if self.is_29() {
-            return None;
-        }
-        let (new, hint) = match verb {
-            "run-action" => (
+        let (new, hint) = match (self.is_29(), verb) {
+            (false, "run-action") => (
                 "run",
                 "Juju 3 runs actions with: juju run UNIT ACTION [KEY=VALUE...] [--wait=30m]",
             ),
-            "show-action-output" => (
+            (false, "show-action-output") => (
                 "show-task",
                 "Juju 3 shows an action's results with: juju show-task ID [--wait=30m]",
             ),
+            (true, "exec") => (
+                "run",
+                "Juju 2.9 runs commands with: juju run --unit UNIT -- CMD",
+            ),
             _ => return None,
+        };
+        let (verb_of, new_of) = if self.is_29() {
+            ("Juju 3's", "Juju 2.9's")
+        } else {
+            ("Juju 2.9's", "Juju 3's")
         };
         Some(format!(
             "juju: \"{verb}\" is not a juju command. See \"juju --help\".\n\n\
-             {hint} (`{verb}` is Juju 2.9's verb, `{new}` Juju 3's; this model runs Juju {})",
+             {hint} (`{verb}` is {verb_of} verb, `{new}` {new_of}; this model runs Juju {})",
             self.version
         ))
     }
@@ -169,6 +176,10 @@ mod tests {
         assert!(!p.has_tool("secret-get"));
         assert!(p.has_tool("leader-set"));
         assert!(p.unknown_verb("run-action").is_none());
+        assert!(p.unknown_verb("run").is_none());
+        assert!(p.unknown_verb("exec").is_some_and(|m| m
+            .starts_with("juju: \"exec\" is not a juju command. See \"juju --help\".")
+            && m.contains("juju run --unit UNIT -- CMD")));
         let p3 = Profile::parse("3.6.12").unwrap_or_else(|e| panic!("{e}"));
         assert!(p3.unknown_verb("run-action").is_some_and(|m| m
             .contains("\"run-action\" is not a juju command")
@@ -177,5 +188,6 @@ mod tests {
             .unknown_verb("show-action-output")
             .is_some_and(|m| m.contains("juju show-task")));
         assert!(p3.unknown_verb("run").is_none());
+        assert!(p3.unknown_verb("exec").is_none());
     }
 }

@@ -152,54 +152,15 @@ enum Cmd {
     /// Show a task now, or with `--wait D` once it has finished (`--watch`:
     /// without limit): its results (`plain`, the default) or its document
     /// (`yaml`/`json`, Juju 3's shape).
-    ShowTask {
-        id: String,
-        #[arg(long)]
-        format: Option<String>,
-        #[arg(long, num_args = 0..=1, default_missing_value = "0")]
-        wait: Option<String>,
-        #[arg(long)]
-        utc: bool,
-        #[arg(long)]
-        watch: bool,
-    },
+    ShowTask(ShowTaskArgs),
     /// An operation of one task, shown as that task's document (YAML by
     /// default; Juju's operation document is not simulated).
-    ShowOperation {
-        id: String,
-        #[arg(long)]
-        format: Option<String>,
-        #[arg(long, num_args = 0..=1, default_missing_value = "0")]
-        wait: Option<String>,
-        #[arg(long)]
-        utc: bool,
-        #[arg(long)]
-        watch: bool,
-    },
-    /// Juju 3: run an action and print its results (waits 60 s unless
-    /// `--wait=D`; UNIT may be APP/leader).
-    Run {
-        unit: String,
-        action: String,
-        params: Vec<String>,
-        #[arg(long, default_value = "plain")]
-        format: String,
-        #[arg(long)]
-        wait: Option<String>,
-        /// Queue the task and return at once, printing its id.
-        #[arg(long)]
-        background: bool,
-        #[arg(long = "params")]
-        params_file: Option<PathBuf>,
-        #[arg(long)]
-        string_args: bool,
-        #[arg(long)]
-        utc: bool,
-        #[arg(long)]
-        no_color: bool,
-        #[arg(long)]
-        color: bool,
-    },
+    ShowOperation(ShowTaskArgs),
+    /// Juju 3: run an action and print its results (`run UNIT ACTION
+    /// [KEY=VALUE...]`; waits 60 s unless `--wait=D`; UNIT may be
+    /// APP/leader). Juju 2.9: run a command in units' hook context (`run
+    /// --unit UNIT|--application APP -- CMD`).
+    Run(RunArgs),
     /// Show the model's status.
     Status {
         #[arg(long)]
@@ -300,6 +261,75 @@ enum Cmd {
     Agent { unit: String },
 }
 
+/// `show-task` and `show-operation`.
+#[derive(clap::Args)]
+struct ShowTaskArgs {
+    id: String,
+    #[arg(long)]
+    format: Option<String>,
+    #[arg(long, num_args = 0..=1, default_missing_value = "0")]
+    wait: Option<String>,
+    #[arg(long)]
+    utc: bool,
+    #[arg(long)]
+    watch: bool,
+}
+
+/// `run` in both of its shapes: Juju 3's `run UNIT ACTION [KEY=VALUE...]`
+/// (an action) and Juju 2.9's `run --unit U|--application A|--machine
+/// M|--all [--timeout D] -- CMD` (a command). Which one applies is the
+/// model's Juju version; a flag of the other shape is refused as that
+/// Juju refuses an unknown flag.
+#[derive(clap::Args)]
+pub(super) struct RunArgs {
+    /// Juju 3: UNIT ACTION [KEY=VALUE...]. Juju 2.9: the command (one
+    /// argument is a shell command line; several are quoted and joined).
+    args: Vec<String>,
+    /// (2.9) Units to run the command on (also APP/leader).
+    #[arg(long, short = 'u', value_delimiter = ',')]
+    unit: Vec<String>,
+    /// (2.9) Applications whose units run the command.
+    #[arg(
+        long = "application",
+        visible_alias = "app",
+        short = 'a',
+        value_delimiter = ','
+    )]
+    application: Vec<String>,
+    /// (2.9) Machines (not simulated: the simulator runs commands in
+    /// units' hook context only).
+    #[arg(long, value_delimiter = ',')]
+    machine: Vec<String>,
+    /// (2.9) Every machine (not simulated, as --machine).
+    #[arg(long)]
+    all: bool,
+    /// (2.9) How long to wait for the results (default 5m).
+    #[arg(long)]
+    timeout: Option<String>,
+    /// Juju 3: plain|yaml|json (plain). Juju 2.9: default|yaml|json
+    /// (default: one result as the command printed it).
+    #[arg(long)]
+    format: Option<String>,
+    /// (3) How long to wait for the task (60s).
+    #[arg(long)]
+    wait: Option<String>,
+    /// (3) Queue the task and return at once, printing its id.
+    #[arg(long)]
+    background: bool,
+    /// (3) A YAML file of parameters; KEY=VALUE arguments override it.
+    #[arg(long = "params")]
+    params_file: Option<PathBuf>,
+    /// (3) Keep KEY=VALUE values as strings instead of parsing them as YAML.
+    #[arg(long)]
+    string_args: bool,
+    #[arg(long)]
+    utc: bool,
+    #[arg(long)]
+    no_color: bool,
+    #[arg(long)]
+    color: bool,
+}
+
 fn home() -> Result<PathBuf> {
     let h = match std::env::var_os("JUJU_SIM_HOME") {
         Some(h) if !h.is_empty() => PathBuf::from(h),
@@ -341,20 +371,17 @@ fn run(cli: Cli) -> Result<i32> {
         cli.verbose || std::env::var("JUJU_SIM_VERBOSE").is_ok_and(|v| v == "1" || v == "true");
     let _ = &cli.model;
     let agent = Agent::new(Store::new(home()?), verbose);
-    // Juju 3 has no `run-action` or `show-action-output`: refused as its
-    // CLI refuses an unknown command, before anything is queued.
-    let old_verb = match cli.cmd {
+    // Juju 3 has no `run-action` or `show-action-output`, Juju 2.9 no
+    // `exec`: refused as that Juju's CLI refuses an unknown command, before
+    // anything is queued.
+    let verb = match cli.cmd {
         Cmd::RunAction { .. } => Some("run-action"),
         Cmd::ShowActionOutput { .. } => Some("show-action-output"),
+        Cmd::Exec { .. } => Some("exec"),
         _ => None,
     };
-    if let Some(verb) = old_verb {
-        let profile = if agent.store.exists() {
-            Profile::of(&agent.store.read()?.version)
-        } else {
-            Profile::from_env().map_err(|e| anyhow!(e))?
-        };
-        if let Some(msg) = profile.unknown_verb(verb) {
+    if let Some(verb) = verb {
+        if let Some(msg) = model_profile(&agent)?.unknown_verb(verb) {
             eprintln!("ERROR {msg}");
             return Ok(1);
         }
@@ -434,49 +461,9 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::ShowActionOutput {
             id, format, wait, ..
         } => actions::show_action_output(&agent, &id, wait.as_deref(), format.as_deref()),
-        Cmd::ShowTask {
-            id,
-            format,
-            wait,
-            watch,
-            ..
-        } => {
-            let wait = if watch { Some("0".to_string()) } else { wait };
-            let format = format.unwrap_or_else(|| "plain".into());
-            actions::show_task(&agent, &id, wait.as_deref(), &format)
-        }
-        Cmd::ShowOperation {
-            id,
-            format,
-            wait,
-            watch,
-            ..
-        } => {
-            let wait = if watch { Some("0".to_string()) } else { wait };
-            let format = format.unwrap_or_else(|| "yaml".into());
-            actions::show_task(&agent, &id, wait.as_deref(), &format)
-        }
-        Cmd::Run {
-            unit,
-            action,
-            params,
-            format,
-            wait,
-            background,
-            params_file,
-            string_args,
-            ..
-        } => {
-            check_format(Some(&format), &["plain", "yaml", "json"])?;
-            let req = ActionRequest {
-                unit: &unit,
-                action: &action,
-                args: &params,
-                file: params_file.as_deref(),
-                string_args,
-            };
-            actions::run3(&agent, &req, &format, background, wait.as_deref())
-        }
+        Cmd::ShowTask(a) => show_task(&agent, a, "plain"),
+        Cmd::ShowOperation(a) => show_task(&agent, a, "yaml"),
+        Cmd::Run(r) => run_verb(&agent, r),
         Cmd::Status { format, .. } => status::status_cmd(&agent, format.as_deref()),
         Cmd::ShowUnit { units, format } => status::show_unit(&agent, &units, format.as_deref()),
         Cmd::Version { format, all } => status::version(&agent, format.as_deref(), all),
@@ -500,6 +487,106 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// The Juju version of the model, or of the model a verb would create.
+fn model_profile(agent: &Agent) -> Result<Profile> {
+    if agent.store.exists() {
+        Ok(Profile::of(&agent.store.read()?.version))
+    } else {
+        Profile::from_env().map_err(|e| anyhow!(e))
+    }
+}
+
+/// `show-task`/`show-operation` (`default_format` when `--format` is
+/// absent; `--watch` waits without limit).
+fn show_task(agent: &Agent, a: ShowTaskArgs, default_format: &str) -> Result<i32> {
+    let wait = if a.watch {
+        Some("0".to_string())
+    } else {
+        a.wait
+    };
+    let format = a.format.unwrap_or_else(|| default_format.into());
+    actions::show_task(agent, &a.id, wait.as_deref(), &format)
+}
+
+/// `run`: Juju 3 runs an action, Juju 2.9 a command. A flag only the
+/// other shape has is refused as gnuflag refuses an undefined one (exit 2,
+/// Juju's code for a command's usage errors).
+fn run_verb(agent: &Agent, r: RunArgs) -> Result<i32> {
+    let profile = model_profile(agent)?;
+    let flags_29 = [
+        ("--unit", !r.unit.is_empty()),
+        ("--application", !r.application.is_empty()),
+        ("--machine", !r.machine.is_empty()),
+        ("--all", r.all),
+        ("--timeout", r.timeout.is_some()),
+    ];
+    let flags_3 = [
+        ("--wait", r.wait.is_some()),
+        ("--background", r.background),
+        ("--params", r.params_file.is_some()),
+        ("--string-args", r.string_args),
+        ("--utc", r.utc),
+        ("--no-color", r.no_color),
+        ("--color", r.color),
+    ];
+    let (foreign, hint) = if profile.is_29() {
+        (
+            &flags_3[..],
+            "Juju 2.9 runs actions with: juju run-action UNIT ACTION [KEY=VALUE...] --wait",
+        )
+    } else {
+        (
+            &flags_29[..],
+            "Juju 3 runs commands with: juju exec --unit UNIT -- CMD",
+        )
+    };
+    if let Some((flag, _)) = foreign.iter().find(|(_, set)| *set) {
+        eprintln!(
+            "ERROR option provided but not defined: {flag}\n{hint} (this model runs Juju {})",
+            profile.version
+        );
+        return Ok(2);
+    }
+    if profile.is_29() {
+        let targets = transfer::Targets {
+            units: &r.unit,
+            applications: &r.application,
+            machines: &r.machine,
+            all: r.all,
+        };
+        return transfer::run_commands(
+            agent,
+            &profile,
+            &targets,
+            r.timeout.as_deref(),
+            r.format.as_deref(),
+            &r.args,
+        );
+    }
+    let format = r.format.unwrap_or_else(|| "plain".into());
+    check_format(Some(&format), &["plain", "yaml", "json"])?;
+    // Juju 3's Init errors (exit 2).
+    let (unit, action, params) = match r.args.as_slice() {
+        [] => {
+            eprintln!("ERROR no unit specified");
+            return Ok(2);
+        }
+        [_] => {
+            eprintln!("ERROR no action specified");
+            return Ok(2);
+        }
+        [unit, action, params @ ..] => (unit, action, params),
+    };
+    let req = ActionRequest {
+        unit,
+        action,
+        args: params,
+        file: r.params_file.as_deref(),
+        string_args: r.string_args,
+    };
+    actions::run3(agent, &req, &format, r.background, r.wait.as_deref())
 }
 
 /// (Re)creates the tools directory: one symlink per hook tool the model's

@@ -1,6 +1,7 @@
 //! Getting at a unit: `scp` (as the unit's `ubuntu` user, uid 1000, would be
-//! allowed), `exec` (a command in the unit's hook context, under the machine
-//! lock, its writes committed at exit) and `debug-log`.
+//! allowed), commands in units' hook context (Juju 3's `exec`, Juju 2.9's
+//! `run --unit`: under the machine lock, their writes committed at exit)
+//! and `debug-log`.
 
 use super::*;
 
@@ -238,6 +239,7 @@ pub(super) fn exec(
         targets.push(unit);
     }
     let passthrough = format.is_none() && targets.len() == 1;
+    let command = command_string(args);
     let mut docs = Map::new();
     let mut failed = Vec::new();
     let mut last_code = 0;
@@ -247,18 +249,21 @@ pub(super) fn exec(
             Ok(m.next_action)
         })?;
         let enqueued = now_secs();
-        let (code, stdout, stderr) = exec_one(agent, unit, args, passthrough)?;
+        let Some(out) = exec_one(agent, unit, &command, !passthrough, None)? else {
+            bail!("timed out waiting for results from: unit {unit}");
+        };
+        let code = out.code;
         last_code = code;
         if code != 0 {
             failed.push((id, code));
         }
         let mut results = Map::new();
         results.insert("return-code".into(), Value::from(code));
-        if !stdout.is_empty() {
-            results.insert("stdout".into(), Value::from(stdout));
+        if !out.stdout.is_empty() {
+            results.insert("stdout".into(), Value::from(out.stdout));
         }
-        if !stderr.is_empty() {
-            results.insert("stderr".into(), Value::from(stderr));
+        if !out.stderr.is_empty() {
+            results.insert("stderr".into(), Value::from(out.stderr));
         }
         let done = now_secs();
         docs.insert(
@@ -306,15 +311,283 @@ pub(super) fn exec(
     Ok(0)
 }
 
-/// Runs one exec command on `unit`; returns (code, stdout, stderr) (the
-/// outputs are empty when they passed through).
+/// The targets of Juju 2.9's `juju run`.
+pub(super) struct Targets<'a> {
+    pub(super) units: &'a [String],
+    pub(super) applications: &'a [String],
+    pub(super) machines: &'a [String],
+    pub(super) all: bool,
+}
+
+/// Juju 2.9's `juju run --unit U|--application A [--timeout D]
+/// [--format default|yaml|json] -- CMD` (execCommand in its "compat" form,
+/// cmd/juju/commands/exec.go of the 2.9 branch): CMD runs in every target
+/// unit's hook context at once, each under its machine lock. One result in
+/// the `default` format is printed as the command printed it, and the exit
+/// code is the command's; otherwise a list of `UnitId`, `Stdout`, `Stderr`
+/// (when not empty) and `ReturnCode` (when not 0) maps, exit 0. Units that
+/// have not finished by the timeout (5m) are killed and named in Juju's
+/// "timed out" error. Machines (`--machine`, `--all`) are refused: the
+/// simulator runs commands in units' hook context only.
+pub(super) fn run_commands(
+    agent: &Agent,
+    profile: &Profile,
+    t: &Targets,
+    timeout: Option<&str>,
+    format: Option<&str>,
+    args: &[String],
+) -> Result<i32> {
+    // Juju's Init errors (exit 2), in its order.
+    let usage = |msg: String| {
+        eprintln!("ERROR {msg}");
+        Ok(2)
+    };
+    if args.is_empty() {
+        return usage("no commands specified".into());
+    }
+    if t.all {
+        for (given, what) in [
+            (t.machines, "machines"),
+            (t.applications, "applications"),
+            (t.units, "units"),
+        ] {
+            if !given.is_empty() {
+                return usage(format!("You cannot specify --all and individual {what}"));
+            }
+        }
+    } else if t.machines.is_empty() && t.applications.is_empty() && t.units.is_empty() {
+        let mut msg =
+            "You must specify a target, either through --all, --machine, --application or --unit"
+                .to_string();
+        // `juju run UNIT ACTION` typed as on Juju 3.
+        if let [unit, action, ..] = args {
+            if parse_unit(unit).is_some() || unit.ends_with("/leader") {
+                msg.push('\n');
+                msg.push_str(&profile.run_action_hint(unit, action));
+            }
+        }
+        return usage(msg);
+    }
+    let mut bad = Vec::new();
+    for mch in t.machines {
+        if mch.is_empty() || !mch.chars().all(|c| c.is_ascii_digit()) {
+            bad.push(format!("  \"{mch}\" is not a valid machine id"));
+        }
+    }
+    for app in t.applications {
+        if !valid_app(app) {
+            bad.push(format!("  \"{app}\" is not a valid application name"));
+        }
+    }
+    for unit in t.units {
+        let ok = match unit.strip_suffix("/leader") {
+            Some(app) => valid_app(app),
+            None => parse_unit(unit).is_some_and(|(app, _)| valid_app(&app)),
+        };
+        if !ok {
+            bad.push(format!("  \"{unit}\" is not a valid unit name"));
+        }
+    }
+    if !bad.is_empty() {
+        return usage(format!(
+            "The following exec targets are not valid:\n{}",
+            bad.join("\n")
+        ));
+    }
+    let format = format.unwrap_or("default");
+    check_format(Some(format), &["default", "yaml", "json"])?;
+    let timeout = match timeout {
+        None => Duration::from_secs(300),
+        Some(t) => parse_duration(t)?.unwrap_or(Duration::ZERO),
+    };
+    if t.all || !t.machines.is_empty() {
+        bail!(
+            "juju-sim runs commands in units' hook context only; --machine and --all \
+             (as root on machines, outside any hook context) are not simulated: \
+             use juju run --unit UNIT or --application APP"
+        );
+    }
+    // The target units, as Juju's controller resolves them: named units
+    // (APP/leader: the leader) and every unit of the named applications,
+    // once each, in name order.
+    let m = agent.store.read()?;
+    let mut units = std::collections::BTreeSet::new();
+    for app in t.applications {
+        if !m.applications.contains_key(app) {
+            bail!("application \"{app}\" not found");
+        }
+        units.extend(
+            m.units
+                .iter()
+                .filter(|(_, u)| &u.app == app)
+                .map(|(name, _)| name.clone()),
+        );
+    }
+    for u in t.units {
+        let unit = match u.strip_suffix("/leader") {
+            Some(app) => m
+                .applications
+                .get(app)
+                .ok_or_else(|| anyhow!("application \"{app}\" not found"))?
+                .leader
+                .clone()
+                .ok_or_else(|| anyhow!("application \"{app}\" has no leader"))?,
+            None => u.clone(),
+        };
+        if !m.units.contains_key(&unit) {
+            bail!("unit \"{unit}\" not found");
+        }
+        units.insert(unit);
+    }
+    drop(m);
+    if units.is_empty() {
+        bail!("no actions were successfully enqueued, aborting");
+    }
+    let command = command_string(args);
+    let deadline = std::time::Instant::now() + timeout;
+    let outcomes: Vec<(String, Result<Option<ExecOutput>>)> = std::thread::scope(|s| {
+        let running: Vec<_> = units
+            .iter()
+            .map(|unit| {
+                let command = &command;
+                let handle = s.spawn(move || exec_one(agent, unit, command, true, Some(deadline)));
+                (unit.clone(), handle)
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|(unit, h)| {
+                let r = h
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow!("the command's runner panicked")));
+                (unit, r)
+            })
+            .collect()
+    });
+    let mut values = Vec::new();
+    let mut timed_out = Vec::new();
+    for (unit, outcome) in outcomes {
+        let mut v = Map::new();
+        v.insert("UnitId".into(), Value::from(unit.clone()));
+        match outcome {
+            Err(e) => {
+                v.insert("Error".into(), Value::from(format!("{e:#}")));
+            }
+            Ok(None) => {
+                timed_out.push(format!("unit {unit}"));
+                continue;
+            }
+            Ok(Some(out)) => {
+                // 2.9's ConvertActionOutput in compat form: Stdout always,
+                // Stderr when not empty, ReturnCode when not 0.
+                v.insert("Stdout".into(), Value::from(out.stdout));
+                if !out.stderr.is_empty() {
+                    v.insert("Stderr".into(), Value::from(out.stderr));
+                }
+                if out.code != 0 {
+                    v.insert("ReturnCode".into(), Value::from(out.code));
+                }
+            }
+        }
+        values.push(Value::Object(v));
+    }
+    if timed_out.is_empty() && values.len() == 1 && format == "default" {
+        let v = &values[0];
+        if let Some(e) = v["Error"].as_str() {
+            bail!("{e}");
+        }
+        use std::io::Write as _;
+        std::io::stdout().write_all(v["Stdout"].as_str().unwrap_or_default().as_bytes())?;
+        std::io::stderr().write_all(v["Stderr"].as_str().unwrap_or_default().as_bytes())?;
+        std::io::stdout().flush()?;
+        return Ok(v["ReturnCode"].as_i64().map_or(0, |c| c as i32));
+    }
+    if !values.is_empty() {
+        let list = Value::Array(values);
+        if format == "json" {
+            println!("{list}");
+        } else {
+            print!("{}", serde_yaml::to_string(&list)?);
+        }
+    }
+    if !timed_out.is_empty() {
+        let s = if timed_out.len() > 1 { "s" } else { "" };
+        bail!(
+            "timed out waiting for result{s} from: {}",
+            timed_out.join(", ")
+        );
+    }
+    Ok(0)
+}
+
+/// Juju's application-name rule (names.IsValidApplication): lower-case
+/// letters, digits and hyphens, starting with a letter, no part after a
+/// hyphen made of digits only.
+fn valid_app(app: &str) -> bool {
+    app.starts_with(|c: char| c.is_ascii_lowercase())
+        && app
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && app
+            .split('-')
+            .all(|part| !part.is_empty() && !part.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The shell command line of `exec`'s and 2.9 `run`'s arguments, as Juju
+/// builds it (utils.CommandString): one argument as it is; several joined
+/// with spaces, each double-quoted when it holds whitespace, `"`, `$` or
+/// `\\`, those three escaped with a backslash.
+fn command_string(args: &[String]) -> String {
+    if let [one] = args {
+        return one.clone();
+    }
+    let quoted: Vec<String> = args
+        .iter()
+        .map(|arg| {
+            let mut needs_quotes = false;
+            let mut out = String::new();
+            for c in arg.chars() {
+                if c.is_whitespace() {
+                    needs_quotes = true;
+                } else if matches!(c, '"' | '$' | '\\') {
+                    needs_quotes = true;
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            if needs_quotes {
+                format!("\"{out}\"")
+            } else {
+                out
+            }
+        })
+        .collect();
+    quoted.join(" ")
+}
+
+/// What one command printed and its exit code.
+struct ExecOutput {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs one command line with `sh -c` on `unit`, in its hook context under
+/// its machine lock, committing its hook-tool writes when it exits 0.
+/// `capture` keeps stdout and stderr (else they pass through). Past
+/// `deadline` the command's process group is killed, nothing is committed
+/// and the answer is `None`.
 fn exec_one(
     agent: &Agent,
     unit: &str,
-    args: &[String],
-    passthrough: bool,
-) -> Result<(i32, String, String)> {
+    command: &str,
+    capture: bool,
+    deadline: Option<std::time::Instant>,
+) -> Result<Option<ExecOutput>> {
     use crate::uniter::pending::{commit, Pending};
+    use std::io::Read;
+    use std::os::unix::process::CommandExt as _;
+    use std::process::Stdio;
     let machine = agent
         .store
         .read()?
@@ -338,35 +611,68 @@ fn exec_one(
     env.push(("JUJU_SIM_CONTEXT".into(), context.clone()));
     env.push(("JUJU_CONTEXT_ID".into(), context.clone()));
     let mut cmd = agent.command(unit, Path::new("/bin/sh"), &env);
-    cmd.arg("-c").arg(args.join(" "));
-    let (code, stdout, stderr) = if passthrough {
-        let st = cmd.status().context("cannot run command")?;
-        (
-            crate::uniter::runner::exit_code(st),
-            String::new(),
-            String::new(),
-        )
-    } else {
-        let out = cmd.output().context("cannot run command")?;
-        (
-            crate::uniter::runner::exit_code(out.status),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+    cmd.arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .process_group(0);
+    if capture {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    let mut child = cmd.spawn().context("cannot run /bin/sh")?;
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
     };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let code = loop {
+        if let Some(st) = child.try_wait().context("cannot wait for the command")? {
+            break Some(crate::uniter::runner::exit_code(st));
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() > d) {
+            // SAFETY: kill(2) on the process group this command leads.
+            unsafe {
+                libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+            }
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
     agent.store.update(|m| -> Result<()> {
         let pending = m
             .units
             .get_mut(unit)
             .map(|u| std::mem::take(&mut u.pending))
             .unwrap_or_default();
-        if code == 0 && pending.context == context {
+        if code == Some(0) && pending.context == context {
             commit(m, unit, pending);
         }
         Ok(())
     })?;
     kick(agent)?;
-    Ok((code, stdout, stderr))
+    Ok(code.map(|code| ExecOutput {
+        code,
+        stdout,
+        stderr,
+    }))
 }
 
 pub(super) fn debug_log(
