@@ -6,11 +6,14 @@
 //! on timestamps, files, exit codes and parsed output; each would fail on
 //! the old synchronous, commit-at-once simulator.
 
+mod common;
+
+use common::{stderr, Charm, Settle, Sim};
 use serde_json::Value;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const DISPATCH: &str = r#"#!/bin/sh
@@ -52,111 +55,28 @@ log "end $JUJU_DISPATCH_PATH"
 exit 0
 "#;
 
-struct Sim {
-    dir: tempfile::TempDir,
-    home: PathBuf,
-    addrs: PathBuf,
-    charm: PathBuf,
-    env: Vec<(String, String)>,
+const CHARM: Charm = Charm {
+    metadata: "name: fix\npeers:\n  cluster:\n    interface: fix\nprovides:\n  db:\n    interface: fixdb\nresources:\n  blob:\n    type: file\n    filename: blob.bin\n",
+    config: None,
+    actions: Some("sleep:\n  description: s\n  params:\n    seconds:\n      type: number\n      default: 2\npeek:\n  description: p\n  params:\n    fail:\n      type: boolean\n      default: false\n"),
+    dispatch: Some(DISPATCH),
+};
+
+/// A model of the fixture charm with `env`; verbs return at once, as
+/// Juju's do (the tests settle where they mean to).
+fn new_sim(env: &[(&str, &str)]) -> Sim {
+    Sim::new(&CHARM, env, Settle::Manual).settle_timeout("3m")
 }
 
-impl Sim {
-    fn new(env: &[(&str, &str)]) -> Sim {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("model");
-        let addrs = dir.path().join("addrs");
-        let charm = dir.path().join("charm");
-        fs::create_dir_all(&charm).unwrap();
-        fs::write(
-            charm.join("metadata.yaml"),
-            "name: fix\npeers:\n  cluster:\n    interface: fix\nprovides:\n  db:\n    interface: fixdb\nresources:\n  blob:\n    type: file\n    filename: blob.bin\n",
-        )
-        .unwrap();
-        fs::write(
-            charm.join("actions.yaml"),
-            "sleep:\n  description: s\n  params:\n    seconds:\n      type: number\n      default: 2\npeek:\n  description: p\n  params:\n    fail:\n      type: boolean\n      default: false\n",
-        )
-        .unwrap();
-        fs::write(charm.join("dispatch"), DISPATCH).unwrap();
-        fs::set_permissions(charm.join("dispatch"), fs::Permissions::from_mode(0o755)).unwrap();
-        let mut all = vec![
-            ("JUJU_SIM_RETRY_DELAY".to_string(), "1s".to_string()),
-            ("JUJU_SIM_STOP_TIMEOUT".to_string(), "5".to_string()),
-        ];
-        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        Sim {
-            dir,
-            home,
-            addrs,
-            charm,
-            env: all,
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_juju-sim"))
-            .args(args)
-            .env("JUJU_SIM_HOME", &self.home)
-            .env("JUJU_SIM_ADDR_DIR", &self.addrs)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.cmd(args);
-        assert!(
-            o.status.success(),
-            "{args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).to_string()
-    }
-
-    fn settle(&self) -> Output {
-        let o = self.cmd(&["wait-idle", "--timeout", "3m"]);
-        assert_ne!(
-            o.status.code(),
-            Some(1),
-            "wait-idle: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
-    }
-
-    fn deploy(&self, n: &str) {
-        let charm = self.charm.to_string_lossy().to_string();
-        self.ok(&["deploy", &charm, "-n", n]);
-        self.settle();
-    }
-
-    fn root(&self, unit: &str) -> PathBuf {
-        self.home
-            .join("units")
-            .join(unit.replace('/', "-"))
-            .join("root")
-    }
-
-    fn exec(&self, unit: &str, cmd: &str) -> Output {
-        self.cmd(&["exec", "--unit", unit, "--", cmd])
-    }
-
-    fn out(&self, unit: &str, cmd: &str) -> String {
-        let o = self.exec(unit, cmd);
-        assert!(
-            o.status.success(),
-            "{cmd}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    }
-
-    fn status(&self) -> Value {
-        serde_json::from_str(&self.ok(&["status", "--format=json"])).unwrap()
-    }
-
+/// The fixture charm's event log.
+trait Events {
     /// (time, unit, "start"|"end", what) from the charm's event log.
+    fn events(&self) -> Vec<(f64, String, String, String)>;
+    /// When `unit` started and ended `what` (the first time).
+    fn span(&self, unit: &str, what: &str) -> (f64, f64);
+}
+
+impl Events for Sim {
     fn events(&self) -> Vec<(f64, String, String, String)> {
         fs::read_to_string(self.dir.path().join("events.log"))
             .unwrap_or_default()
@@ -173,7 +93,6 @@ impl Sim {
             .collect()
     }
 
-    /// When `unit` started and ended `what` (the first time).
     fn span(&self, unit: &str, what: &str) -> (f64, f64) {
         let ev = self.events();
         let at = |kind: &str| {
@@ -183,14 +102,6 @@ impl Sim {
                 .unwrap_or_else(|| panic!("no {kind} of {what} on {unit}: {ev:?}"))
         };
         (at("start"), at("end"))
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if self.home.exists() {
-            let _ = self.cmd(&["destroy-model", "-y"]);
-        }
     }
 }
 
@@ -215,13 +126,9 @@ fn agents_of(home: &Path) -> Vec<u32> {
     out
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
 #[test]
 fn units_run_their_hooks_concurrently_and_verbs_return_at_once() {
-    let sim = Sim::new(&[("JUJU_SIM_SEED", "7")]);
+    let sim = new_sim(&[("JUJU_SIM_SEED", "7")]);
     fs::write(sim.dir.path().join("slow-install"), "").unwrap();
     let charm = sim.charm.to_string_lossy().to_string();
     let start = Instant::now();
@@ -262,7 +169,7 @@ fn units_run_their_hooks_concurrently_and_verbs_return_at_once() {
 #[test]
 fn actions_take_the_machine_lock_and_keep_their_output() {
     // run-action queues and show-action-output looks: Juju 2.9's verbs.
-    let sim = Sim::new(&[("JUJU_SIM_AGENT_VERSION", "2.9.49")]);
+    let sim = new_sim(&[("JUJU_SIM_AGENT_VERSION", "2.9.49")]);
     sim.deploy("1");
     // The action is queued; run-action returns at once.
     let start = Instant::now();
@@ -302,7 +209,7 @@ fn actions_take_the_machine_lock_and_keep_their_output() {
 
 #[test]
 fn juju_3_refuses_the_29_action_verbs_and_show_task_prints_the_task() {
-    let sim = Sim::new(&[]);
+    let sim = new_sim(&[]);
     sim.deploy("1");
     // run-action and show-action-output are not Juju 3 commands: refused
     // in Juju 3's words, with the new verb named, and nothing queued.
@@ -364,7 +271,7 @@ fn juju_3_refuses_the_29_action_verbs_and_show_task_prints_the_task() {
 
 #[test]
 fn run_times_out_while_the_task_carries_on_and_takes_app_leader() {
-    let sim = Sim::new(&[]);
+    let sim = new_sim(&[]);
     sim.deploy("2");
     let o = sim.cmd(&["run", "fix/leader", "sleep", "seconds=3", "--wait=1s"]);
     assert_eq!(o.status.code(), Some(1));
@@ -378,7 +285,7 @@ fn run_times_out_while_the_task_carries_on_and_takes_app_leader() {
 
 #[test]
 fn hook_writes_are_committed_at_exit_and_dropped_on_failure() {
-    let sim = Sim::new(&[]);
+    let sim = new_sim(&[]);
     sim.deploy("2");
     // The hook reads back its own relation-set (checked inside: else exit
     // 9), then fails: nothing it wrote reaches the model.
@@ -428,7 +335,7 @@ fn hook_writes_are_committed_at_exit_and_dropped_on_failure() {
 
 #[test]
 fn secret_get_sees_an_uncommitted_revision_only_with_peek_or_refresh() {
-    let sim = Sim::new(&[]);
+    let sim = new_sim(&[]);
     sim.deploy("1");
     let uri = sim.out("fix/0", "secret-add --label ca value=old");
     fs::write(sim.dir.path().join("secret-uri"), &uri).unwrap();
@@ -464,7 +371,7 @@ fn secret_get_sees_an_uncommitted_revision_only_with_peek_or_refresh() {
 
 #[test]
 fn juju_29_has_no_secret_tools_queues_actions_and_upgrades_to_3() {
-    let sim = Sim::new(&[("JUJU_SIM_AGENT_VERSION", "2.9.49")]);
+    let sim = new_sim(&[("JUJU_SIM_AGENT_VERSION", "2.9.49")]);
     sim.deploy("1");
     let st = sim.status();
     assert_eq!(st["model"]["version"], "2.9.49");
@@ -481,11 +388,14 @@ fn juju_29_has_no_secret_tools_queues_actions_and_upgrades_to_3() {
         assert_eq!(o.status.code(), Some(127), "{tool}: {}", stderr(&o));
         assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
     }
-    // `juju run` on 2.9 runs commands: refused with the run-action hint.
+    // `juju run` on 2.9 runs commands: `run UNIT ACTION` has no target
+    // (Juju's Init error, exit 2), with the run-action hint.
     let o = sim.cmd(&["run", "fix/0", "sleep"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("juju run-action fix/0 sleep"),
+        stderr(&o).starts_with(
+            "ERROR You must specify a target, either through --all, --machine, --application or --unit\n"
+        ) && stderr(&o).contains("juju run-action fix/0 sleep"),
         "{}",
         stderr(&o)
     );
@@ -510,9 +420,175 @@ fn juju_29_has_no_secret_tools_queues_actions_and_upgrades_to_3() {
     assert_eq!(sim.status()["model"]["version"], "3.6.12");
 }
 
+/// Juju 2.9's `juju run` runs commands (its `exec` is not a command): in
+/// the units' hook context, under the machine lock, writes committed only
+/// at exit 0; one result passes through with the command's exit code,
+/// several (or `--format`) are 2.9's compat maps; Juju's Init errors and
+/// timeout. After the move to 3.x, `exec` runs commands and `run` takes no
+/// `--unit`.
+#[test]
+fn juju_29_run_runs_commands_and_has_no_exec() {
+    let sim = new_sim(&[("JUJU_SIM_AGENT_VERSION", "2.9.49")]);
+    sim.deploy("2");
+    let o = sim.cmd(&["run", "--unit", "fix/0", "--", "echo hi; exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hi\n");
+    // Hook context: the unit's environment and tools; relation data set by
+    // a command that exits 0 is committed, by one that fails dropped.
+    let o = sim.cmd(&[
+        "run",
+        "-u",
+        "fix/leader",
+        "--",
+        "echo $JUJU_UNIT_NAME $JUJU_VERSION; relation-set -r cluster:0 kept=yes",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "fix/0 2.9.49\n");
+    let o = sim.cmd(&[
+        "run",
+        "--unit",
+        "fix/0",
+        "--",
+        "relation-set -r cluster:0 dropped=yes; exit 1",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        sim.out("fix/1", "relation-get -r cluster:0 kept fix/0"),
+        "yes"
+    );
+    assert_eq!(
+        sim.out("fix/1", "relation-get -r cluster:0 dropped fix/0"),
+        ""
+    );
+    // Several arguments are one quoted command line, as Juju joins them.
+    let o = sim.cmd(&["run", "--unit", "fix/1", "--", "echo", "a  b", "$HOME"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "a  b $HOME\n");
+    // --application: every unit; JSON list of 2.9's compat keys, Stdout
+    // always, Stderr when not empty, ReturnCode only when not 0; exit 0.
+    let o = sim.cmd(&[
+        "run",
+        "--application",
+        "fix",
+        "--format=json",
+        "--",
+        "echo $JUJU_UNIT_NAME; [ $JUJU_UNIT_NAME = fix/0 ] && echo oops >&2; [ $JUJU_UNIT_NAME = fix/1 ] && exit 4; true",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let list: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
+    assert_eq!(keys(&list[0]), ["Stderr", "Stdout", "UnitId"], "{list}");
+    assert_eq!(list[0]["UnitId"], "fix/0");
+    assert_eq!(list[0]["Stdout"], "fix/0\n");
+    assert_eq!(list[0]["Stderr"], "oops\n");
+    assert_eq!(keys(&list[1]), ["ReturnCode", "Stdout", "UnitId"], "{list}");
+    assert_eq!(list[1]["UnitId"], "fix/1");
+    assert_eq!(list[1]["ReturnCode"], 4);
+    // One result with --format=yaml is the list too, with an empty Stdout.
+    let y: serde_yaml::Value =
+        serde_yaml::from_str(&sim.ok(&["run", "--unit", "fix/0", "--format=yaml", "--", "true"]))
+            .unwrap();
+    assert_eq!(y[0]["UnitId"], "fix/0");
+    assert_eq!(y[0]["Stdout"], "");
+    assert!(y[0].get("ReturnCode").is_none(), "{y:?}");
+    // The machine lock: a command waits for the action holding it.
+    sim.ok(&["run-action", "fix/0", "sleep", "seconds=2"]);
+    let until = Instant::now() + Duration::from_secs(60);
+    while !sim
+        .events()
+        .iter()
+        .any(|(_, u, k, w)| u == "fix/0" && k == "start" && w == "actions/sleep")
+    {
+        assert!(Instant::now() < until, "the action never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let at: f64 = sim.out("fix/0", "date +%s.%N").parse().unwrap();
+    let (_, end) = sim.span("fix/0", "actions/sleep");
+    assert!(
+        at >= end,
+        "the command ran at {at}, inside the action (ended {end})"
+    );
+    // Juju's errors: no command, bad targets, --machine (not simulated),
+    // a timeout that kills the command.
+    let o = sim.cmd(&["run", "--unit", "fix/0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o), "ERROR no commands specified\n");
+    let o = sim.cmd(&["run", "--unit", "Fix/x", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("\"Fix/x\" is not a valid unit name"),
+        "{}",
+        stderr(&o)
+    );
+    let o = sim.cmd(&["run", "--all", "--unit", "fix/0", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("You cannot specify --all and individual units"));
+    let o = sim.cmd(&["run", "--machine", "0", "--", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("use juju run --unit UNIT"),
+        "{}",
+        stderr(&o)
+    );
+    let start = Instant::now();
+    let o = sim.cmd(&[
+        "run",
+        "--unit",
+        "fix/1",
+        "--timeout",
+        "1s",
+        "--",
+        "echo $$ > \"$ETCD_CHARM_ROOT/tmp/sleeper\"; exec sleep 60",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "ERROR timed out waiting for result from: unit fix/1\n"
+    );
+    assert!(start.elapsed() < Duration::from_secs(20));
+    let pid = fs::read_to_string(sim.root("fix/1").join("tmp/sleeper")).unwrap();
+    assert!(
+        !Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "the timed-out command still runs"
+    );
+    // `exec` is not a 2.9 command, refused as Juju refuses one.
+    let o = sim.cmd(&["exec", "--unit", "fix/0", "--", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o)
+            .starts_with("ERROR juju: \"exec\" is not a juju command. See \"juju --help\".\n")
+            && stderr(&o).contains("juju run --unit UNIT -- CMD"),
+        "{}",
+        stderr(&o)
+    );
+    // On 3.x: exec runs commands, run takes no --unit.
+    sim.ok(&["upgrade-model", "--agent-version", "3.6.12"]);
+    sim.settle();
+    let o = sim.cmd(&[
+        "exec",
+        "--unit",
+        "fix/0",
+        "--",
+        "echo $JUJU_VERSION; exit 5",
+    ]);
+    assert_eq!(o.status.code(), Some(5));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "3.6.12\n");
+    let o = sim.cmd(&["run", "--unit", "fix/0", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).starts_with("ERROR option provided but not defined: --unit\n"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn failed_hooks_are_retried_with_back_off_and_update_status_keeps_firing() {
-    let sim = Sim::new(&[("JUJU_SIM_UPDATE_STATUS_INTERVAL", "1s")]);
+    let sim = new_sim(&[("JUJU_SIM_UPDATE_STATUS_INTERVAL", "1s")]);
     sim.deploy("1");
     // Fails twice, then passes on the second retry (1 s, then 2 s later).
     let o = sim.cmd(&["run-hook", "fix/0", "flaky"]);
@@ -565,7 +641,7 @@ fn write_mode(path: &Path, text: &str, mode: u32, owner: u32) {
 
 #[test]
 fn scp_reads_and_writes_only_what_the_ubuntu_user_may() {
-    let sim = Sim::new(&[]);
+    let sim = new_sim(&[]);
     sim.deploy("1");
     let root = sim.root("fix/0");
     let passwd = fs::read_to_string(root.join("etc/passwd")).unwrap();
@@ -619,7 +695,7 @@ fn scp_reads_and_writes_only_what_the_ubuntu_user_may() {
 
 #[test]
 fn a_resource_get_fault_is_not_a_missing_resource() {
-    let sim = Sim::new(&[]);
+    let sim = new_sim(&[]);
     sim.deploy("1");
     // Nothing uploaded: Juju's not-found wording.
     let o = sim.exec("fix/0", "resource-get blob");
@@ -660,7 +736,7 @@ fn a_resource_get_fault_is_not_a_missing_resource() {
 
 #[test]
 fn remove_unit_force_no_wait_drops_a_unit_at_once() {
-    let sim = Sim::new(&[]);
+    let sim = new_sim(&[]);
     sim.deploy("2");
     let start = Instant::now();
     sim.ok(&[
@@ -706,7 +782,7 @@ fn remove_unit_force_no_wait_drops_a_unit_at_once() {
 
 #[test]
 fn what_real_clients_call() {
-    let sim = Sim::new(&[]);
+    let sim = new_sim(&[]);
     sim.deploy("2");
     // --model is accepted on every verb; version; show-unit.
     let v: Value =
@@ -783,7 +859,7 @@ fn what_real_clients_call() {
 
 #[test]
 fn secrets_are_granted_and_revoked_over_a_relation() {
-    let sim = Sim::new(&[]);
+    let sim = new_sim(&[]);
     sim.deploy("1");
     let cons = sim.dir.path().join("cons");
     fs::create_dir_all(&cons).unwrap();
@@ -814,7 +890,7 @@ fn secrets_are_granted_and_revoked_over_a_relation() {
 
 #[test]
 fn the_version_is_fixed_when_the_model_is_created() {
-    let sim = Sim::new(&[("JUJU_SIM_AGENT_VERSION", "2.9.49")]);
+    let sim = new_sim(&[("JUJU_SIM_AGENT_VERSION", "2.9.49")]);
     let o = sim.cmd(&["add-model", "m", "--no-switch"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("JUJU_SIM_SEED="), "{}", stderr(&o));
@@ -845,7 +921,7 @@ fn the_version_is_fixed_when_the_model_is_created() {
 
 #[test]
 fn a_dead_agent_is_restarted_and_reruns_the_interrupted_hook() {
-    let sim = Sim::new(&[]);
+    let sim = new_sim(&[]);
     sim.deploy("1");
     fs::write(sim.dir.path().join("slow-install"), "").unwrap();
     // install sleeps 3 s when slow-install exists: run it again as a hook.

@@ -5,12 +5,13 @@
 //! document, relative `scp` destinations, old-style and non-executable
 //! charms, and `destroy-model` with a hook that hangs.
 
+mod common;
+
+use common::{Charm, Settle, Sim};
 use serde_json::Value;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const DISPATCH: &str = r#"#!/bin/sh
@@ -32,166 +33,53 @@ esac
 exit 0
 "#;
 
-struct Sim {
-    dir: tempfile::TempDir,
-    home: PathBuf,
-    addrs: PathBuf,
-    charm: PathBuf,
-    /// `JUJU_SIM_AGENT_VERSION` for the model (the default, 3.x, if unset).
-    version: Option<&'static str>,
+const CHARM: Charm = Charm {
+    metadata: "name: fix\npeers:\n  cluster:\n    interface: fix\nresources:\n  blob:\n    type: file\n    filename: blob.bin\n",
+    config: Some("options:\n  port:\n    type: int\n    default: 2379\n    description: p\n  name:\n    type: string\n    description: n\n  on:\n    type: boolean\n    default: false\n    description: o\n"),
+    actions: Some("check:\n  description: c\n  params:\n    target:\n      type: string\n    revision:\n      type: string\n      default: \"\"\n    skip-backup:\n      type: boolean\n      default: false\n    count:\n      type: integer\n  additionalProperties: false\nsets:\n  description: s\nnested:\n  description: n\nslow:\n  description: s\nfail:\n  description: f\ntools:\n  description: t\n"),
+    dispatch: Some(DISPATCH),
+};
+
+/// The fixture charm without its `dispatch` (old-style charms bring
+/// their own hooks).
+const CHARM_NO_DISPATCH: Charm = Charm {
+    dispatch: None,
+    ..CHARM
+};
+
+/// A model of the fixture charm on Juju 3; verbs settle.
+fn new_sim() -> Sim {
+    Sim::new(&CHARM, &[], Settle::Auto)
 }
 
-fn write_charm(dir: &Path, dispatch: Option<&str>) {
-    fs::create_dir_all(dir).unwrap();
-    fs::write(
-        dir.join("metadata.yaml"),
-        "name: fix\npeers:\n  cluster:\n    interface: fix\nresources:\n  blob:\n    type: file\n    filename: blob.bin\n",
+/// A model on Juju 2.9, for tests of 2.9's `run-action` (not a command
+/// on Juju 3).
+fn new_sim_29() -> Sim {
+    Sim::new(
+        &CHARM,
+        &[("JUJU_SIM_AGENT_VERSION", "2.9.49")],
+        Settle::Auto,
     )
-    .unwrap();
-    fs::write(
-        dir.join("config.yaml"),
-        "options:\n  port:\n    type: int\n    default: 2379\n    description: p\n  name:\n    type: string\n    description: n\n  on:\n    type: boolean\n    default: false\n    description: o\n",
-    )
-    .unwrap();
-    fs::write(
-        dir.join("actions.yaml"),
-        "check:\n  description: c\n  params:\n    target:\n      type: string\n    revision:\n      type: string\n      default: \"\"\n    skip-backup:\n      type: boolean\n      default: false\n    count:\n      type: integer\n  additionalProperties: false\nsets:\n  description: s\nnested:\n  description: n\nslow:\n  description: s\nfail:\n  description: f\ntools:\n  description: t\n",
-    )
-    .unwrap();
-    if let Some(d) = dispatch {
-        fs::write(dir.join("dispatch"), d).unwrap();
-        fs::set_permissions(dir.join("dispatch"), fs::Permissions::from_mode(0o755)).unwrap();
-    }
 }
 
-/// Verbs that queue hooks or actions and return at once, as Juju's do; the
-/// helpers wait for the model to settle after them (`juju-sim wait-idle`).
-const SETTLES: &[&str] = &[
-    "deploy",
-    "add-unit",
-    "remove-unit",
-    "remove-application",
-    "integrate",
-    "relate",
-    "config",
-    "attach-resource",
-    "resolved",
-    "run-action",
-    "run-hook",
-    "exec",
-    "upgrade-model",
-];
-
-fn settles(args: &[&str]) -> bool {
-    match args.first() {
-        Some(&"config") => args
-            .iter()
-            .skip(2)
-            .any(|a| a.contains('=') || a.starts_with("--reset")),
-        Some(v) => SETTLES.contains(v),
-        None => false,
-    }
+/// This file's helpers on a model.
+trait Hardening {
+    /// The parameters action `id` saw (the fixture's `check` writes them).
+    fn params(&self, id: &str) -> Value;
+    /// Parsed YAML output; the task document is unwrapped from its unit
+    /// key (see [`unwrap_unit`]).
+    fn yaml(&self, args: &[&str]) -> Value;
 }
 
-impl Sim {
-    /// A model on Juju 2.9, for tests of 2.9's `run-action` (not a command
-    /// on Juju 3).
-    fn new_29() -> Sim {
-        Sim::with_version(Some("2.9.49"))
-    }
-
-    fn new() -> Sim {
-        Sim::with_version(None)
-    }
-
-    fn with_version(version: Option<&'static str>) -> Sim {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("model");
-        let addrs = dir.path().join("addrs");
-        let charm = dir.path().join("charm");
-        write_charm(&charm, Some(DISPATCH));
-        Sim {
-            dir,
-            home,
-            addrs,
-            charm,
-            version,
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_juju-sim"));
-        if let Some(v) = self.version {
-            c.env("JUJU_SIM_AGENT_VERSION", v);
-        }
-        c.args(args)
-            .env("JUJU_SIM_HOME", &self.home)
-            .env("JUJU_SIM_ADDR_DIR", &self.addrs)
-            .env("JUJU_SIM_STOP_TIMEOUT", "5")
-            .env("JUJU_SIM_RETRY_DELAY", "1s")
-            .env_remove("JUJU_UNIT_NAME");
-        c
-    }
-
-    /// Runs a verb, then waits for what it queued to run.
-    fn cmd(&self, args: &[&str]) -> Output {
-        let o = self.command(args).output().unwrap();
-        if o.status.success() && settles(args) {
-            let w = self
-                .command(&["wait-idle", "--timeout", "5m"])
-                .output()
-                .unwrap();
-            assert_ne!(
-                w.status.code(),
-                Some(1),
-                "wait-idle: {}",
-                String::from_utf8_lossy(&w.stderr)
-            );
-        }
-        o
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.cmd(args);
-        assert!(
-            o.status.success(),
-            "{args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).to_string()
-    }
-
-    fn deploy(&self) {
-        let charm = self.charm.to_string_lossy().to_string();
-        self.ok(&["deploy", &charm]);
-    }
-
-    fn root(&self, unit: &str) -> PathBuf {
-        self.home
-            .join("units")
-            .join(unit.replace('/', "-"))
-            .join("root")
-    }
-
+impl Hardening for Sim {
     fn params(&self, id: &str) -> Value {
         let p = self.root("fix/0").join(format!("params-{id}.json"));
         serde_json::from_str(&fs::read_to_string(p).unwrap()).unwrap()
     }
 
-    /// Parsed YAML output; the task document is unwrapped from its unit
-    /// key (see [`unwrap_unit`]).
     fn yaml(&self, args: &[&str]) -> Value {
         let v: Value = serde_yaml::from_str(&self.ok(args)).unwrap();
         unwrap_unit(v)
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if self.home.exists() {
-            let _ = self.cmd(&["destroy-model", "-y"]);
-        }
     }
 }
 
@@ -213,8 +101,8 @@ fn last_id(doc: &Value) -> String {
 
 #[test]
 fn action_params_are_parsed_like_juju() {
-    let sim = Sim::new();
-    sim.deploy();
+    let sim = new_sim();
+    sim.deploy("1");
     // YAML values: True is a boolean, /mnt/x a string, 5 an integer; a
     // string-typed parameter keeps digits as text.
     let d = sim.yaml(&[
@@ -313,8 +201,8 @@ fn action_params_are_parsed_like_juju() {
 
 #[test]
 fn run_formats_background_and_show_task() {
-    let sim = Sim::new();
-    sim.deploy();
+    let sim = new_sim();
+    sim.deploy("1");
     // Default (plain): the results map, as YAML, without return-code.
     let y: Value = serde_yaml::from_str(&sim.ok(&["run", "fix/0", "sets"])).unwrap();
     assert_eq!(y["e"], "x=y");
@@ -379,8 +267,8 @@ fn run_formats_background_and_show_task() {
 #[test]
 fn concurrent_actions_get_distinct_ids() {
     // Two run-action --wait at once: a Juju 2.9 model.
-    let sim = Sim::new_29();
-    sim.deploy();
+    let sim = new_sim_29();
+    sim.deploy("1");
     let kids: Vec<_> = (0..2)
         .map(|_| {
             sim.command(&["run-action", "fix/0", "slow", "--wait"])
@@ -412,8 +300,8 @@ fn concurrent_actions_get_distinct_ids() {
 
 #[test]
 fn hook_tools_missing_keys_and_no_context() {
-    let sim = Sim::new();
-    sim.deploy();
+    let sim = new_sim();
+    sim.deploy("1");
     let j: Value =
         serde_json::from_str(&sim.ok(&["run", "fix/0", "tools", "--format=json"])).unwrap();
     assert_eq!(j["fix/0"]["results"]["rel"], "null");
@@ -441,8 +329,8 @@ fn hook_tools_missing_keys_and_no_context() {
 
 #[test]
 fn config_document_and_refusals() {
-    let sim = Sim::new();
-    sim.deploy();
+    let sim = new_sim();
+    sim.deploy("1");
     let cc = || {
         fs::read_to_string(sim.root("fix/0").join("config-changed"))
             .unwrap()
@@ -488,7 +376,7 @@ fn config_document_and_refusals() {
 
 #[test]
 fn relative_paths_and_scp_destinations() {
-    let sim = Sim::new();
+    let sim = new_sim();
     let work = sim.dir.path().join("work");
     fs::create_dir_all(&work).unwrap();
     fs::write(work.join("x.bin"), "blob").unwrap();
@@ -526,9 +414,9 @@ fn relative_paths_and_scp_destinations() {
 
 #[test]
 fn old_style_and_non_executable_charm_zips() {
-    let sim = Sim::new();
+    let sim = new_sim();
     let src = sim.dir.path().join("old");
-    write_charm(&src, None);
+    common::write_charm(&src, &CHARM_NO_DISPATCH);
     let zip_path = sim.dir.path().join("old.charm");
     let mut z = zip::ZipWriter::new(fs::File::create(&zip_path).unwrap());
     let plain = zip::write::SimpleFileOptions::default().unix_permissions(0o644);
@@ -578,8 +466,8 @@ fn old_style_and_non_executable_charm_zips() {
 
 #[test]
 fn hooks_with_background_children_and_hanging_hooks() {
-    let sim = Sim::new();
-    sim.deploy();
+    let sim = new_sim();
+    sim.deploy("1");
     // A hook leaving a child with its stdout open returns promptly.
     let start = Instant::now();
     sim.ok(&["run-hook", "fix/0", "bg"]);

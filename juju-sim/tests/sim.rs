@@ -3,10 +3,12 @@
 //! deploys it into its own temporary JUJU_SIM_HOME and JUJU_SIM_ADDR_DIR,
 //! and asserts on exit codes, parsed JSON/YAML and files.
 
+mod common;
+
+use common::{Charm, Settle, Sim};
 use serde_json::Value;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 const DISPATCH: &str = r#"#!/bin/sh
@@ -29,173 +31,31 @@ esac
 exit 0
 "#;
 
-/// Verbs that queue hooks or actions and return at once, as Juju's do; the
-/// helpers wait for the model to settle after them (`juju-sim wait-idle`).
-const SETTLES: &[&str] = &[
-    "deploy",
-    "add-unit",
-    "remove-unit",
-    "remove-application",
-    "integrate",
-    "relate",
-    "config",
-    "attach-resource",
-    "resolved",
-    "run-action",
-    "run-hook",
-    "exec",
-    "upgrade-model",
-];
+const CHARM: Charm = Charm {
+    metadata: "name: fix\npeers:\n  cluster:\n    interface: fix\nprovides:\n  db:\n    interface: fix\nresources:\n  blob:\n    type: file\n    filename: blob.bin\n",
+    config: Some("options:\n  port:\n    type: int\n    default: 2379\n    description: p\n  name:\n    type: string\n    description: n\n  on:\n    type: boolean\n    default: false\n    description: o\n"),
+    actions: Some("check:\n  description: c\n  params:\n    fail:\n      type: boolean\n      default: false\n    count:\n      type: integer\n      default: 3\n    name:\n      type: string\n  additionalProperties: false\nboom:\n  description: b\nkeys:\n  description: k\n"),
+    dispatch: Some(DISPATCH),
+};
 
-fn settles(args: &[&str]) -> bool {
-    match args.first() {
-        Some(&"config") => args
-            .iter()
-            .skip(2)
-            .any(|a| a.contains('=') || a.starts_with("--reset")),
-        Some(v) => SETTLES.contains(v),
-        None => false,
-    }
+/// A model of the fixture charm on Juju 3; verbs settle.
+fn new_sim() -> Sim {
+    Sim::new(&CHARM, &[], Settle::Auto)
 }
 
-struct Sim {
-    _dir: tempfile::TempDir,
-    home: PathBuf,
-    addrs: PathBuf,
-    charm: PathBuf,
-    /// `JUJU_SIM_AGENT_VERSION` for the model (the default, 3.x, if unset).
-    version: Option<&'static str>,
-}
-
-impl Sim {
-    /// A model on Juju 2.9, for tests of 2.9's `run-action` and
-    /// `show-action-output` (not commands on Juju 3).
-    fn new_29() -> Sim {
-        Sim::with_version(Some("2.9.49"))
-    }
-
-    fn new() -> Sim {
-        Sim::with_version(None)
-    }
-
-    fn with_version(version: Option<&'static str>) -> Sim {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("model");
-        let addrs = dir.path().join("addrs");
-        let charm = dir.path().join("charm");
-        fs::create_dir_all(&charm).unwrap();
-        fs::write(
-            charm.join("metadata.yaml"),
-            "name: fix\npeers:\n  cluster:\n    interface: fix\nprovides:\n  db:\n    interface: fix\nresources:\n  blob:\n    type: file\n    filename: blob.bin\n",
-        )
-        .unwrap();
-        fs::write(
-            charm.join("config.yaml"),
-            "options:\n  port:\n    type: int\n    default: 2379\n    description: p\n  name:\n    type: string\n    description: n\n  on:\n    type: boolean\n    default: false\n    description: o\n",
-        )
-        .unwrap();
-        fs::write(
-            charm.join("actions.yaml"),
-            "check:\n  description: c\n  params:\n    fail:\n      type: boolean\n      default: false\n    count:\n      type: integer\n      default: 3\n    name:\n      type: string\n  additionalProperties: false\nboom:\n  description: b\nkeys:\n  description: k\n",
-        )
-        .unwrap();
-        fs::write(charm.join("dispatch"), DISPATCH).unwrap();
-        fs::set_permissions(charm.join("dispatch"), fs::Permissions::from_mode(0o755)).unwrap();
-        Sim {
-            _dir: dir,
-            home,
-            addrs,
-            charm,
-            version,
-        }
-    }
-
-    /// Runs a verb and returns as the verb does (queued work may still run).
-    fn raw(&self, args: &[&str]) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_juju-sim"));
-        if let Some(v) = self.version {
-            c.env("JUJU_SIM_AGENT_VERSION", v);
-        }
-        c.args(args)
-            .env("JUJU_SIM_HOME", &self.home)
-            .env("JUJU_SIM_ADDR_DIR", &self.addrs)
-            .env("JUJU_SIM_STOP_TIMEOUT", "5")
-            .env("JUJU_SIM_RETRY_DELAY", "1s")
-            .output()
-            .unwrap()
-    }
-
-    /// Runs a verb, then waits for what it queued to run.
-    fn cmd(&self, args: &[&str]) -> Output {
-        let o = self.raw(args);
-        if o.status.success() && settles(args) {
-            self.settle();
-        }
-        o
-    }
-
-    /// `wait-idle`: every unit's queue drained (units in error are fine).
-    fn settle(&self) {
-        let w = self.raw(&["wait-idle", "--timeout", "5m"]);
-        assert_ne!(
-            w.status.code(),
-            Some(1),
-            "wait-idle: {}",
-            String::from_utf8_lossy(&w.stderr)
-        );
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.cmd(args);
-        assert!(
-            o.status.success(),
-            "{args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).to_string()
-    }
-
-    fn deploy(&self, n: &str) {
-        let charm = self.charm.to_string_lossy().to_string();
-        self.ok(&["deploy", &charm, "-n", n]);
-    }
-
-    fn root(&self, unit: &str) -> PathBuf {
-        self.home
-            .join("units")
-            .join(unit.replace('/', "-"))
-            .join("root")
-    }
-
-    fn hooks(&self, unit: &str) -> Vec<String> {
-        fs::read_to_string(self.root(unit).join("hooks.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| l.trim_end().to_string())
-            .collect()
-    }
-
-    fn exec(&self, unit: &str, cmd: &str) -> Output {
-        self.cmd(&["exec", "--unit", unit, "--", cmd])
-    }
-
-    fn status(&self) -> Value {
-        serde_json::from_str(&self.ok(&["status", "--format=json"])).unwrap()
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if self.home.exists() {
-            let _ = self.cmd(&["destroy-model", "-y"]);
-        }
-    }
+/// A model on Juju 2.9, for tests of 2.9's `run-action` and
+/// `show-action-output` (not commands on Juju 3).
+fn new_sim_29() -> Sim {
+    Sim::new(
+        &CHARM,
+        &[("JUJU_SIM_AGENT_VERSION", "2.9.49")],
+        Settle::Auto,
+    )
 }
 
 #[test]
 fn deploy_and_remove_hook_order() {
-    let sim = Sim::new();
+    let sim = new_sim();
     sim.deploy("2");
     let h0 = sim.hooks("fix/0");
     assert_eq!(
@@ -249,10 +109,10 @@ fn deploy_and_remove_hook_order() {
 
 #[test]
 fn removed_unit_runs_departure_hooks() {
-    let sim = Sim::new();
+    let sim = new_sim();
     sim.deploy("2");
     // Record fix/1's own hooks by copying its log aside from a hook.
-    let keep = sim._dir.path().join("keep.log");
+    let keep = sim.dir.path().join("keep.log");
     fs::write(
         sim.charm.join("dispatch"),
         format!(
@@ -286,7 +146,7 @@ fn removed_unit_runs_departure_hooks() {
 #[test]
 fn action_set_validation_and_outputs() {
     // run-action and show-action-output: a Juju 2.9 model.
-    let sim = Sim::new_29();
+    let sim = new_sim_29();
     sim.deploy("1");
     let out = sim.ok(&["run-action", "fix/0", "check", "--wait"]);
     let doc: Value = serde_yaml::from_str(&out).unwrap();
@@ -357,7 +217,7 @@ fn action_set_validation_and_outputs() {
 #[test]
 fn action_params_typing() {
     // run-action and show-action-output: a Juju 2.9 model.
-    let sim = Sim::new_29();
+    let sim = new_sim_29();
     sim.deploy("1");
     fs::write(
         sim.home.join("units/fix-0/charm/dispatch"),
@@ -398,7 +258,7 @@ fn action_params_typing() {
 
 #[test]
 fn hook_tools() {
-    let sim = Sim::new();
+    let sim = new_sim();
     sim.deploy("2");
     let o = sim.exec("fix/1", "leader-set a=b");
     assert_eq!(o.status.code(), Some(1));
@@ -469,7 +329,7 @@ fn hook_tools() {
     let o = sim.exec("fix/0", "resource-get blob");
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("resource#fix/blob not found"));
-    let blob = sim._dir.path().join("b");
+    let blob = sim.dir.path().join("b");
     fs::write(&blob, "data").unwrap();
     let before = sim.hooks("fix/0").len();
     sim.ok(&[
@@ -570,7 +430,7 @@ fn tracked_pid(sim: &Sim, unit: &str, svc: &str) -> i32 {
 
 #[test]
 fn systemctl_stand_in() {
-    let sim = Sim::new();
+    let sim = new_sim();
     sim.deploy("1");
     let root = sim.root("fix/0");
     write_unit(&root, "sl.service", SLEEP_UNIT);
@@ -617,7 +477,7 @@ fn systemctl_stand_in() {
 
 #[test]
 fn destroy_model_kills_everything() {
-    let sim = Sim::new();
+    let sim = new_sim();
     sim.deploy("1");
     write_unit(&sim.root("fix/0"), "sl.service", SLEEP_UNIT);
     assert!(sim.exec("fix/0", "systemctl start sl").status.success());
@@ -636,8 +496,8 @@ fn destroy_model_kills_everything() {
 
 #[test]
 fn parallel_models_get_distinct_addresses() {
-    let a = Sim::new();
-    let mut b = Sim::new();
+    let a = new_sim();
+    let mut b = new_sim();
     b.addrs = a.addrs.clone();
     let (ca, cb) = (
         a.charm.to_string_lossy().to_string(),
@@ -677,7 +537,7 @@ fn parallel_models_get_distinct_addresses() {
 /// with its unit; a new leader manages the secret the old one made.
 #[test]
 fn application_secrets_are_shared_by_the_application_and_managed_by_the_leader() {
-    let sim = Sim::new();
+    let sim = new_sim();
     sim.deploy("3");
     let charm = sim.charm.to_string_lossy().to_string();
     sim.ok(&["deploy", &charm, "other"]);
@@ -744,17 +604,18 @@ fn application_secrets_are_shared_by_the_application_and_managed_by_the_leader()
 /// data they set.
 #[test]
 fn integrate_relates_two_applications() {
-    let sim = Sim::new();
+    let sim = new_sim();
     sim.deploy("2");
     let cons = sim.charm.parent().unwrap().join("consumer");
-    fs::create_dir_all(&cons).unwrap();
-    fs::write(
-        cons.join("metadata.yaml"),
-        "name: cons\nrequires:\n  backend:\n    interface: fix\n",
-    )
-    .unwrap();
-    fs::write(cons.join("dispatch"), DISPATCH).unwrap();
-    fs::set_permissions(cons.join("dispatch"), fs::Permissions::from_mode(0o755)).unwrap();
+    common::write_charm(
+        &cons,
+        &Charm {
+            metadata: "name: cons\nrequires:\n  backend:\n    interface: fix\n",
+            config: None,
+            actions: None,
+            dispatch: Some(DISPATCH),
+        },
+    );
     sim.ok(&["deploy", &cons.to_string_lossy(), "cons"]);
 
     // No shared interface with the wrong endpoint named.
@@ -851,4 +712,21 @@ fn integrate_relates_two_applications() {
     assert_eq!(rel["related-application"], "fix");
     assert_eq!(rel["interface"], "fix");
     assert_eq!(rel["scope"], "global");
+}
+
+/// The harness settles after the verbs that queue work: 2.9's `run` in its
+/// command shape (it may queue hooks on other units, as `exec` does), not
+/// Juju 3's `run UNIT ACTION`, and not a `config` that only reads.
+#[test]
+fn the_harness_settles_after_verbs_that_queue_work() {
+    use common::settles;
+    assert!(settles(&["exec", "--unit", "fix/0", "--", "true"]));
+    assert!(settles(&["run-hook", "fix/0", "update-status"]));
+    assert!(settles(&["run", "--unit", "fix/0", "--", "true"]));
+    assert!(settles(&["run", "-u", "fix/0", "--", "true"]));
+    assert!(settles(&["run", "--app=fix", "--", "true"]));
+    assert!(!settles(&["run", "fix/0", "check"]));
+    assert!(settles(&["config", "fix", "port=1"]));
+    assert!(!settles(&["config", "fix", "port"]));
+    assert!(!settles(&["status"]));
 }

@@ -202,14 +202,36 @@ pub fn juju29_at(home: &Path) -> bool {
     }
 }
 
+/// On a Juju 2.9 model (which has no `exec`), Juju 3's `exec --unit U… --
+/// CMD…` is typed as 2.9's `run --unit U… -- CMD…`, the same command in
+/// the units' hook context; with one unit both print the command's output
+/// as it is and exit with its code. `exec --format` (Juju 3's task
+/// documents) is not translated: 2.9 refuses it. `None` on 3.x or for
+/// other verbs.
+pub fn juju29_exec(home: &Path, args: &[&str], exec: impl Fn(&[&str]) -> Run) -> Option<Run> {
+    if args.first() != Some(&"exec")
+        || args.iter().any(|a| a.starts_with("--format"))
+        || !juju29_at(home)
+    {
+        return None;
+    }
+    let mut typed = vec!["run"];
+    typed.extend_from_slice(&args[1..]);
+    Some(exec(&typed))
+}
+
 /// On a Juju 2.9 model, the Juju 3 `run UNIT ACTION [K=V…] [--format=F]`
 /// the tests are written in is typed as an operator on 2.9 would: `juju
 /// run-action UNIT ACTION [K=V…] --wait=30m --format=json`. Its output
 /// (keyed `unit-APP-N`, 2.9's shape) is given back as Juju 3's `run` would
 /// print it (keyed by the unit, `results`/`status`/`message`), exiting 1
-/// when the action failed, as `juju run` does. `None` on 3.x or for other
-/// verbs.
+/// when the action failed, as `juju run` does. Juju 3's `exec --unit U --
+/// CMD` is typed as 2.9's `run --unit U -- CMD` (see [`juju29_exec`]).
+/// `None` on 3.x or for other verbs.
 pub fn juju29_run(home: &Path, args: &[&str], exec: impl Fn(&[&str]) -> Run) -> Option<Run> {
+    if let Some(run) = juju29_exec(home, args, &exec) {
+        return Some(run);
+    }
     if args.first() != Some(&"run") || args.len() < 3 || !juju29_at(home) {
         return None;
     }
