@@ -9,7 +9,8 @@
 //! Juju verbs (see `verbs/`): `deploy`, `add-unit`, `remove-unit`
 //! (`--force --no-wait`, `--no-prompt`), `remove-application`, `integrate`
 //! (`relate`), `config`, `attach-resource`, `run-action`,
-//! `show-action-output` (`show-task`, `show-operation`), `run`, `exec`,
+//! `show-action-output` (`show-task`, `show-operation`), `run` (Juju 3:
+//! an action; Juju 2.9: a command), `exec` (Juju 3),
 //! `status`, `show-unit`, `version`, `scp`, `debug-log`, `destroy-model`,
 //! `upgrade-model`; `--model M` is accepted on every verb. Verbs return
 //! once their work is queued; each unit's agent (`juju-sim agent UNIT`, a

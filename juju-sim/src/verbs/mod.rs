@@ -1,12 +1,13 @@
 //! The operator-facing CLI verbs (`juju-sim deploy`, `status`, `run`, …),
 //! one file per family: `deploy` (deploy and units, relations), `config`
 //! (config, resources, fault injection), `actions`, `status`, `transfer`
-//! (scp, exec, debug-log) and `model` (destroy, upgrade, wait-idle, run-hook,
-//! resolved). A verb changes the model under its lock and queues the hooks
-//! Juju would fire, in Juju's order; the units' agents (`crate::uniter`) run
-//! them. Like Juju's, the verbs return once the work is queued; `wait-idle`
-//! waits for it. Output imitates Juju's wording; what differs between Juju
-//! 2.9 and 3.x comes from `crate::profile`.
+//! (scp; commands: 3's exec, 2.9's run; debug-log) and `model` (destroy,
+//! upgrade, wait-idle, run-hook, resolved). A verb changes the model under
+//! its lock and queues the hooks Juju would fire, in Juju's order; the
+//! units' agents (`crate::uniter`) run them. Like Juju's, the verbs return
+//! once the work is queued; `wait-idle` waits for it. Output imitates
+//! Juju's wording; what differs between Juju 2.9 and 3.x comes from
+//! `crate::profile`.
 
 mod actions;
 mod config;
