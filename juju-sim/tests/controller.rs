@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{stderr, Charm, Settle, Sim};
+use common::{stderr, Charm, Settle, Sim, JUJU_29};
 use serde_json::Value;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -169,7 +169,7 @@ fn units_run_their_hooks_concurrently_and_verbs_return_at_once() {
 #[test]
 fn actions_take_the_machine_lock_and_keep_their_output() {
     // run-action queues and show-action-output looks: Juju 2.9's verbs.
-    let sim = new_sim(&[("JUJU_SIM_AGENT_VERSION", "2.9.49")]);
+    let sim = new_sim(&[JUJU_29]);
     sim.deploy("1");
     // The action is queued; run-action returns at once.
     let start = Instant::now();
@@ -371,7 +371,7 @@ fn secret_get_sees_an_uncommitted_revision_only_with_peek_or_refresh() {
 
 #[test]
 fn juju_29_has_no_secret_tools_queues_actions_and_upgrades_to_3() {
-    let sim = new_sim(&[("JUJU_SIM_AGENT_VERSION", "2.9.49")]);
+    let sim = new_sim(&[JUJU_29]);
     sim.deploy("1");
     let st = sim.status();
     assert_eq!(st["model"]["version"], "2.9.49");
@@ -428,7 +428,7 @@ fn juju_29_has_no_secret_tools_queues_actions_and_upgrades_to_3() {
 /// `--unit`.
 #[test]
 fn juju_29_run_runs_commands_and_has_no_exec() {
-    let sim = new_sim(&[("JUJU_SIM_AGENT_VERSION", "2.9.49")]);
+    let sim = new_sim(&[JUJU_29]);
     sim.deploy("2");
     let o = sim.cmd(&["run", "--unit", "fix/0", "--", "echo hi; exit 3"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
@@ -890,7 +890,7 @@ fn secrets_are_granted_and_revoked_over_a_relation() {
 
 #[test]
 fn the_version_is_fixed_when_the_model_is_created() {
-    let sim = new_sim(&[("JUJU_SIM_AGENT_VERSION", "2.9.49")]);
+    let sim = new_sim(&[JUJU_29]);
     let o = sim.cmd(&["add-model", "m", "--no-switch"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("JUJU_SIM_SEED="), "{}", stderr(&o));

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Charm, Settle, Sim};
+use common::{Charm, Settle, Sim, JUJU_29};
 use serde_json::Value;
 use std::fs;
 use std::io::Write;
@@ -35,7 +35,7 @@ exit 0
 
 const CHARM: Charm = Charm {
     metadata: "name: fix\npeers:\n  cluster:\n    interface: fix\nresources:\n  blob:\n    type: file\n    filename: blob.bin\n",
-    config: Some("options:\n  port:\n    type: int\n    default: 2379\n    description: p\n  name:\n    type: string\n    description: n\n  on:\n    type: boolean\n    default: false\n    description: o\n"),
+    config: Some(common::CONFIG),
     actions: Some("check:\n  description: c\n  params:\n    target:\n      type: string\n    revision:\n      type: string\n      default: \"\"\n    skip-backup:\n      type: boolean\n      default: false\n    count:\n      type: integer\n  additionalProperties: false\nsets:\n  description: s\nnested:\n  description: n\nslow:\n  description: s\nfail:\n  description: f\ntools:\n  description: t\n"),
     dispatch: Some(DISPATCH),
 };
@@ -55,11 +55,7 @@ fn new_sim() -> Sim {
 /// A model on Juju 2.9, for tests of 2.9's `run-action` (not a command
 /// on Juju 3).
 fn new_sim_29() -> Sim {
-    Sim::new(
-        &CHARM,
-        &[("JUJU_SIM_AGENT_VERSION", "2.9.49")],
-        Settle::Auto,
-    )
+    Sim::new(&CHARM, &[JUJU_29], Settle::Auto)
 }
 
 /// This file's helpers on a model.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Charm, Settle, Sim};
+use common::{Charm, Settle, Sim, JUJU_29};
 use serde_json::Value;
 use std::fs;
 use std::path::Path;
@@ -33,7 +33,7 @@ exit 0
 
 const CHARM: Charm = Charm {
     metadata: "name: fix\npeers:\n  cluster:\n    interface: fix\nprovides:\n  db:\n    interface: fix\nresources:\n  blob:\n    type: file\n    filename: blob.bin\n",
-    config: Some("options:\n  port:\n    type: int\n    default: 2379\n    description: p\n  name:\n    type: string\n    description: n\n  on:\n    type: boolean\n    default: false\n    description: o\n"),
+    config: Some(common::CONFIG),
     actions: Some("check:\n  description: c\n  params:\n    fail:\n      type: boolean\n      default: false\n    count:\n      type: integer\n      default: 3\n    name:\n      type: string\n  additionalProperties: false\nboom:\n  description: b\nkeys:\n  description: k\n"),
     dispatch: Some(DISPATCH),
 };
@@ -46,11 +46,7 @@ fn new_sim() -> Sim {
 /// A model on Juju 2.9, for tests of 2.9's `run-action` and
 /// `show-action-output` (not commands on Juju 3).
 fn new_sim_29() -> Sim {
-    Sim::new(
-        &CHARM,
-        &[("JUJU_SIM_AGENT_VERSION", "2.9.49")],
-        Settle::Auto,
-    )
+    Sim::new(&CHARM, &[JUJU_29], Settle::Auto)
 }
 
 #[test]

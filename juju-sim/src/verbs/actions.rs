@@ -15,7 +15,7 @@ pub(super) struct ActionRequest<'a> {
 }
 
 /// `APP/leader` → the leader's unit name; other names unchanged.
-fn resolve_target(m: &Model, unit: &str) -> Result<String> {
+pub(super) fn resolve_target(m: &Model, unit: &str) -> Result<String> {
     match unit.strip_suffix("/leader") {
         Some(app) => m
             .applications

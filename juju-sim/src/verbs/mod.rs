@@ -139,24 +139,14 @@ enum Cmd {
     },
     /// Juju 2.9: show an action's state now (`--wait D`: wait for it; 0 or
     /// empty waits without limit). Not a command on Juju 3.
-    ShowActionOutput {
-        id: String,
-        #[arg(long)]
-        format: Option<String>,
-        #[arg(long, num_args = 0..=1, default_missing_value = "0")]
-        wait: Option<String>,
-        #[arg(long)]
-        utc: bool,
-        #[arg(long)]
-        watch: bool,
-    },
+    ShowActionOutput(ShowArgs),
     /// Show a task now, or with `--wait D` once it has finished (`--watch`:
     /// without limit): its results (`plain`, the default) or its document
     /// (`yaml`/`json`, Juju 3's shape).
-    ShowTask(ShowTaskArgs),
+    ShowTask(ShowArgs),
     /// An operation of one task, shown as that task's document (YAML by
     /// default; Juju's operation document is not simulated).
-    ShowOperation(ShowTaskArgs),
+    ShowOperation(ShowArgs),
     /// Juju 3: run an action and print its results (`run UNIT ACTION
     /// [KEY=VALUE...]`; waits 60 s unless `--wait=D`; UNIT may be
     /// APP/leader). Juju 2.9: run a command in units' hook context (`run
@@ -262,9 +252,9 @@ enum Cmd {
     Agent { unit: String },
 }
 
-/// `show-task` and `show-operation`.
+/// `show-action-output` (2.9), `show-task` and `show-operation` (3).
 #[derive(clap::Args)]
-struct ShowTaskArgs {
+struct ShowArgs {
     id: String,
     #[arg(long)]
     format: Option<String>,
@@ -377,7 +367,7 @@ fn run(cli: Cli) -> Result<i32> {
     // anything is queued.
     let verb = match cli.cmd {
         Cmd::RunAction { .. } => Some("run-action"),
-        Cmd::ShowActionOutput { .. } => Some("show-action-output"),
+        Cmd::ShowActionOutput(_) => Some("show-action-output"),
         Cmd::Exec { .. } => Some("exec"),
         _ => None,
     };
@@ -459,9 +449,9 @@ fn run(cli: Cli) -> Result<i32> {
             };
             actions::run_action(&agent, &req, wait.as_deref(), format.as_deref())
         }
-        Cmd::ShowActionOutput {
-            id, format, wait, ..
-        } => actions::show_action_output(&agent, &id, wait.as_deref(), format.as_deref()),
+        Cmd::ShowActionOutput(a) => {
+            actions::show_action_output(&agent, &a.id, a.wait.as_deref(), a.format.as_deref())
+        }
         Cmd::ShowTask(a) => show_task(&agent, a, "plain"),
         Cmd::ShowOperation(a) => show_task(&agent, a, "yaml"),
         Cmd::Run(r) => run_verb(&agent, r),
@@ -501,7 +491,7 @@ fn model_profile(agent: &Agent) -> Result<Profile> {
 
 /// `show-task`/`show-operation` (`default_format` when `--format` is
 /// absent; `--watch` waits without limit).
-fn show_task(agent: &Agent, a: ShowTaskArgs, default_format: &str) -> Result<i32> {
+fn show_task(agent: &Agent, a: ShowArgs, default_format: &str) -> Result<i32> {
     let wait = if a.watch {
         Some("0".to_string())
     } else {

@@ -225,14 +225,7 @@ pub(super) fn exec(
     let m = agent.store.read()?;
     let mut targets = Vec::new();
     for u in units {
-        let unit = match u.strip_suffix("/leader") {
-            Some(app) => m
-                .applications
-                .get(app)
-                .and_then(|a| a.leader.clone())
-                .ok_or_else(|| anyhow!("application \"{app}\" has no leader"))?,
-            None => u.clone(),
-        };
+        let unit = super::actions::resolve_target(&m, u)?;
         if !m.units.contains_key(&unit) {
             bail!("unit \"{unit}\" not found");
         }
@@ -424,16 +417,7 @@ pub(super) fn run_commands(
         );
     }
     for u in t.units {
-        let unit = match u.strip_suffix("/leader") {
-            Some(app) => m
-                .applications
-                .get(app)
-                .ok_or_else(|| anyhow!("application \"{app}\" not found"))?
-                .leader
-                .clone()
-                .ok_or_else(|| anyhow!("application \"{app}\" has no leader"))?,
-            None => u.clone(),
-        };
+        let unit = super::actions::resolve_target(&m, u)?;
         if !m.units.contains_key(&unit) {
             bail!("unit \"{unit}\" not found");
         }

@@ -15,6 +15,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// `JUJU_SIM_AGENT_VERSION` for a model on Juju 2.9.
+pub const JUJU_29: (&str, &str) = ("JUJU_SIM_AGENT_VERSION", "2.9.49");
+
+/// The fixture charms' `config.yaml`: an int, a string and a boolean.
+pub const CONFIG: &str = "options:\n  port:\n    type: int\n    default: 2379\n    description: p\n  name:\n    type: string\n    description: n\n  on:\n    type: boolean\n    default: false\n    description: o\n";
+
 /// A fixture charm's files; `None` leaves a file out.
 pub struct Charm<'a> {
     pub metadata: &'a str,
