@@ -5,35 +5,20 @@
 //! `bin/python` after `pip install jubilant`); without it the test says so
 //! and passes, as it cannot run.
 
+mod common;
+
+use common::Charm;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-fn write_charm(dir: &Path) {
-    fs::create_dir_all(dir).unwrap();
-    fs::write(
-        dir.join("metadata.yaml"),
-        "name: fix\npeers:\n  cluster:\n    interface: fix\n",
-    )
-    .unwrap();
-    fs::write(
-        dir.join("config.yaml"),
-        "options:\n  name:\n    type: string\n    default: ''\n    description: n\n",
-    )
-    .unwrap();
-    fs::write(
-        dir.join("actions.yaml"),
-        "sleep:\n  description: s\n  params:\n    seconds:\n      type: number\npeek:\n  description: p\n  params:\n    fail:\n      type: boolean\n",
-    )
-    .unwrap();
-    fs::write(
-        dir.join("dispatch"),
-        "#!/bin/sh\ncase \"$JUJU_DISPATCH_PATH\" in\n  hooks/start|hooks/config-changed) status-set active ready ;;\n  actions/sleep) sleep \"$(action-get seconds)\"; echo slept ;;\n  actions/peek) [ \"$(action-get fail)\" = True ] && action-fail \"asked to fail\" ;;\nesac\nexit 0\n",
-    )
-    .unwrap();
-    fs::set_permissions(dir.join("dispatch"), fs::Permissions::from_mode(0o755)).unwrap();
-}
+/// The jubilant smoke test's charm.
+const CHARM: Charm = Charm {
+    metadata: "name: fix\npeers:\n  cluster:\n    interface: fix\n",
+    config: Some("options:\n  name:\n    type: string\n    default: ''\n    description: n\n"),
+    actions: Some("sleep:\n  description: s\n  params:\n    seconds:\n      type: number\npeek:\n  description: p\n  params:\n    fail:\n      type: boolean\n"),
+    dispatch: Some("#!/bin/sh\ncase \"$JUJU_DISPATCH_PATH\" in\n  hooks/start|hooks/config-changed) status-set active ready ;;\n  actions/sleep) sleep \"$(action-get seconds)\"; echo slept ;;\n  actions/peek) [ \"$(action-get fail)\" = True ] && action-fail \"asked to fail\" ;;\nesac\nexit 0\n"),
+};
 
 #[test]
 fn jubilant_drives_the_simulator() {
@@ -46,7 +31,7 @@ fn jubilant_drives_the_simulator() {
     fs::create_dir_all(&bin).unwrap();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_juju-sim"), bin.join("juju")).unwrap();
     let charm = dir.path().join("charm");
-    write_charm(&charm);
+    common::write_charm(&charm, &CHARM);
     let home = dir.path().join("sim");
     let path = format!(
         "{}:{}",
