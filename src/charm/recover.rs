@@ -31,7 +31,8 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use super::lock::OpLock;
 use super::replace::quorum_view;
 use super::restore::{
-    journal_path, remove_dir_if_exists, sibling, staging_dir, Before, Journal, Phase,
+    journal_path, remove_dir_if_exists, sibling, staging_dir, Before, Durability, Journal, Phase,
+    Swap,
 };
 use super::snapshot::{human_size, now_unix, param_str, Purpose, DEFAULT_TARGET};
 use super::Charm;
@@ -395,11 +396,14 @@ impl Charm<'_> {
         let input = store
             .open(&sc.name)
             .with_context(|| format!("cannot read {}. Nothing was changed", chosen.location))?;
-        let (inspection, db_path) = self.stage_verified(
-            BufReader::with_capacity(snapshot::BUF_SIZE, input),
-            sc.size,
-            staging,
-        )?;
+        let (inspection, db_path) = self
+            .stage_verified(
+                BufReader::with_capacity(snapshot::BUF_SIZE, input),
+                sc.size,
+                staging,
+                Durability::Synced,
+            )
+            .map_err(|f| f.nothing_changed(staging))?;
         if inspection.input_sha256 != sc.sha256 {
             bail!(
                 "{} has sha256 {} where its sidecar records {}: it changed since it was written. Nothing was changed. Pick another backup (list-backups)",
@@ -460,37 +464,28 @@ impl Charm<'_> {
             )
             .context("cannot set the unit's status")?;
         let token = format!("etcd-recover-{}", super::hooks::random_hex(8)?);
-        let outcome = self.replace_and_verify(
-            &journal,
-            &tool,
-            &db_path,
-            peer_url,
-            &token,
-            &inspection,
-            before,
-        );
-        let (report, after) = match outcome {
-            Ok(v) => v,
-            Err(e) => {
-                let reason = format!("{e:#}");
-                tracing::error!("recover-quorum from a backup failed, rolling back: {reason}");
-                return match self.roll_back(&journal, &jpath) {
-                    Ok(()) => Err(anyhow!(
-                        "the recovery from {} failed and was rolled back: this unit has its old data again. Reason: {reason}",
-                        sc.name
-                    )),
-                    Err(rb) => {
-                        let msg = format!(
-                            "the recovery from {} failed ({reason}) and the rollback failed too ({rb:#}); the old data is in {}. See the unit's log",
-                            sc.name,
-                            journal.aside.display()
-                        );
-                        let _ = self.tools.status_set(&Status::blocked(msg.clone()), false);
-                        Err(anyhow!(msg))
-                    }
-                };
-            }
-        };
+        let (report, after) = self.replace_or_roll_back(
+            &Swap {
+                journal: &journal,
+                jpath: &jpath,
+                tool: &tool,
+                db_path: &db_path,
+                peer_url,
+                token: &token,
+                inspection: &inspection,
+                before,
+            },
+            "recover-quorum from a backup",
+            |reason| format!(
+                "the recovery from {} failed and was rolled back: this unit has its old data again. Reason: {reason}",
+                sc.name
+            ),
+            |reason, rb| format!(
+                "the recovery from {} failed ({reason}) and the rollback failed too ({rb:#}); the old data is in {}. See the unit's log",
+                sc.name,
+                journal.aside.display()
+            ),
+        )?;
         // 3. Proven: the old data moves to `keep` (never deleted).
         let mut done = journal.clone();
         done.phase = Phase::Verified;

@@ -13,16 +13,15 @@
 //! `/var/lib/etcd-charm/verify-scratch/` (0700) and is removed when it
 //! ends, on every path (the scratch member is killed on drop).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{self, File};
+use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 
 use super::lock::OpLock;
-use super::restore::{restore_headroom, staging_limits};
+use super::restore::{restore_headroom, Durability, StageFailure};
 use super::snapshot::{explain_io, human_size, param_str};
 use super::Charm;
 use crate::etcd::paths::STATE_FILE;
@@ -332,39 +331,9 @@ impl Charm<'_> {
 
         // 1. The archive, verified in full while its db is staged.
         self.log_progress(&format!("Verifying {label} ({})", human_size(size)));
-        let db_path = dir.join("snapshot.db");
-        let db_file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&db_path)
-            .with_context(|| format!("cannot create {}", db_path.display()))?;
-        let mut db_out = BufWriter::with_capacity(snapshot::BUF_SIZE, &db_file);
-        let inspection = snapshot::inspect(
-            input,
-            Some(&mut db_out),
-            staging_limits(&dir)?,
-            &mut self.quarter_log("Verified ", size.max(1)),
-        )
-        .map_err(|e| match &e {
-            snapshot::InspectError::WriteDb(io) => anyhow!(
-                "cannot stage the backup's database in {}: {io}; {}",
-                dir.display(),
-                explain_io(io)
-            ),
-            _ => anyhow!("{e}"),
-        })?;
-        db_out.flush().map_err(|e| {
-            anyhow!(
-                "cannot write {}: {e}; {}",
-                db_path.display(),
-                explain_io(&e)
-            )
-        })?;
-        drop(db_out);
-        if let Some(why) = inspection.refused() {
-            bail!("the backup is not restorable. {why}");
-        }
+        let (inspection, db_path) = self
+            .stage_verified(input, size, &dir, Durability::Unsynced)
+            .map_err(|f| not_restorable(f, &dir))?;
         // 2. Room for the restored data directory next to the staged db.
         let free = fs2::available_space(&dir)
             .with_context(|| format!("cannot read the free space of {}", dir.display()))?;
@@ -501,6 +470,24 @@ impl Charm<'_> {
             notes,
             version: status.version,
         })
+    }
+}
+
+/// verify-backup's words for an archive that staged no db: a refusal says
+/// the backup is not restorable (and, from the store, is marked so).
+fn not_restorable(failure: StageFailure, dir: &Path) -> anyhow::Error {
+    match failure {
+        StageFailure::Refused(inspection) => anyhow!(
+            "the backup is not restorable. {}",
+            inspection.refused().unwrap_or_default()
+        ),
+        StageFailure::Inspect(snapshot::InspectError::WriteDb(io)) => anyhow!(
+            "cannot stage the backup's database in {}: {io}; {}",
+            dir.display(),
+            explain_io(&io)
+        ),
+        StageFailure::Inspect(e) => anyhow!("{e}"),
+        StageFailure::Other(e) => e,
     }
 }
 
