@@ -28,8 +28,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 
+use super::backup::lookup_backup;
 use super::lock::OpLock;
-use super::replace::quorum_view;
+use super::replace::{label, quorum_view, QuorumView};
 use super::restore::{
     journal_path, remove_dir_if_exists, sibling, staging_dir, Before, Durability, Journal, Phase,
     Swap,
@@ -39,7 +40,7 @@ use super::Charm;
 use crate::etcd::client::wait_serving;
 use crate::etcd::paths::{CONFIG_FILE, DATA_DIR};
 use crate::etcd::restore::RestoreTool;
-use crate::etcd::EtcdClient;
+use crate::etcd::{ClientTls, EtcdClient, Member};
 use crate::fsutil;
 use crate::juju::Status;
 use crate::snapshot;
@@ -51,6 +52,25 @@ pub const RECOVERED_MEMBERS_KEY: &str = "recovered-members";
 
 /// How long the survivor may take to serve after each start.
 const SERVE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Lists the members as this unit's etcd (`client`, reading locally)
+/// sees them, and refuses while the cluster has quorum: this member
+/// serves, or a majority of the voters does. Returns the members and
+/// which voters serve.
+fn refuse_if_quorum(client: &mut EtcdClient, tls: &ClientTls) -> Result<(Vec<Member>, QuorumView)> {
+    let members = client.members().context("cannot list etcd's members")?;
+    let view = quorum_view(&members, None, tls);
+    if client.serving().is_ok() || view.serving.len() * 2 > view.voters {
+        bail!(
+            "the cluster has quorum ({} of {} voting members serve: {}), so there is nothing to recover. \
+             Nothing was changed. To replace a broken member, run replace-member on its unit",
+            view.serving.len(),
+            view.voters,
+            view.serving.join(", ")
+        );
+    }
+    Ok((members, view))
+}
 
 impl Charm<'_> {
     /// The `recover-quorum` action.
@@ -99,17 +119,7 @@ impl Charm<'_> {
                  Run recover-quorum on a unit whose member voted"
             );
         }
-        let members = client.members().context("cannot list etcd's members")?;
-        let view = quorum_view(&members, None, &tls);
-        if client.serving().is_ok() || view.serving.len() * 2 > view.voters {
-            bail!(
-                "the cluster has quorum ({} of {} voting members serve: {}), so there is nothing to recover. \
-                 Nothing was changed. To replace a broken member, run replace-member on its unit",
-                view.serving.len(),
-                view.voters,
-                view.serving.join(", ")
-            );
-        }
+        let (members, view) = refuse_if_quorum(&mut client, &tls)?;
         log(&format!(
             "Quorum is lost: {} of {} voting members serve ({}); down: {}",
             view.serving.len(),
@@ -188,13 +198,7 @@ impl Charm<'_> {
         let mut removed: Vec<String> = members
             .iter()
             .filter(|m| !now_members.iter().any(|n| n.id == m.id))
-            .map(|m| {
-                if m.name.is_empty() {
-                    format!("{:x}", m.id)
-                } else {
-                    m.name.clone()
-                }
-            })
+            .map(label)
             .collect();
         removed.sort();
         log(&format!(
@@ -259,17 +263,7 @@ impl Charm<'_> {
                     EtcdClient::connect(&applied.client_url, &tls, Duration::from_secs(5))
                         .context("cannot reach this unit's etcd")?
                         .local_reads();
-                let members = client.members().context("cannot list etcd's members")?;
-                let view = quorum_view(&members, None, &tls);
-                if client.serving().is_ok() || view.serving.len() * 2 > view.voters {
-                    bail!(
-                        "the cluster has quorum ({} of {} voting members serve: {}), so there is nothing to recover. \
-                         Nothing was changed. To replace a broken member, run replace-member on its unit",
-                        view.serving.len(),
-                        view.voters,
-                        view.serving.join(", ")
-                    );
-                }
+                let (members, _) = refuse_if_quorum(&mut client, &tls)?;
                 let db_size = u64::try_from(status.db_size).unwrap_or(0);
                 return Ok((members, status.cluster_id, db_size));
             }
@@ -295,22 +289,7 @@ impl Charm<'_> {
             bail!("the backup store is not usable: {p}. Nothing was changed.");
         }
         let store = self.open_store(&cfg)?;
-        let (mut listed, warnings) = store
-            .list(&cfg.application)
-            .with_context(|| format!("cannot list the {} backup store", store.kind()))?;
-        for w in warnings {
-            tracing::warn!("{w}");
-        }
-        listed.sort_by(|a, b| {
-            let t = |l: &Listed| l.sidecar.manifest.created_unix().unwrap_or(0);
-            t(b).cmp(&t(a))
-                .then_with(|| b.sidecar.name.cmp(&a.sidecar.name))
-        });
-        let found = if id == "latest" {
-            listed.first().cloned()
-        } else {
-            listed.iter().find(|l| l.sidecar.name == id).cloned()
-        };
+        let (found, listed) = lookup_backup(&store, &cfg.application, id)?;
         match found {
             Some(l) => Ok((store, l)),
             None if listed.is_empty() => bail!(
@@ -492,17 +471,7 @@ impl Charm<'_> {
         done.save(&jpath)?;
         self.finish_verified(&done, &jpath);
         let me = self.ctx.member_name();
-        let mut removed: Vec<String> = members
-            .iter()
-            .filter(|m| m.name != me)
-            .map(|m| {
-                if m.name.is_empty() {
-                    format!("{:x}", m.id)
-                } else {
-                    m.name.clone()
-                }
-            })
-            .collect();
+        let mut removed: Vec<String> = members.iter().filter(|m| m.name != me).map(label).collect();
         if members.is_empty() {
             // This unit's etcd could not list the old members (a member
             // restarted without quorum never serves): the cluster the
@@ -603,15 +572,8 @@ impl Charm<'_> {
         };
         let me = self.ctx.member_name();
         let mut newest: Option<(i64, String)> = None;
-        for unit in self
-            .tools
-            .relation_list(&peer_id)
-            .context("cannot list the peer units")?
-        {
-            let bag = self
-                .tools
-                .relation_get(&peer_id, &unit, false)
-                .with_context(|| format!("cannot read {unit}'s peer data"))?;
+        for peer in self.peer_bags(&peer_id)? {
+            let (_, bag) = peer?;
             let Some(at) = bag
                 .get(RECOVERED_AT_KEY)
                 .and_then(|s| s.parse::<i64>().ok())
