@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context as _, Result};
 
 use super::lock::OpLock;
-use super::restore::{restore_headroom, Durability, StageFailure};
+use super::restore::{remove_dir_if_exists, restore_headroom, Durability, StageFailure};
 use super::snapshot::{explain_io, human_size, param_str};
 use super::Charm;
 use crate::etcd::paths::STATE_FILE;
@@ -319,12 +319,7 @@ impl Charm<'_> {
             )
         })?;
         let dir = verify_dir(self);
-        match fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("cannot clear {}", dir.display()))
-            }
-            _ => {}
-        }
+        remove_dir_if_exists(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
         fsutil::create_dir_mode(&dir, 0o700)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let _guard = DirGuard(dir.clone());
