@@ -503,3 +503,72 @@ fn optional_hash(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refusal as the inspection of `input` words it.
+    fn refused(input: &[u8]) -> (StageFailure, String) {
+        let i = snapshot::inspect(
+            input,
+            None,
+            snapshot::Limits::default(),
+            &mut snapshot::NoProgress,
+        )
+        .unwrap();
+        let why = i.refused().expect("garbage must be refused");
+        (StageFailure::Refused(Box::new(i)), why)
+    }
+
+    #[test]
+    fn restore_and_verify_word_one_refusal_each_their_own_way() {
+        let input = b"not a snapshot of anything at all".repeat(64);
+        let dir = Path::new("/var/lib/etcd-charm/verify-scratch");
+        let (f, why) = refused(&input);
+        assert_eq!(
+            format!("{:#}", f.nothing_changed(dir)),
+            format!("{why} Nothing was changed.")
+        );
+        let (f, why) = refused(&input);
+        assert_eq!(
+            format!("{:#}", not_restorable(f, dir)),
+            format!("the backup is not restorable. {why}")
+        );
+        assert!(why.starts_with("The snapshot ("), "{why}");
+    }
+
+    #[test]
+    fn a_full_disk_while_staging_says_where_and_what_to_do() {
+        let full = || {
+            StageFailure::Inspect(snapshot::InspectError::WriteDb(
+                io::Error::from_raw_os_error(libc::ENOSPC),
+            ))
+        };
+        let dir = Path::new("/srv/staging");
+        let restore = format!("{:#}", full().nothing_changed(dir));
+        assert!(
+            restore.starts_with("cannot extract the snapshot's database to /srv/staging: ")
+                && restore.ends_with(
+                    "; the filesystem is full: free space there or pass another target. Nothing was changed."
+                ),
+            "{restore}"
+        );
+        let verify = format!("{:#}", not_restorable(full(), dir));
+        assert!(
+            verify.starts_with("cannot stage the backup's database in /srv/staging: ")
+                && verify
+                    .ends_with("; the filesystem is full: free space there or pass another target"),
+            "{verify}"
+        );
+        let other = || StageFailure::Other(anyhow!("cannot create /srv/staging/snapshot.db"));
+        assert_eq!(
+            format!("{:#}", other().nothing_changed(dir)),
+            "cannot create /srv/staging/snapshot.db"
+        );
+        assert_eq!(
+            format!("{:#}", not_restorable(other(), dir)),
+            "cannot create /srv/staging/snapshot.db"
+        );
+    }
+}
