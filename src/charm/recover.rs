@@ -32,8 +32,7 @@ use super::backup::lookup_backup;
 use super::lock::OpLock;
 use super::replace::{label, quorum_view, QuorumView};
 use super::restore::{
-    journal_path, remove_dir_if_exists, sibling, staging_dir, Before, Durability, Journal, Phase,
-    Swap,
+    journal_path, remove_dir_if_exists, staging_dir, Before, Durability, Journal, Phase, Swap,
 };
 use super::snapshot::{human_size, now_unix, param_str, Purpose, DEFAULT_TARGET};
 use super::Charm;
@@ -409,14 +408,7 @@ impl Charm<'_> {
         // 2. The swap, journalled: any failure puts the old data back.
         let at = now_unix();
         let keep = data_dir.with_file_name(format!("data.pre-recovery-{at}"));
-        let journal = Journal {
-            phase: Phase::Replacing,
-            data_dir: data_dir.clone(),
-            aside: sibling(&data_dir, ".pre-restore"),
-            fresh: sibling(&data_dir, ".restoring"),
-            source_sha256: inspection.input_sha256.clone(),
-            keep: Some(keep.clone()),
-        };
+        let journal = Journal::replacing(&data_dir, &inspection.input_sha256, Some(keep.clone()));
         remove_dir_if_exists(&journal.fresh)
             .with_context(|| format!("cannot clear {}", journal.fresh.display()))?;
         if journal.aside.exists() || keep.exists() {

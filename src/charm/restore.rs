@@ -105,6 +105,24 @@ pub(crate) fn remove_dir_if_exists(p: &Path) -> io::Result<()> {
 }
 
 impl Journal {
+    /// The journal of a swap about to start: the new data is restored
+    /// into `data.restoring` and the old moved to `data.pre-restore`
+    /// (`keep`: see the field).
+    pub(crate) fn replacing(
+        data_dir: &Path,
+        source_sha256: &str,
+        keep: Option<PathBuf>,
+    ) -> Journal {
+        Journal {
+            phase: Phase::Replacing,
+            data_dir: data_dir.to_path_buf(),
+            aside: sibling(data_dir, ".pre-restore"),
+            fresh: sibling(data_dir, ".restoring"),
+            source_sha256: source_sha256.to_string(),
+            keep,
+        }
+    }
+
     pub(crate) fn save(&self, path: &Path) -> Result<()> {
         let body = serde_json::to_vec_pretty(self).context("cannot encode the restore journal")?;
         fsutil::write_atomic(path, &body, 0o600)
@@ -636,14 +654,7 @@ impl Charm<'_> {
         };
 
         // 3. Replace the data. From here on, failures roll back.
-        let journal = Journal {
-            phase: Phase::Replacing,
-            data_dir: data_dir.clone(),
-            aside: sibling(&data_dir, ".pre-restore"),
-            fresh: sibling(&data_dir, ".restoring"),
-            source_sha256: inspection.input_sha256.clone(),
-            keep: None,
-        };
+        let journal = Journal::replacing(&data_dir, &inspection.input_sha256, None);
         remove_dir_if_exists(&journal.fresh)
             .with_context(|| format!("cannot clear {}", journal.fresh.display()))?;
         if journal.aside.exists() {
