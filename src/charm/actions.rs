@@ -55,34 +55,21 @@ impl Charm<'_> {
         let h = client
             .health()
             .context("etcd did not answer the health check")?;
-        let mut r = BTreeMap::new();
-        r.insert("health.healthy".to_string(), h.is_healthy().to_string());
-        r.insert(
-            "health.message".to_string(),
-            healthy_message(h.members.len()),
-        );
-        r.insert("health.members".to_string(), h.members.len().to_string());
-        r.insert("health.version".to_string(), h.status.version.clone());
-        r.insert(
-            "health.cluster-id".to_string(),
-            format!("{:x}", h.status.cluster_id),
-        );
-        r.insert(
-            "health.member-id".to_string(),
-            format!("{:x}", h.status.member_id),
-        );
-        r.insert(
-            "health.leader".to_string(),
-            format!("{:x}", h.status.leader),
-        );
-        r.insert("health.revision".to_string(), h.status.revision.to_string());
-        r.insert("health.db-size".to_string(), h.status.db_size.to_string());
+        let mut r = vec![
+            ("health.healthy", h.is_healthy().to_string()),
+            ("health.message", healthy_message(h.members.len())),
+            ("health.members", h.members.len().to_string()),
+            ("health.version", h.status.version.clone()),
+            ("health.cluster-id", format!("{:x}", h.status.cluster_id)),
+            ("health.member-id", format!("{:x}", h.status.member_id)),
+            ("health.leader", format!("{:x}", h.status.leader)),
+            ("health.revision", h.status.revision.to_string()),
+            ("health.db-size", h.status.db_size.to_string()),
+        ];
         if !h.alarms.is_empty() {
-            r.insert("health.alarms".to_string(), h.alarms.join(","));
+            r.push(("health.alarms", h.alarms.join(",")));
         }
-        self.tools
-            .action_set(&r)
-            .context("cannot set the action's results")?;
+        self.set_results(r)?;
         if !h.is_healthy() {
             bail!(
                 "etcd is unhealthy (alarms: {:?}, leader: {:x}); see the results and the etcd log",
@@ -119,11 +106,7 @@ impl Charm<'_> {
         client
             .compact(revision, physical)
             .with_context(|| format!("etcd refused to compact to revision {revision}"))?;
-        let mut r = BTreeMap::new();
-        r.insert("compact.revision".to_string(), revision.to_string());
-        self.tools
-            .action_set(&r)
-            .context("cannot set the action's results")
+        self.set_results(vec![("compact.revision", revision.to_string())])
     }
 
     fn defrag_action(&self) -> Result<()> {
@@ -140,12 +123,10 @@ impl Charm<'_> {
             .status()
             .context("cannot read etcd's db size")?
             .db_size;
-        let mut r = BTreeMap::new();
-        r.insert("defrag.db-size-before".to_string(), before.to_string());
-        r.insert("defrag.db-size-after".to_string(), after.to_string());
-        self.tools
-            .action_set(&r)
-            .context("cannot set the action's results")
+        self.set_results(vec![
+            ("defrag.db-size-before", before.to_string()),
+            ("defrag.db-size-after", after.to_string()),
+        ])
     }
 }
 
@@ -212,29 +193,23 @@ impl Charm<'_> {
         };
         write().with_context(|| format!("cannot write {}", path.display()))?;
         let unit_path = format!("{dir_unit}/{file}");
-        let mut r = BTreeMap::new();
-        r.insert("credentials.path".to_string(), unit_path.clone());
-        r.insert(
-            "credentials.command".to_string(),
-            format!("juju scp {}:{unit_path} .", self.ctx.unit_name),
-        );
-        r.insert(
-            "credentials.owner".to_string(),
-            owner.note(&self.ctx.unit_name, &unit_path),
-        );
-        r.insert(
-            "credentials.ca-fingerprint".to_string(),
-            ca.fingerprint_sha256(),
-        );
-        r.insert(
-            "credentials.endpoints".to_string(),
-            self.load_state()?
-                .applied
-                .map(|a| a.client_url)
-                .unwrap_or_default(),
-        );
-        self.tools
-            .action_set(&r)
-            .context("cannot set the action's results")
+        let endpoints = self
+            .load_state()?
+            .applied
+            .map(|a| a.client_url)
+            .unwrap_or_default();
+        self.set_results(vec![
+            ("credentials.path", unit_path.clone()),
+            (
+                "credentials.command",
+                format!("juju scp {}:{unit_path} .", self.ctx.unit_name),
+            ),
+            (
+                "credentials.owner",
+                owner.note(&self.ctx.unit_name, &unit_path),
+            ),
+            ("credentials.ca-fingerprint", ca.fingerprint_sha256()),
+            ("credentials.endpoints", endpoints),
+        ])
     }
 }

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::lock::OpLock;
-use super::snapshot::{human_size, now_unix};
+use super::snapshot::{archive_results, human_size, now_unix};
 use super::Charm;
 use crate::etcd::{timer, Root};
 use crate::fsutil;
@@ -157,6 +157,37 @@ enum S3Relation {
     Absent,
     Incomplete(String),
     Ready(S3Settings),
+}
+
+/// The order backups are listed and `latest` picked in: newest first by
+/// the manifest's time, then by name.
+fn newest_first(a: &Listed, b: &Listed) -> std::cmp::Ordering {
+    let t = |l: &Listed| l.sidecar.manifest.created_unix().unwrap_or(0);
+    t(b).cmp(&t(a))
+        .then_with(|| b.sidecar.name.cmp(&a.sidecar.name))
+}
+
+/// This application's backups in `store`, newest first (by the
+/// manifest's time, then by name), and the one `id` names (`latest`: the
+/// newest), if it is there. Callers word a missing one themselves.
+pub(crate) fn lookup_backup(
+    store: &BackupStore,
+    application: &str,
+    id: &str,
+) -> Result<(Option<Listed>, Vec<Listed>)> {
+    let (mut listed, warnings) = store
+        .list(application)
+        .with_context(|| format!("cannot list the {} backup store", store.kind()))?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    listed.sort_by(newest_first);
+    let found = if id == "latest" {
+        listed.first().cloned()
+    } else {
+        listed.iter().find(|l| l.sidecar.name == id).cloned()
+    };
+    Ok((found, listed))
 }
 
 impl Charm<'_> {
@@ -507,22 +538,7 @@ impl Charm<'_> {
         store: &BackupStore,
         id: &str,
     ) -> Result<Listed> {
-        let (mut listed, warnings) = store
-            .list(&cfg.application)
-            .with_context(|| format!("cannot list the {} backup store", store.kind()))?;
-        for w in warnings {
-            tracing::warn!("{w}");
-        }
-        listed.sort_by(|a, b| {
-            let t = |l: &Listed| l.sidecar.manifest.created_unix().unwrap_or(0);
-            t(b).cmp(&t(a))
-                .then_with(|| b.sidecar.name.cmp(&a.sidecar.name))
-        });
-        let found = if id == "latest" {
-            listed.first().cloned()
-        } else {
-            listed.iter().find(|l| l.sidecar.name == id).cloned()
-        };
+        let (found, listed) = lookup_backup(store, &cfg.application, id)?;
         if let Some(l) = found {
             return Ok(l);
         }
@@ -596,16 +612,8 @@ impl Charm<'_> {
             ("backup.location", t.location.clone()),
             ("backup.store", t.store.to_string()),
             ("backup.retention-removed", removed.to_string()),
-            ("snapshot.sha256", t.sidecar.sha256.clone()),
-            ("snapshot.size", human_size(t.sidecar.size)),
-            ("snapshot.size-bytes", t.sidecar.size.to_string()),
-            ("snapshot.version", m.etcd_version.clone()),
-            ("snapshot.revision", m.revision.to_string()),
-            ("snapshot.key-count", m.key_count.to_string()),
-            ("snapshot.cluster-id", m.cluster_id.clone()),
-            ("snapshot.db-sha256", m.db_sha256.clone()),
-            ("snapshot.created", m.created.clone()),
         ];
+        results.extend(archive_results(&t.sidecar.sha256, t.sidecar.size, m));
         if t.store == "local" {
             results.push(("snapshot.path", t.location.clone()));
         }
@@ -643,12 +651,7 @@ impl Charm<'_> {
                 rows.push((l, reason));
             }
         }
-        rows.sort_by(|a, b| {
-            let t = |l: &Listed| l.sidecar.manifest.created_unix().unwrap_or(0);
-            t(&b.0)
-                .cmp(&t(&a.0))
-                .then_with(|| b.0.sidecar.name.cmp(&a.0.sidecar.name))
-        });
+        rows.sort_by(|a, b| newest_first(&a.0, &b.0));
         let json: Vec<Value> = rows
             .iter()
             .map(|(l, reason)| {

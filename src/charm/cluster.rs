@@ -83,6 +83,30 @@ impl Charm<'_> {
             .context("cannot read the peer relation's application data")
     }
 
+    /// `unit`'s bag in the peer relation.
+    pub(crate) fn peer_bag(&self, peer_id: &str, unit: &str) -> Result<BTreeMap<String, String>> {
+        self.tools
+            .relation_get(peer_id, unit, false)
+            .with_context(|| format!("cannot read {unit}'s peer data"))
+    }
+
+    /// The other units in the peer relation, each with its bag. A bag is
+    /// read when the iteration reaches it, so a caller that stops early
+    /// reads no more.
+    pub(crate) fn peer_bags<'a>(
+        &'a self,
+        peer_id: &'a str,
+    ) -> Result<impl Iterator<Item = Result<(String, BTreeMap<String, String>)>> + 'a> {
+        let units = self
+            .tools
+            .relation_list(peer_id)
+            .context("cannot list the peer units")?;
+        Ok(units.into_iter().map(move |unit| {
+            let bag = self.peer_bag(peer_id, &unit)?;
+            Ok((unit, bag))
+        }))
+    }
+
     /// Writes this unit's own bag (only what changed reaches the peers).
     pub(crate) fn publish_unit(&self, peer_id: &str, data: BTreeMap<String, String>) -> Result<()> {
         let mine = self
@@ -109,10 +133,7 @@ impl Charm<'_> {
             .relation_list(peer_id)
             .with_context(|| format!("cannot list the units of {peer_id}"))?;
         for unit in units {
-            let bag = self
-                .tools
-                .relation_get(peer_id, &unit, false)
-                .with_context(|| format!("cannot read {unit}'s peer data"))?;
+            let bag = self.peer_bag(peer_id, &unit)?;
             let Some(url) = bag.get("client-url") else {
                 continue;
             };
@@ -133,18 +154,9 @@ impl Charm<'_> {
         client: &mut EtcdClient,
     ) -> Result<Vec<Member>> {
         let mut members = client.members().context("cannot list etcd's members")?;
-        let mut bags = BTreeMap::new();
-        for unit in self
-            .tools
-            .relation_list(peer_id)
-            .context("cannot list the peer units")?
-        {
-            let bag = self
-                .tools
-                .relation_get(peer_id, &unit, false)
-                .with_context(|| format!("cannot read {unit}'s peer data"))?;
-            bags.insert(unit, bag);
-        }
+        let bags = self
+            .peer_bags(peer_id)?
+            .collect::<Result<BTreeMap<_, _>>>()?;
         // A started member whose unit is neither this one nor a peer has
         // departed without taking itself out: take it out now.
         let me = self.ctx.member_name();

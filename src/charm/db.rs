@@ -85,15 +85,8 @@ impl Charm<'_> {
         .map(|(name, _)| name)
         .collect();
         let mut urls = vec![own.to_string()];
-        for unit in self
-            .tools
-            .relation_list(peer)
-            .context("cannot list the peer units")?
-        {
-            let bag = self
-                .tools
-                .relation_get(peer, &unit, false)
-                .with_context(|| format!("cannot read {unit}'s peer data"))?;
+        for other in self.peer_bags(peer)? {
+            let (_, bag) = other?;
             if let (Some(name), Some(url)) = (bag.get("member-name"), bag.get("client-url")) {
                 if registered.contains(name) && !urls.contains(url) {
                     urls.push(url.clone());

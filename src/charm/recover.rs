@@ -28,17 +28,18 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 
+use super::backup::lookup_backup;
 use super::lock::OpLock;
-use super::replace::quorum_view;
+use super::replace::{label, quorum_view, QuorumView};
 use super::restore::{
-    journal_path, remove_dir_if_exists, sibling, staging_dir, Before, Journal, Phase,
+    journal_path, remove_dir_if_exists, staging_dir, Before, Durability, Journal, Phase, Swap,
 };
 use super::snapshot::{human_size, now_unix, param_str, Purpose, DEFAULT_TARGET};
 use super::Charm;
 use crate::etcd::client::wait_serving;
 use crate::etcd::paths::{CONFIG_FILE, DATA_DIR};
 use crate::etcd::restore::RestoreTool;
-use crate::etcd::EtcdClient;
+use crate::etcd::{ClientTls, EtcdClient, Member};
 use crate::fsutil;
 use crate::juju::Status;
 use crate::snapshot;
@@ -50,6 +51,25 @@ pub const RECOVERED_MEMBERS_KEY: &str = "recovered-members";
 
 /// How long the survivor may take to serve after each start.
 const SERVE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Lists the members as this unit's etcd (`client`, reading locally)
+/// sees them, and refuses while the cluster has quorum: this member
+/// serves, or a majority of the voters does. Returns the members and
+/// which voters serve.
+fn refuse_if_quorum(client: &mut EtcdClient, tls: &ClientTls) -> Result<(Vec<Member>, QuorumView)> {
+    let members = client.members().context("cannot list etcd's members")?;
+    let view = quorum_view(&members, None, tls);
+    if client.serving().is_ok() || view.serving.len() * 2 > view.voters {
+        bail!(
+            "the cluster has quorum ({} of {} voting members serve: {}), so there is nothing to recover. \
+             Nothing was changed. To replace a broken member, run replace-member on its unit",
+            view.serving.len(),
+            view.voters,
+            view.serving.join(", ")
+        );
+    }
+    Ok((members, view))
+}
 
 impl Charm<'_> {
     /// The `recover-quorum` action.
@@ -98,17 +118,7 @@ impl Charm<'_> {
                  Run recover-quorum on a unit whose member voted"
             );
         }
-        let members = client.members().context("cannot list etcd's members")?;
-        let view = quorum_view(&members, None, &tls);
-        if client.serving().is_ok() || view.serving.len() * 2 > view.voters {
-            bail!(
-                "the cluster has quorum ({} of {} voting members serve: {}), so there is nothing to recover. \
-                 Nothing was changed. To replace a broken member, run replace-member on its unit",
-                view.serving.len(),
-                view.voters,
-                view.serving.join(", ")
-            );
-        }
+        let (members, view) = refuse_if_quorum(&mut client, &tls)?;
         log(&format!(
             "Quorum is lost: {} of {} voting members serve ({}); down: {}",
             view.serving.len(),
@@ -187,13 +197,7 @@ impl Charm<'_> {
         let mut removed: Vec<String> = members
             .iter()
             .filter(|m| !now_members.iter().any(|n| n.id == m.id))
-            .map(|m| {
-                if m.name.is_empty() {
-                    format!("{:x}", m.id)
-                } else {
-                    m.name.clone()
-                }
-            })
+            .map(label)
             .collect();
         removed.sort();
         log(&format!(
@@ -258,17 +262,7 @@ impl Charm<'_> {
                     EtcdClient::connect(&applied.client_url, &tls, Duration::from_secs(5))
                         .context("cannot reach this unit's etcd")?
                         .local_reads();
-                let members = client.members().context("cannot list etcd's members")?;
-                let view = quorum_view(&members, None, &tls);
-                if client.serving().is_ok() || view.serving.len() * 2 > view.voters {
-                    bail!(
-                        "the cluster has quorum ({} of {} voting members serve: {}), so there is nothing to recover. \
-                         Nothing was changed. To replace a broken member, run replace-member on its unit",
-                        view.serving.len(),
-                        view.voters,
-                        view.serving.join(", ")
-                    );
-                }
+                let (members, _) = refuse_if_quorum(&mut client, &tls)?;
                 let db_size = u64::try_from(status.db_size).unwrap_or(0);
                 return Ok((members, status.cluster_id, db_size));
             }
@@ -294,22 +288,7 @@ impl Charm<'_> {
             bail!("the backup store is not usable: {p}. Nothing was changed.");
         }
         let store = self.open_store(&cfg)?;
-        let (mut listed, warnings) = store
-            .list(&cfg.application)
-            .with_context(|| format!("cannot list the {} backup store", store.kind()))?;
-        for w in warnings {
-            tracing::warn!("{w}");
-        }
-        listed.sort_by(|a, b| {
-            let t = |l: &Listed| l.sidecar.manifest.created_unix().unwrap_or(0);
-            t(b).cmp(&t(a))
-                .then_with(|| b.sidecar.name.cmp(&a.sidecar.name))
-        });
-        let found = if id == "latest" {
-            listed.first().cloned()
-        } else {
-            listed.iter().find(|l| l.sidecar.name == id).cloned()
-        };
+        let (found, listed) = lookup_backup(&store, &cfg.application, id)?;
         match found {
             Some(l) => Ok((store, l)),
             None if listed.is_empty() => bail!(
@@ -395,11 +374,14 @@ impl Charm<'_> {
         let input = store
             .open(&sc.name)
             .with_context(|| format!("cannot read {}. Nothing was changed", chosen.location))?;
-        let (inspection, db_path) = self.stage_verified(
-            BufReader::with_capacity(snapshot::BUF_SIZE, input),
-            sc.size,
-            staging,
-        )?;
+        let (inspection, db_path) = self
+            .stage_verified(
+                BufReader::with_capacity(snapshot::BUF_SIZE, input),
+                sc.size,
+                staging,
+                Durability::Synced,
+            )
+            .map_err(|f| f.nothing_changed(staging))?;
         if inspection.input_sha256 != sc.sha256 {
             bail!(
                 "{} has sha256 {} where its sidecar records {}: it changed since it was written. Nothing was changed. Pick another backup (list-backups)",
@@ -426,14 +408,7 @@ impl Charm<'_> {
         // 2. The swap, journalled: any failure puts the old data back.
         let at = now_unix();
         let keep = data_dir.with_file_name(format!("data.pre-recovery-{at}"));
-        let journal = Journal {
-            phase: Phase::Replacing,
-            data_dir: data_dir.clone(),
-            aside: sibling(&data_dir, ".pre-restore"),
-            fresh: sibling(&data_dir, ".restoring"),
-            source_sha256: inspection.input_sha256.clone(),
-            keep: Some(keep.clone()),
-        };
+        let journal = Journal::replacing(&data_dir, &inspection.input_sha256, Some(keep.clone()));
         remove_dir_if_exists(&journal.fresh)
             .with_context(|| format!("cannot clear {}", journal.fresh.display()))?;
         if journal.aside.exists() || keep.exists() {
@@ -460,54 +435,35 @@ impl Charm<'_> {
             )
             .context("cannot set the unit's status")?;
         let token = format!("etcd-recover-{}", super::hooks::random_hex(8)?);
-        let outcome = self.replace_and_verify(
-            &journal,
-            &tool,
-            &db_path,
-            peer_url,
-            &token,
-            &inspection,
-            before,
-        );
-        let (report, after) = match outcome {
-            Ok(v) => v,
-            Err(e) => {
-                let reason = format!("{e:#}");
-                tracing::error!("recover-quorum from a backup failed, rolling back: {reason}");
-                return match self.roll_back(&journal, &jpath) {
-                    Ok(()) => Err(anyhow!(
-                        "the recovery from {} failed and was rolled back: this unit has its old data again. Reason: {reason}",
-                        sc.name
-                    )),
-                    Err(rb) => {
-                        let msg = format!(
-                            "the recovery from {} failed ({reason}) and the rollback failed too ({rb:#}); the old data is in {}. See the unit's log",
-                            sc.name,
-                            journal.aside.display()
-                        );
-                        let _ = self.tools.status_set(&Status::blocked(msg.clone()), false);
-                        Err(anyhow!(msg))
-                    }
-                };
-            }
-        };
+        let (report, after) = self.replace_or_roll_back(
+            &Swap {
+                journal: &journal,
+                jpath: &jpath,
+                tool: &tool,
+                db_path: &db_path,
+                peer_url,
+                token: &token,
+                inspection: &inspection,
+                before,
+            },
+            "recover-quorum from a backup",
+            |reason| format!(
+                "the recovery from {} failed and was rolled back: this unit has its old data again. Reason: {reason}",
+                sc.name
+            ),
+            |reason, rb| format!(
+                "the recovery from {} failed ({reason}) and the rollback failed too ({rb:#}); the old data is in {}. See the unit's log",
+                sc.name,
+                journal.aside.display()
+            ),
+        )?;
         // 3. Proven: the old data moves to `keep` (never deleted).
         let mut done = journal.clone();
         done.phase = Phase::Verified;
         done.save(&jpath)?;
         self.finish_verified(&done, &jpath);
         let me = self.ctx.member_name();
-        let mut removed: Vec<String> = members
-            .iter()
-            .filter(|m| m.name != me)
-            .map(|m| {
-                if m.name.is_empty() {
-                    format!("{:x}", m.id)
-                } else {
-                    m.name.clone()
-                }
-            })
-            .collect();
+        let mut removed: Vec<String> = members.iter().filter(|m| m.name != me).map(label).collect();
         if members.is_empty() {
             // This unit's etcd could not list the old members (a member
             // restarted without quorum never serves): the cluster the
@@ -608,15 +564,8 @@ impl Charm<'_> {
         };
         let me = self.ctx.member_name();
         let mut newest: Option<(i64, String)> = None;
-        for unit in self
-            .tools
-            .relation_list(&peer_id)
-            .context("cannot list the peer units")?
-        {
-            let bag = self
-                .tools
-                .relation_get(&peer_id, &unit, false)
-                .with_context(|| format!("cannot read {unit}'s peer data"))?;
+        for peer in self.peer_bags(&peer_id)? {
+            let (_, bag) = peer?;
             let Some(at) = bag
                 .get(RECOVERED_AT_KEY)
                 .and_then(|s| s.parse::<i64>().ok())

@@ -172,10 +172,7 @@ impl Charm<'_> {
             .context("cannot list the peer units")?;
         let mut bags = BTreeMap::new();
         for u in units.iter().chain(std::iter::once(&self.ctx.unit_name)) {
-            let bag = self
-                .tools
-                .relation_get(peer_id, u, false)
-                .with_context(|| format!("cannot read {u}'s peer data"))?;
+            let bag = self.peer_bag(peer_id, u)?;
             bags.insert(u.clone(), bag);
         }
         if let Some(order) = app.get(ORDER_KEY).filter(|o| !o.is_empty()) {

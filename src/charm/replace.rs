@@ -46,7 +46,7 @@ impl QuorumView {
 }
 
 /// A member's name, or its hex id before it has one.
-fn label(m: &Member) -> String {
+pub(crate) fn label(m: &Member) -> String {
     if m.name.is_empty() {
         format!("{:x}", m.id)
     } else {
@@ -92,15 +92,8 @@ impl Charm<'_> {
     /// say what is down).
     fn healthy_peer(&self, peer_id: &str, tls: &ClientTls) -> Result<Option<EtcdClient>> {
         let mut answering = None;
-        for unit in self
-            .tools
-            .relation_list(peer_id)
-            .context("cannot list the peer units")?
-        {
-            let bag = self
-                .tools
-                .relation_get(peer_id, &unit, false)
-                .with_context(|| format!("cannot read {unit}'s peer data"))?;
+        for peer in self.peer_bags(peer_id)? {
+            let (_, bag) = peer?;
             let Some(url) = bag.get("client-url") else {
                 continue;
             };

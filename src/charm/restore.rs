@@ -105,6 +105,24 @@ pub(crate) fn remove_dir_if_exists(p: &Path) -> io::Result<()> {
 }
 
 impl Journal {
+    /// The journal of a swap about to start: the new data is restored
+    /// into `data.restoring` and the old moved to `data.pre-restore`
+    /// (`keep`: see the field).
+    pub(crate) fn replacing(
+        data_dir: &Path,
+        source_sha256: &str,
+        keep: Option<PathBuf>,
+    ) -> Journal {
+        Journal {
+            phase: Phase::Replacing,
+            data_dir: data_dir.to_path_buf(),
+            aside: sibling(data_dir, ".pre-restore"),
+            fresh: sibling(data_dir, ".restoring"),
+            source_sha256: source_sha256.to_string(),
+            keep,
+        }
+    }
+
     pub(crate) fn save(&self, path: &Path) -> Result<()> {
         let body = serde_json::to_vec_pretty(self).context("cannot encode the restore journal")?;
         fsutil::write_atomic(path, &body, 0o600)
@@ -188,10 +206,72 @@ fn quick_fingerprint(path: &Path, size: u64) -> io::Result<String> {
     Ok(format!("{size}:{}", hex::encode(h.finalize())))
 }
 
+/// What [`Charm::replace_or_roll_back`] swaps in, and where from.
+pub(crate) struct Swap<'a> {
+    pub(crate) journal: &'a Journal,
+    pub(crate) jpath: &'a Path,
+    pub(crate) tool: &'a RestoreTool,
+    pub(crate) db_path: &'a Path,
+    pub(crate) peer_url: &'a str,
+    pub(crate) token: &'a str,
+    pub(crate) inspection: &'a Inspection,
+    pub(crate) before: &'a Before,
+}
+
 /// What etcd looked like before the restore.
 pub(crate) struct Before {
     pub(crate) cluster_id: u64,
     pub(crate) db_size: u64,
+}
+
+/// Whether [`Charm::stage_verified`] syncs the staged db to disk before it
+/// returns: a restore does, since the db becomes etcd's data; a scratch
+/// verification, whose db is deleted within minutes, need not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    Synced,
+    Unsynced,
+}
+
+/// Why [`Charm::stage_verified`] staged no db to use. Each caller words it
+/// for its own action; the archive's own faults are findings, never
+/// strings.
+#[derive(Debug)]
+pub(crate) enum StageFailure {
+    /// The archive was read in full and refused: its findings (errors and
+    /// repair hints) say why, [`Inspection::refused`] in one paragraph.
+    Refused(Box<Inspection>),
+    /// The inspection could not be carried out: the input could not be
+    /// read, or the staged db could not be written.
+    Inspect(snapshot::InspectError),
+    /// The staging file could not be created, flushed or synced, or the
+    /// free space next to it read; already worded.
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for StageFailure {
+    fn from(e: anyhow::Error) -> Self {
+        StageFailure::Other(e)
+    }
+}
+
+impl StageFailure {
+    /// The words of restore and recover-quorum: nothing was touched yet.
+    pub(crate) fn nothing_changed(self, staging: &Path) -> anyhow::Error {
+        match self {
+            StageFailure::Refused(inspection) => anyhow!(
+                "{} Nothing was changed.",
+                inspection.refused().unwrap_or_default()
+            ),
+            StageFailure::Inspect(snapshot::InspectError::WriteDb(io)) => anyhow!(
+                "cannot extract the snapshot's database to {}: {io}; {}. Nothing was changed.",
+                staging.display(),
+                explain_io(&io)
+            ),
+            StageFailure::Inspect(e) => anyhow!("{e}. Nothing was changed."),
+            StageFailure::Other(e) => e,
+        }
+    }
 }
 
 impl Charm<'_> {
@@ -387,20 +467,25 @@ impl Charm<'_> {
             BufReader::with_capacity(snapshot::BUF_SIZE, input),
             attached.size,
             staging,
+            Durability::Synced,
         )
+        .map_err(|f| f.nothing_changed(staging))
     }
 
     /// Verifies an archive in full as it streams in (a file, or a download
     /// from a backup store: read once, never copied whole) while its db is
-    /// written to `staging/snapshot.db` (0600, synced), bounded by the free
-    /// space there. `size` is for progress. Refused archives are errors
-    /// that end in "Nothing was changed."
+    /// written to `staging/snapshot.db` (0600; synced when `durability`
+    /// says so), bounded by the free space there. `size` is for progress.
+    /// What went wrong is a [`StageFailure`] for the caller to word:
+    /// restore and recover-quorum with [`StageFailure::nothing_changed`],
+    /// verify-backup in its own words.
     pub(crate) fn stage_verified(
         &self,
         input: impl std::io::Read,
         size: u64,
         staging: &Path,
-    ) -> Result<(Inspection, PathBuf)> {
+        durability: Durability,
+    ) -> Result<(Inspection, PathBuf), StageFailure> {
         let db_path = staging.join("snapshot.db");
         let db_file = OpenOptions::new()
             .write(true)
@@ -415,14 +500,7 @@ impl Charm<'_> {
             staging_limits(staging)?,
             &mut self.quarter_log("Verified ", size.max(1)),
         )
-        .map_err(|e| match &e {
-            snapshot::InspectError::WriteDb(io) => anyhow!(
-                "cannot extract the snapshot's database to {}: {io}; {}. Nothing was changed.",
-                staging.display(),
-                explain_io(io)
-            ),
-            _ => anyhow!("{e}. Nothing was changed."),
-        })?;
+        .map_err(StageFailure::Inspect)?;
         db_out.flush().map_err(|e| {
             anyhow!(
                 "cannot write {}: {e}; {}",
@@ -431,11 +509,13 @@ impl Charm<'_> {
             )
         })?;
         drop(db_out);
-        db_file
-            .sync_all()
-            .with_context(|| format!("cannot sync {}", db_path.display()))?;
-        if let Some(why) = inspection.refused() {
-            bail!("{why} Nothing was changed.");
+        if durability == Durability::Synced {
+            db_file
+                .sync_all()
+                .with_context(|| format!("cannot sync {}", db_path.display()))?;
+        }
+        if inspection.refused().is_some() {
+            return Err(StageFailure::Refused(Box::new(inspection)));
         }
         Ok((inspection, db_path))
     }
@@ -508,11 +588,14 @@ impl Charm<'_> {
                 let input = store.open(&sc.name).map_err(|e| {
                     anyhow!("cannot read {}: {e}. Nothing was changed.", listed.location)
                 })?;
-                let (inspection, db_path) = self.stage_verified(
-                    BufReader::with_capacity(snapshot::BUF_SIZE, input),
-                    sc.size,
-                    staging,
-                )?;
+                let (inspection, db_path) = self
+                    .stage_verified(
+                        BufReader::with_capacity(snapshot::BUF_SIZE, input),
+                        sc.size,
+                        staging,
+                        Durability::Synced,
+                    )
+                    .map_err(|f| f.nothing_changed(staging))?;
                 if inspection.input_sha256 != sc.sha256 {
                     bail!(
                         "{} has sha256 {} where its sidecar records {}: the stored archive changed after it was written. Nothing was changed.",
@@ -571,14 +654,7 @@ impl Charm<'_> {
         };
 
         // 3. Replace the data. From here on, failures roll back.
-        let journal = Journal {
-            phase: Phase::Replacing,
-            data_dir: data_dir.clone(),
-            aside: sibling(&data_dir, ".pre-restore"),
-            fresh: sibling(&data_dir, ".restoring"),
-            source_sha256: inspection.input_sha256.clone(),
-            keep: None,
-        };
+        let journal = Journal::replacing(&data_dir, &inspection.input_sha256, None);
         remove_dir_if_exists(&journal.fresh)
             .with_context(|| format!("cannot clear {}", journal.fresh.display()))?;
         if journal.aside.exists() {
@@ -602,37 +678,28 @@ impl Charm<'_> {
             .context("cannot set the unit's status")?;
 
         let token = format!("etcd-restore-{}", random_hex(8)?);
-        let outcome = self.replace_and_verify(
-            &journal,
-            &tool,
-            &db_path,
-            peer_url,
-            &token,
-            &inspection,
-            before,
-        );
-        let (report, after) = match outcome {
-            Ok(v) => v,
-            Err(e) => {
-                let reason = format!("{e:#}");
-                tracing::error!("restore failed, rolling back: {reason}");
-                return match self.roll_back(&journal, &jpath) {
-                    Ok(()) => Err(anyhow!(
-                        "the restore failed and was rolled back; etcd serves the data it had before (cluster {:x}). Reason: {reason}",
-                        before.cluster_id
-                    )),
-                    Err(rb) => {
-                        let msg = format!(
-                            "the restore failed ({reason}) and the rollback failed too ({rb:#}); the old data is in {}. Run: juju run {} health, and see the unit's log",
-                            journal.aside.display(),
-                            self.ctx.unit_name
-                        );
-                        let _ = self.tools.status_set(&Status::blocked(msg.clone()), false);
-                        Err(anyhow!(msg))
-                    }
-                };
-            }
-        };
+        let (report, after) = self.replace_or_roll_back(
+            &Swap {
+                journal: &journal,
+                jpath: &jpath,
+                tool: &tool,
+                db_path: &db_path,
+                peer_url,
+                token: &token,
+                inspection: &inspection,
+                before,
+            },
+            "restore",
+            |reason| format!(
+                "the restore failed and was rolled back; etcd serves the data it had before (cluster {:x}). Reason: {reason}",
+                before.cluster_id
+            ),
+            |reason, rb| format!(
+                "the restore failed ({reason}) and the rollback failed too ({rb:#}); the old data is in {}. Run: juju run {} health, and see the unit's log",
+                journal.aside.display(),
+                self.ctx.unit_name
+            ),
+        )?;
 
         // 4. The new data is proven; drop the old.
         let mut done = journal.clone();
@@ -775,17 +842,17 @@ impl Charm<'_> {
     /// Stops etcd, restores into a fresh directory, swaps it in, starts
     /// etcd and checks the result. Any error leaves the journal for
     /// [`Self::roll_back`].
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn replace_and_verify(
-        &self,
-        journal: &Journal,
-        tool: &RestoreTool,
-        db_path: &Path,
-        peer_url: &str,
-        token: &str,
-        inspection: &Inspection,
-        before: &Before,
-    ) -> Result<(RestoreReport, After)> {
+    fn replace_and_verify(&self, swap: &Swap<'_>) -> Result<(RestoreReport, After)> {
+        let Swap {
+            journal,
+            tool,
+            db_path,
+            peer_url,
+            token,
+            inspection,
+            before,
+            jpath: _,
+        } = *swap;
         // etcd's tool writes only into the fresh directory, so it runs
         // while the old etcd stops: the two waits overlap.
         self.log_progress(&format!(
@@ -1014,6 +1081,41 @@ impl Charm<'_> {
         })
     }
 
+    /// [`Self::replace_and_verify`], and on its failure [`Self::roll_back`]:
+    /// the error is worded by the caller, `rolled_back(reason)` when etcd
+    /// serves the old data again, `stuck(reason, rollback_error)` when the
+    /// rollback failed too (also the unit's blocked status). `what` names
+    /// the operation in the log.
+    pub(crate) fn replace_or_roll_back(
+        &self,
+        swap: &Swap<'_>,
+        what: &str,
+        rolled_back: impl FnOnce(&str) -> String,
+        stuck: impl FnOnce(&str, &anyhow::Error) -> String,
+    ) -> Result<(RestoreReport, After)> {
+        self.replace_and_verify(swap).or_else(|e| {
+            let reason = format!("{e:#}");
+            tracing::error!("{what} failed, rolling back: {reason}");
+            self.roll_back_or_block(swap.journal, swap.jpath, |rb| stuck(&reason, rb))?;
+            Err(anyhow!(rolled_back(&reason)))
+        })
+    }
+
+    /// [`Self::roll_back`]; when it fails, `stuck(error)` becomes the
+    /// unit's blocked status and the error.
+    pub(crate) fn roll_back_or_block(
+        &self,
+        journal: &Journal,
+        jpath: &Path,
+        stuck: impl FnOnce(&anyhow::Error) -> String,
+    ) -> Result<()> {
+        self.roll_back(journal, jpath).map_err(|rb| {
+            let msg = stuck(&rb);
+            let _ = self.tools.status_set(&Status::blocked(msg.clone()), false);
+            anyhow!(msg)
+        })
+    }
+
     /// Puts the old data back and starts etcd on it.
     pub(crate) fn roll_back(&self, journal: &Journal, jpath: &Path) -> Result<()> {
         self.log_progress("Rolling back to the data etcd had before the restore");
@@ -1138,13 +1240,11 @@ impl Charm<'_> {
                     "a restore of {} was interrupted; rolling back to the old data",
                     journal.source_sha256
                 );
-                self.roll_back(&journal, &jpath).map_err(|e| {
-                    let msg = format!(
+                self.roll_back_or_block(&journal, &jpath, |e| {
+                    format!(
                         "an interrupted restore could not be rolled back ({e:#}); the old data is in {}. See the unit's log",
                         journal.aside.display()
-                    );
-                    let _ = self.tools.status_set(&Status::blocked(msg.clone()), false);
-                    anyhow!(msg)
+                    )
                 })?;
                 self.log_progress(
                     "An interrupted restore was rolled back: etcd serves the data it had before it",

@@ -101,15 +101,8 @@ impl Charm<'_> {
     /// unit's state as given).
     fn requests(&self, peer_id: &str, mine: Option<Request>) -> Result<Vec<Request>> {
         let mut out: Vec<Request> = mine.into_iter().collect();
-        for unit in self
-            .tools
-            .relation_list(peer_id)
-            .context("cannot list the peer units")?
-        {
-            let bag = self
-                .tools
-                .relation_get(peer_id, &unit, false)
-                .with_context(|| format!("cannot read {unit}'s peer data"))?;
+        for peer in self.peer_bags(peer_id)? {
+            let (unit, bag) = peer?;
             if bag.get(LOCK_KEY).map(String::as_str) == Some(ACQUIRE) {
                 let since = bag.get(SINCE_KEY).and_then(|s| s.parse().ok()).unwrap_or(0);
                 let reason = bag.get(REASON_KEY).cloned().unwrap_or_default();

@@ -286,6 +286,27 @@ impl snapshot::Progress for QuarterLog<'_, '_> {
     }
 }
 
+/// The `snapshot.*` action results that describe an archive (its sha256
+/// and size, and its manifest), shared by the snapshot and create-backup
+/// actions.
+pub(crate) fn archive_results(
+    sha256: &str,
+    size: u64,
+    m: &Manifest,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("snapshot.sha256", sha256.to_string()),
+        ("snapshot.size", human_size(size)),
+        ("snapshot.size-bytes", size.to_string()),
+        ("snapshot.version", m.etcd_version.clone()),
+        ("snapshot.revision", m.revision.to_string()),
+        ("snapshot.key-count", m.key_count.to_string()),
+        ("snapshot.cluster-id", m.cluster_id.clone()),
+        ("snapshot.db-sha256", m.db_sha256.clone()),
+        ("snapshot.created", m.created.clone()),
+    ]
+}
+
 impl<'a> Charm<'a> {
     /// Resolves a directory parameter (a unit path) and creates it 0700 if
     /// it is missing.
@@ -364,23 +385,15 @@ impl<'a> Charm<'a> {
             pki_results.push(("snapshot.pki", "included".to_string()));
             pki_results.push(("snapshot.ca-fingerprint", ca.fingerprint_sha256()));
         }
-        let mut results = vec![
-            ("snapshot.path", taken.unit_path.clone()),
-            ("snapshot.sha256", taken.sha256.clone()),
-            ("snapshot.size", human_size(taken.size)),
-            ("snapshot.size-bytes", taken.size.to_string()),
-            ("snapshot.version", m.etcd_version.clone()),
-            ("snapshot.revision", m.revision.to_string()),
-            ("snapshot.key-count", m.key_count.to_string()),
-            ("snapshot.cluster-id", m.cluster_id.clone()),
-            ("snapshot.db-sha256", m.db_sha256.clone()),
-            ("snapshot.created", m.created.clone()),
+        let mut results = vec![("snapshot.path", taken.unit_path.clone())];
+        results.extend(archive_results(&taken.sha256, taken.size, m));
+        results.extend([
             (
                 "copy.cmd",
                 format!("juju scp {}:{} .", self.ctx.unit_name, taken.unit_path),
             ),
             ("copy.owner", taken.owner.clone()),
-        ];
+        ]);
         results.extend(pki_results);
         if let Some(h) = m.hashkv {
             results.push(("snapshot.hashkv", h.to_string()));

@@ -172,10 +172,7 @@ impl Charm<'_> {
         if mode == "none" {
             return Ok(false);
         }
-        let bag = self
-            .tools
-            .relation_get(peer_id, unit, false)
-            .with_context(|| format!("cannot read {unit}'s peer data"))?;
+        let bag = self.peer_bag(peer_id, unit)?;
         let Some(version) = bag.get(UPGRADED_TO_KEY) else {
             return Ok(false);
         };
@@ -192,10 +189,7 @@ impl Charm<'_> {
                 .context("cannot list the peer units")?;
             all.push(self.ctx.unit_name.clone());
             for u in all {
-                let b = self
-                    .tools
-                    .relation_get(peer_id, &u, false)
-                    .with_context(|| format!("cannot read {u}'s peer data"))?;
+                let b = self.peer_bag(peer_id, &u)?;
                 if b.get(UPGRADED_TO_KEY) == Some(version) {
                     n += 1;
                 }

@@ -13,16 +13,15 @@
 //! `/var/lib/etcd-charm/verify-scratch/` (0700) and is removed when it
 //! ends, on every path (the scratch member is killed on drop).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{self, File};
+use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 
 use super::lock::OpLock;
-use super::restore::{restore_headroom, staging_limits};
+use super::restore::{remove_dir_if_exists, restore_headroom, Durability, StageFailure};
 use super::snapshot::{explain_io, human_size, param_str};
 use super::Charm;
 use crate::etcd::paths::STATE_FILE;
@@ -320,51 +319,16 @@ impl Charm<'_> {
             )
         })?;
         let dir = verify_dir(self);
-        match fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("cannot clear {}", dir.display()))
-            }
-            _ => {}
-        }
+        remove_dir_if_exists(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
         fsutil::create_dir_mode(&dir, 0o700)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let _guard = DirGuard(dir.clone());
 
         // 1. The archive, verified in full while its db is staged.
         self.log_progress(&format!("Verifying {label} ({})", human_size(size)));
-        let db_path = dir.join("snapshot.db");
-        let db_file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&db_path)
-            .with_context(|| format!("cannot create {}", db_path.display()))?;
-        let mut db_out = BufWriter::with_capacity(snapshot::BUF_SIZE, &db_file);
-        let inspection = snapshot::inspect(
-            input,
-            Some(&mut db_out),
-            staging_limits(&dir)?,
-            &mut self.quarter_log("Verified ", size.max(1)),
-        )
-        .map_err(|e| match &e {
-            snapshot::InspectError::WriteDb(io) => anyhow!(
-                "cannot stage the backup's database in {}: {io}; {}",
-                dir.display(),
-                explain_io(io)
-            ),
-            _ => anyhow!("{e}"),
-        })?;
-        db_out.flush().map_err(|e| {
-            anyhow!(
-                "cannot write {}: {e}; {}",
-                db_path.display(),
-                explain_io(&e)
-            )
-        })?;
-        drop(db_out);
-        if let Some(why) = inspection.refused() {
-            bail!("the backup is not restorable. {why}");
-        }
+        let (inspection, db_path) = self
+            .stage_verified(input, size, &dir, Durability::Unsynced)
+            .map_err(|f| not_restorable(f, &dir))?;
         // 2. Room for the restored data directory next to the staged db.
         let free = fs2::available_space(&dir)
             .with_context(|| format!("cannot read the free space of {}", dir.display()))?;
@@ -504,6 +468,24 @@ impl Charm<'_> {
     }
 }
 
+/// verify-backup's words for an archive that staged no db: a refusal says
+/// the backup is not restorable (and, from the store, is marked so).
+fn not_restorable(failure: StageFailure, dir: &Path) -> anyhow::Error {
+    match failure {
+        StageFailure::Refused(inspection) => anyhow!(
+            "the backup is not restorable. {}",
+            inspection.refused().unwrap_or_default()
+        ),
+        StageFailure::Inspect(snapshot::InspectError::WriteDb(io)) => anyhow!(
+            "cannot stage the backup's database in {}: {io}; {}",
+            dir.display(),
+            explain_io(&io)
+        ),
+        StageFailure::Inspect(e) => anyhow!("{e}"),
+        StageFailure::Other(e) => e,
+    }
+}
+
 /// `HashKV` at `revision` for the results when nothing records what it
 /// should be; a failure (the history compacted up to it) is a note.
 fn optional_hash(
@@ -519,5 +501,74 @@ fn optional_hash(
             ));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refusal as the inspection of `input` words it.
+    fn refused(input: &[u8]) -> (StageFailure, String) {
+        let i = snapshot::inspect(
+            input,
+            None,
+            snapshot::Limits::default(),
+            &mut snapshot::NoProgress,
+        )
+        .unwrap();
+        let why = i.refused().expect("garbage must be refused");
+        (StageFailure::Refused(Box::new(i)), why)
+    }
+
+    #[test]
+    fn restore_and_verify_word_one_refusal_each_their_own_way() {
+        let input = b"not a snapshot of anything at all".repeat(64);
+        let dir = Path::new("/var/lib/etcd-charm/verify-scratch");
+        let (f, why) = refused(&input);
+        assert_eq!(
+            format!("{:#}", f.nothing_changed(dir)),
+            format!("{why} Nothing was changed.")
+        );
+        let (f, why) = refused(&input);
+        assert_eq!(
+            format!("{:#}", not_restorable(f, dir)),
+            format!("the backup is not restorable. {why}")
+        );
+        assert!(why.starts_with("The snapshot ("), "{why}");
+    }
+
+    #[test]
+    fn a_full_disk_while_staging_says_where_and_what_to_do() {
+        let full = || {
+            StageFailure::Inspect(snapshot::InspectError::WriteDb(
+                io::Error::from_raw_os_error(libc::ENOSPC),
+            ))
+        };
+        let dir = Path::new("/srv/staging");
+        let restore = format!("{:#}", full().nothing_changed(dir));
+        assert!(
+            restore.starts_with("cannot extract the snapshot's database to /srv/staging: ")
+                && restore.ends_with(
+                    "; the filesystem is full: free space there or pass another target. Nothing was changed."
+                ),
+            "{restore}"
+        );
+        let verify = format!("{:#}", not_restorable(full(), dir));
+        assert!(
+            verify.starts_with("cannot stage the backup's database in /srv/staging: ")
+                && verify
+                    .ends_with("; the filesystem is full: free space there or pass another target"),
+            "{verify}"
+        );
+        let other = || StageFailure::Other(anyhow!("cannot create /srv/staging/snapshot.db"));
+        assert_eq!(
+            format!("{:#}", other().nothing_changed(dir)),
+            "cannot create /srv/staging/snapshot.db"
+        );
+        assert_eq!(
+            format!("{:#}", not_restorable(other(), dir)),
+            "cannot create /srv/staging/snapshot.db"
+        );
     }
 }
