@@ -21,6 +21,7 @@ pub mod act;
 pub mod garage;
 pub mod kv;
 pub mod makers;
+pub mod world;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
