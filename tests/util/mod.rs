@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod act;
+pub mod cluster;
 pub mod garage;
 pub mod kv;
 pub mod makers;
