@@ -68,15 +68,20 @@ pub fn become_healthy(m: &Model, units: &[&str], peers: usize, secs: u64) -> boo
 }
 
 /// `juju deploy ./charm APP -n N EXTRA…` (EXTRA such as `--config k=v`),
-/// then one `update-status` round so that every unit reports after the
-/// last join; returns the unit names.
-pub fn deploy_units(m: &Model, app: &str, n: usize, extra: &[&str]) -> Vec<String> {
+/// waiting for the model to settle; returns the unit names.
+pub fn deploy_n(m: &Model, app: &str, n: usize, extra: &[&str]) -> Vec<String> {
     let charm = super::charm_dir().display().to_string();
     let n_text = n.to_string();
     let mut args = vec!["deploy", &charm, app, "-n", &n_text];
     args.extend_from_slice(extra);
     m.sim(&args).ok();
-    let units: Vec<String> = (0..n).map(|i| format!("{app}/{i}")).collect();
+    (0..n).map(|i| format!("{app}/{i}")).collect()
+}
+
+/// [`deploy_n`], then one `update-status` round so that every unit
+/// reports after the last join; returns the unit names.
+pub fn deploy_units(m: &Model, app: &str, n: usize, extra: &[&str]) -> Vec<String> {
+    let units = deploy_n(m, app, n, extra);
     let names: Vec<&str> = units.iter().map(String::as_str).collect();
     update_status(m, &names, 1);
     units
