@@ -721,25 +721,21 @@ fn a_same_name_race_leaves_a_sidecar_that_describes_the_archive() {
         secret_key: SecretString(g.secret.clone()),
         ..Default::default()
     };
-    let a = BackupStore::S3(Box::new(S3Store::new(settings.clone()).unwrap()));
-    let b = BackupStore::S3(Box::new(S3Store::new(settings).unwrap()));
+    let store = |s: &S3Settings| BackupStore::S3(Box::new(S3Store::new(s.clone()).unwrap()));
+    let a = store(&settings);
+    let b = store(&settings);
     let name = "etcd-snapshot-2026-11-30-17.00.00.tar.gz";
-    let put = |s: &BackupStore, bytes: &[u8], m: etcd_charm::snapshot::Manifest| {
+    let upload = |s: &BackupStore, bytes: &[u8]| {
         s.put_archive::<_, StoreError>(name, |w| {
             w.write_all(bytes).unwrap();
             Ok(())
         })
-        .unwrap();
-        let sha = {
-            let f = std::env::temp_dir().join(format!("race-{}", std::process::id()));
-            fs::write(&f, bytes).unwrap();
-            let s = sha256sum(&f);
-            fs::remove_file(f).unwrap();
-            s
-        };
+    };
+    let put = |s: &BackupStore, bytes: &[u8], m: etcd_charm::snapshot::Manifest| {
+        upload(s, bytes).unwrap();
         Sidecar {
             name: name.into(),
-            sha256: sha,
+            sha256: sha256sum_bytes(bytes),
             size: bytes.len() as u64,
             application: "etcd".into(),
             store: "s3".into(),
@@ -772,21 +768,10 @@ fn a_same_name_race_leaves_a_sidecar_that_describes_the_archive() {
     // A bucket that does not exist is named as such, with the fix.
     let mut missing = S3Settings {
         bucket: "no-such-bucket".into(),
-        endpoint: g.endpoint(),
-        region: "garage".into(),
-        uri_style: "path".into(),
-        access_key: SecretString(g.key_id.clone()),
-        secret_key: SecretString(g.secret.clone()),
-        ..Default::default()
+        path: S3Settings::default().path,
+        ..settings.clone()
     };
-    let s = BackupStore::S3(Box::new(S3Store::new(missing.clone()).unwrap()));
-    let e = s
-        .put_archive::<_, StoreError>(name, |w| {
-            w.write_all(&bytes_a).unwrap();
-            Ok(())
-        })
-        .unwrap_err()
-        .to_string();
+    let e = upload(&store(&missing), &bytes_a).unwrap_err().to_string();
     assert!(
         e.contains("s3 bucket \"no-such-bucket\" does not exist"),
         "{e}"
@@ -795,8 +780,7 @@ fn a_same_name_race_leaves_a_sidecar_that_describes_the_archive() {
     // Wrong credentials are named as such.
     missing.bucket = g.bucket.clone();
     missing.secret_key = SecretString("wrong".into());
-    let s = BackupStore::S3(Box::new(S3Store::new(missing).unwrap()));
-    let e = s.list("etcd").unwrap_err().to_string();
+    let e = store(&missing).list("etcd").unwrap_err().to_string();
     assert!(e.contains("refused the credentials"), "{e}");
 }
 

@@ -38,11 +38,22 @@ fn assert_active(m: &Model, unit: &str) {
     assert_healthy_with(m, unit, 1);
 }
 
+/// `juju deploy ./charm`: one healthy unit, etcd/0.
+fn deploy_one(m: &Model) {
+    m.sim(&["deploy", &charm()]).ok();
+    assert_active(m, "etcd/0");
+}
+
+/// [`deploy_one`], then etcd/0's endpoint and packaged client credentials.
+fn deploy_one_client(m: &Model) -> (String, util::Creds) {
+    deploy_one(m);
+    (m.endpoint("etcd/0"), m.credentials("etcd/0"))
+}
+
 #[test]
 fn deploy_etcd_34_from_the_ubuntu_archive() {
     let m = Model::new();
-    m.sim(&["deploy", &charm()]).ok();
-    assert_active(&m, "etcd/0");
+    deploy_one(&m);
     let status = m.status();
     assert_eq!(status["applications"]["etcd"]["version"], "3.4.23");
     let unit = Model::unit(&status, "etcd/0");
@@ -164,8 +175,7 @@ fn config_port_moves_etcd_and_keeps_data() {
 #[test]
 fn remove_unit_stops_etcd_and_destroy_model_leaves_nothing() {
     let m = Model::new();
-    m.sim(&["deploy", &charm()]).ok();
-    assert_active(&m, "etcd/0");
+    deploy_one(&m);
     let home = m.home.path().display().to_string();
     let root = m.unit_root("etcd/0").display().to_string();
     let running = pids_mentioning(&root);
@@ -251,8 +261,7 @@ fn a_wrong_etcd_resource_says_what_is_wrong() {
 #[test]
 fn actions_are_typed_and_compact_works() {
     let m = Model::new();
-    m.sim(&["deploy", &charm()]).ok();
-    assert_active(&m, "etcd/0");
+    deploy_one(&m);
     let addr = m.address("etcd/0");
     let ctl = Path::new(ETCDCTL_34);
     let creds = m.credentials("etcd/0");
@@ -333,8 +342,7 @@ fn actions_are_typed_and_compact_works() {
 #[test]
 fn update_status_restarts_a_dead_etcd_and_logs_reach_juju() {
     let m = Model::new();
-    m.sim(&["deploy", &charm()]).ok();
-    assert_active(&m, "etcd/0");
+    deploy_one(&m);
     let addr = m.address("etcd/0");
     let root = m.unit_root("etcd/0").display().to_string();
     for pid in pids_mentioning(&root) {
@@ -392,11 +400,8 @@ fn an_empty_etcd_resource_is_a_placeholder_and_the_archive_is_used() {
 #[test]
 fn etcd_refuses_plaintext_and_foreign_certificates() {
     let m = Model::new();
-    m.sim(&["deploy", &charm()]).ok();
-    assert_active(&m, "etcd/0");
     let ctl = Path::new(ETCDCTL_34);
-    let endpoint = m.endpoint("etcd/0");
-    let creds = m.credentials("etcd/0");
+    let (endpoint, creds) = deploy_one_client(&m);
     put_get(ctl, &endpoint, &creds, "secret/key", "v");
     // The packaged credentials work with the 3.5 etcdctl too.
     put_get(
@@ -476,11 +481,8 @@ fn etcd_refuses_plaintext_and_foreign_certificates() {
 #[test]
 fn scaling_1_to_3_to_1_keeps_every_key() {
     let m = Model::new();
-    m.sim(&["deploy", &charm()]).ok();
-    assert_active(&m, "etcd/0");
     let ctl = Path::new(ETCDCTL_34);
-    let creds = m.credentials("etcd/0");
-    let e0 = m.endpoint("etcd/0");
+    let (e0, creds) = deploy_one_client(&m);
     put_numbered(ctl, &e0, &creds, "/scale/", 20);
 
     m.sim(&["add-unit", "etcd", "-n", "2"]).ok();
@@ -590,11 +592,8 @@ fn losing_the_leader_keeps_the_ca_and_every_key() {
 #[test]
 fn update_status_renews_a_certificate_near_expiry_and_restarts_etcd() {
     let m = Model::new();
-    m.sim(&["deploy", &charm()]).ok();
-    assert_active(&m, "etcd/0");
     let ctl = Path::new(ETCDCTL_34);
-    let creds = m.credentials("etcd/0");
-    let endpoint = m.endpoint("etcd/0");
+    let (endpoint, creds) = deploy_one_client(&m);
     put_get(ctl, &endpoint, &creds, "renew/key", "kept");
 
     // Read the CA back the way a unit does: the secret named in the peer
@@ -740,8 +739,7 @@ fn consumer_charm(m: &Model) -> String {
 #[test]
 fn db_consumers_get_working_credentials_and_every_member() {
     let m = Model::new();
-    m.sim(&["deploy", &charm()]).ok();
-    assert_active(&m, "etcd/0");
+    deploy_one(&m);
     m.sim(&["deploy", &consumer_charm(&m), "kube"]).ok();
     m.sim(&["integrate", "etcd:db", "kube:etcd"]).ok();
     m.sim(&["add-unit", "etcd", "-n", "2"]).ok();

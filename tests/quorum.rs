@@ -343,8 +343,10 @@ struct Load {
     any_down: usize,
 }
 
-/// Stops the writer and the sampler; prints what they saw.
-fn stop_load(writer: Writer, sampler: Sampler) -> Load {
+/// A second on, stops the writer and the sampler and prints what they
+/// saw; then asserts the operation under load was `done`.
+fn stop_load(writer: Writer, sampler: Sampler, done: bool, m: &Model) -> Load {
+    std::thread::sleep(std::time::Duration::from_secs(1));
     let (written, failed) = writer.stop();
     let (bad, rounds, any_down) = sampler.stop();
     eprintln!(
@@ -352,6 +354,7 @@ fn stop_load(writer: Writer, sampler: Sampler) -> Load {
         written.len(),
         failed.len()
     );
+    assert!(done, "{}\n{}", statuses(m), m.debug_log());
     Load {
         written,
         failed,
@@ -379,15 +382,13 @@ fn a_config_change_restarts_five_members_one_at_a_time() {
     // The lock passes on through relation hooks; update-status finishes
     // whatever a hook left waiting.
     let done = become_healthy(&m, &units, 5, 240);
-    std::thread::sleep(std::time::Duration::from_secs(1));
     let Load {
         written,
         failed,
         bad,
         rounds,
         any_down,
-    } = stop_load(writer, sampler);
-    assert!(done, "{}\n{}", statuses(&m), m.debug_log());
+    } = stop_load(writer, sampler, done, &m);
 
     // Every unit restarted (a new etcd process) with the new quota.
     for (u, old) in units.iter().zip(&before) {
@@ -678,15 +679,13 @@ fn attaching_etcd_3530_upgrades_a_34_cluster_member_by_member_with_a_pause() {
             .all(|ep| versions(ep, &creds).0 == "3.5.30")
             && all_healthy_with(&m, &units, 3)
     });
-    std::thread::sleep(std::time::Duration::from_secs(1));
     let Load {
         written,
         failed,
         bad,
         any_down,
         ..
-    } = stop_load(writer, sampler);
-    assert!(done, "{}\n{}", statuses(&m), m.debug_log());
+    } = stop_load(writer, sampler, done, &m);
     // The cluster version follows once every member runs 3.5.
     assert!(util::eventually(30, || versions(&endpoints[0], &creds)
         .1
