@@ -8,13 +8,15 @@
 
 mod util;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use util::act::{completed, failure, result, run_action, sha256sum, sim_here};
+use util::act::{completed, deploy_on_juju29, failure, result, run_action, sha256sum, sim_here};
+use util::cluster::deploy_n;
 use util::garage::Garage;
 use util::{kv, Model};
 
@@ -36,32 +38,70 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// Deploys the provider with Garage's settings and relates it.
-fn relate_garage(m: &Model, g: &Garage, path: &str, secret: &str) {
-    let cfg = |k: &str, v: &str| format!("{k}={v}");
-    m.sim(&[
-        "deploy",
-        &provider(),
-        "s3",
-        "--config",
-        &cfg("bucket", &g.bucket),
-        "--config",
-        &cfg("path", path),
-        "--config",
-        &cfg("endpoint", &g.endpoint()),
-        "--config",
-        "region=garage",
-        "--config",
-        "s3-uri-style=path",
-        "--config",
-        "storage-class=STANDARD",
-        "--config",
-        &cfg("access-key", &g.key_id),
-        "--config",
-        &cfg("secret-key", secret),
-    ])
-    .ok();
+/// Deploys the provider as `s3` with Garage's bucket, endpoint and key
+/// (`secret` as the secret key) and the `extra` settings, and relates it.
+fn deploy_provider(m: &Model, g: &Garage, secret: &str, extra: &[(&str, &str)]) {
+    let endpoint = g.endpoint();
+    let mut settings = vec![
+        ("bucket", g.bucket.as_str()),
+        ("endpoint", endpoint.as_str()),
+        ("region", "garage"),
+        ("s3-uri-style", "path"),
+        ("access-key", g.key_id.as_str()),
+        ("secret-key", secret),
+    ];
+    settings.extend_from_slice(extra);
+    let config: Vec<String> = settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let provider = provider();
+    let mut args = vec!["deploy", &provider, "s3"];
+    for c in &config {
+        args.extend(["--config", c]);
+    }
+    m.sim(&args).ok();
     m.sim(&["integrate", "etcd", "s3"]).ok();
+}
+
+/// Deploys the provider with Garage's settings under `path` and relates it.
+fn relate_garage(m: &Model, g: &Garage, path: &str, secret: &str) {
+    deploy_provider(
+        m,
+        g,
+        secret,
+        &[("path", path), ("storage-class", "STANDARD")],
+    );
+}
+
+/// The object `key` of the bucket, downloaded into the scratch directory
+/// as `name`.
+fn download(m: &Model, g: &Garage, key: &str, name: &str) -> PathBuf {
+    let file = m.scratch.path().join(name);
+    fs::write(&file, g.get(key)).unwrap();
+    file
+}
+
+/// Deploys `copy` with the scratch directory's `name` as its `snapshot`
+/// resource, restores it and returns every key it then serves.
+fn restore_into_copy(m: &Model, name: &str) -> BTreeMap<String, String> {
+    sim_here(
+        m,
+        &[
+            "deploy",
+            &charm(),
+            "copy",
+            "--config",
+            "backup-schedule=off",
+            "--resource",
+            &format!("snapshot=./{name}"),
+        ],
+    )
+    .ok();
+    let out = run_action(m, "copy/0", "restore", &[], &[]);
+    completed(&out);
+    kv::digest(&kv::Conn::to(m, "copy/0"))
+}
+
+fn mode(p: &Path) -> u32 {
+    fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
 fn backups_json(m: &Model, unit: &str) -> Vec<Value> {
@@ -100,10 +140,7 @@ fn create_and_list_backups_in_garage_and_on_disk() {
         "{local}"
     );
     let host = m.unit_root("etcd/0").join(local.trim_start_matches('/'));
-    assert_eq!(
-        fs::metadata(&host).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    assert_eq!(mode(&host), 0o600);
     assert_eq!(sha256sum(&host), result(&out, "snapshot.sha256"));
     let sidecar: Value =
         serde_json::from_slice(&fs::read(format!("{}.json", host.display())).unwrap()).unwrap();
@@ -121,13 +158,11 @@ fn create_and_list_backups_in_garage_and_on_disk() {
         format!("s3://etcd-backups/etcd/prod/{id}")
     );
     let key = format!("etcd/prod/{id}");
-    let body = g.get(&key);
-    let file = m.scratch.path().join(&id);
-    fs::write(&file, &body).unwrap();
+    let file = download(&m, &g, &key, &id);
     assert_eq!(sha256sum(&file), result(&out, "snapshot.sha256"));
     let side: Value = serde_json::from_slice(&g.get(&format!("{key}.json"))).unwrap();
     assert_eq!(side["sha256"], result(&out, "snapshot.sha256"));
-    assert_eq!(side["size"], body.len() as u64);
+    assert_eq!(side["size"], fs::metadata(&file).unwrap().len());
     assert_eq!(side["store"], "s3");
     // The secret is nowhere in the results or the logs.
     let all = format!("{out:?}{}", m.debug_log());
@@ -157,22 +192,7 @@ fn create_and_list_backups_in_garage_and_on_disk() {
     }
 
     // The S3 archive restores every key into a new application.
-    sim_here(
-        &m,
-        &[
-            "deploy",
-            &charm(),
-            "copy",
-            "--config",
-            "backup-schedule=off",
-            "--resource",
-            &format!("snapshot=./{id}"),
-        ],
-    )
-    .ok();
-    let out = run_action(&m, "copy/0", "restore", &[], &[]);
-    completed(&out);
-    assert_eq!(kv::digest(&kv::Conn::to(&m, "copy/0")), before);
+    assert_eq!(restore_into_copy(&m, &id), before);
 }
 
 /// Every unit directory of `app` ever deployed in the model (removed ones
@@ -253,27 +273,18 @@ fn scheduled_backups_one_per_tick_through_leader_loss_with_retention() {
     };
     let m = Model::new();
     // S3: three units. Local: two units of another application.
-    m.sim(&[
-        "deploy",
-        &charm(),
-        "-n",
-        "3",
-        "--config",
-        "backup-schedule=off",
-    ])
-    .ok();
-    m.sim(&[
-        "deploy",
-        &charm(),
+    deploy_n(&m, "etcd", 3, &["--config", "backup-schedule=off"]);
+    deploy_n(
+        &m,
         "loc",
-        "-n",
-        "2",
-        "--config",
-        "backup-schedule=off",
-        "--config",
-        "backup-store=local",
-    ])
-    .ok();
+        2,
+        &[
+            "--config",
+            "backup-schedule=off",
+            "--config",
+            "backup-store=local",
+        ],
+    );
     for u in ["etcd/0", "etcd/1", "etcd/2", "loc/0", "loc/1"] {
         let ok = util::eventually(120, || {
             m.sim(&["run-hook", u, "update-status"]);
@@ -347,9 +358,7 @@ fn scheduled_backups_one_per_tick_through_leader_loss_with_retention() {
     assert_eq!(stored, want, "the bucket holds other than one per tick");
     // Each archive's sha256 is its sidecar's.
     for n in &want {
-        let body = g.get(&format!("prod/{n}"));
-        let f = m.scratch.path().join(n);
-        fs::write(&f, &body).unwrap();
+        let f = download(&m, &g, &format!("prod/{n}"), n);
         let side: Value = serde_json::from_slice(&g.get(&format!("prod/{n}.json"))).unwrap();
         assert_eq!(side["sha256"].as_str().unwrap(), sha256sum(&f), "{n}");
     }
@@ -365,10 +374,7 @@ fn scheduled_backups_one_per_tick_through_leader_loss_with_retention() {
         let side: Value =
             serde_json::from_slice(&fs::read(format!("{}.json", p.display())).unwrap()).unwrap();
         assert_eq!(side["sha256"].as_str().unwrap(), sha256sum(&p), "{n}");
-        assert_eq!(
-            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(mode(&p), 0o600);
     }
     // update-status reports the newest backup on the unit that took it.
     let taker = last_taker(&m, "etcd");
@@ -409,25 +415,8 @@ fn scheduled_backups_one_per_tick_through_leader_loss_with_retention() {
 
     // A scheduled backup restores every key.
     let n = &newest[2];
-    fs::write(m.scratch.path().join(n), g.get(&format!("prod/{n}"))).unwrap();
-    sim_here(
-        &m,
-        &[
-            "deploy",
-            &charm(),
-            "copy",
-            "--config",
-            "backup-schedule=off",
-            "--resource",
-            &format!("snapshot=./{n}"),
-        ],
-    )
-    .ok();
-    let out = run_action(&m, "copy/0", "restore", &[], &[]);
-    completed(&out);
-    let after = kv::digest(&kv::Conn::to(&m, "copy/0"));
-    assert_eq!(after, before);
-    let _ = Path::new("/");
+    download(&m, &g, &format!("prod/{n}"), n);
+    assert_eq!(restore_into_copy(&m, n), before);
 }
 
 /// The unit's backup state file.
@@ -497,8 +486,7 @@ fn upload_cut_by_a_dead_server_and_wrong_credentials() {
     let stored = archives(&g, "big");
     assert_eq!(stored.len(), 1, "{stored:?}");
     let side: Value = serde_json::from_slice(&g.get(&format!("{}.json", stored[0]))).unwrap();
-    let f = m.scratch.path().join("big.tar.gz");
-    fs::write(&f, g.get(&stored[0])).unwrap();
+    let f = download(&m, &g, &stored[0], "big.tar.gz");
     assert_eq!(side["sha256"].as_str().unwrap(), sha256sum(&f));
     assert!(side["size"].as_u64().unwrap() > 190 << 20);
     fs::remove_file(&f).unwrap();
@@ -528,10 +516,7 @@ fn upload_cut_by_a_dead_server_and_wrong_credentials() {
     }
     // The settings file that holds them is root's alone.
     let settings = m.unit_root("etcd/0").join("var/lib/etcd-charm/backup.json");
-    assert_eq!(
-        fs::metadata(settings).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    assert_eq!(mode(&settings), 0o600);
     // Fixed credentials heal it.
     m.sim(&["config", "s3", &format!("secret-key={}", g.secret)])
         .ok();
@@ -549,19 +534,7 @@ fn s3_on_juju_29_with_the_v0_relation_fields() {
         return;
     };
     let m = Model::new();
-    let out = m
-        .cmd()
-        .env("JUJU_SIM_AGENT_VERSION", "2.9.49")
-        .args(["deploy", &charm(), "--config", "backup-schedule=off"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    m.settle();
-    assert_eq!(m.status()["model"]["version"], "2.9.49");
+    deploy_on_juju29(&m, &[&charm(), "--config", "backup-schedule=off"]);
     relate_garage(&m, &g, "etcd29", &g.secret);
     let out = run_action(&m, "etcd/0", "create-backup", &[], &[]);
     completed(&out);
@@ -588,27 +561,7 @@ fn s3_interface_v1_credentials_from_a_secret() {
     let m = Model::new();
     m.sim(&["deploy", &charm(), "--config", "backup-schedule=off"])
         .ok();
-    m.sim(&[
-        "deploy",
-        &provider(),
-        "s3",
-        "--config",
-        "interface=v1",
-        "--config",
-        &format!("bucket={}", g.bucket),
-        "--config",
-        &format!("endpoint={}", g.endpoint()),
-        "--config",
-        "region=garage",
-        "--config",
-        "s3-uri-style=path",
-        "--config",
-        &format!("access-key={}", g.key_id),
-        "--config",
-        &format!("secret-key={}", g.secret),
-    ])
-    .ok();
-    m.sim(&["integrate", "etcd", "s3"]).ok();
+    deploy_provider(&m, &g, &g.secret, &[("interface", "v1")]);
     let out = run_action(&m, "etcd/0", "create-backup", &[], &[]);
     completed(&out);
     assert!(result(&out, "backup.location").starts_with("s3://etcd-v1/"));
@@ -768,25 +721,21 @@ fn a_same_name_race_leaves_a_sidecar_that_describes_the_archive() {
         secret_key: SecretString(g.secret.clone()),
         ..Default::default()
     };
-    let a = BackupStore::S3(Box::new(S3Store::new(settings.clone()).unwrap()));
-    let b = BackupStore::S3(Box::new(S3Store::new(settings).unwrap()));
+    let store = |s: &S3Settings| BackupStore::S3(Box::new(S3Store::new(s.clone()).unwrap()));
+    let a = store(&settings);
+    let b = store(&settings);
     let name = "etcd-snapshot-2026-11-30-17.00.00.tar.gz";
-    let put = |s: &BackupStore, bytes: &[u8], m: etcd_charm::snapshot::Manifest| {
+    let upload = |s: &BackupStore, bytes: &[u8]| {
         s.put_archive::<_, StoreError>(name, |w| {
             w.write_all(bytes).unwrap();
             Ok(())
         })
-        .unwrap();
-        let sha = {
-            let f = std::env::temp_dir().join(format!("race-{}", std::process::id()));
-            fs::write(&f, bytes).unwrap();
-            let s = sha256sum(&f);
-            fs::remove_file(f).unwrap();
-            s
-        };
+    };
+    let put = |s: &BackupStore, bytes: &[u8], m: etcd_charm::snapshot::Manifest| {
+        upload(s, bytes).unwrap();
         Sidecar {
             name: name.into(),
-            sha256: sha,
+            sha256: sha256sum_bytes(bytes),
             size: bytes.len() as u64,
             application: "etcd".into(),
             store: "s3".into(),
@@ -819,21 +768,10 @@ fn a_same_name_race_leaves_a_sidecar_that_describes_the_archive() {
     // A bucket that does not exist is named as such, with the fix.
     let mut missing = S3Settings {
         bucket: "no-such-bucket".into(),
-        endpoint: g.endpoint(),
-        region: "garage".into(),
-        uri_style: "path".into(),
-        access_key: SecretString(g.key_id.clone()),
-        secret_key: SecretString(g.secret.clone()),
-        ..Default::default()
+        path: S3Settings::default().path,
+        ..settings.clone()
     };
-    let s = BackupStore::S3(Box::new(S3Store::new(missing.clone()).unwrap()));
-    let e = s
-        .put_archive::<_, StoreError>(name, |w| {
-            w.write_all(&bytes_a).unwrap();
-            Ok(())
-        })
-        .unwrap_err()
-        .to_string();
+    let e = upload(&store(&missing), &bytes_a).unwrap_err().to_string();
     assert!(
         e.contains("s3 bucket \"no-such-bucket\" does not exist"),
         "{e}"
@@ -842,8 +780,7 @@ fn a_same_name_race_leaves_a_sidecar_that_describes_the_archive() {
     // Wrong credentials are named as such.
     missing.bucket = g.bucket.clone();
     missing.secret_key = SecretString("wrong".into());
-    let s = BackupStore::S3(Box::new(S3Store::new(missing).unwrap()));
-    let e = s.list("etcd").unwrap_err().to_string();
+    let e = store(&missing).list("etcd").unwrap_err().to_string();
     assert!(e.contains("refused the credentials"), "{e}");
 }
 
@@ -934,8 +871,7 @@ fn restore_by_id_from_both_stores(resource: Option<&Path>, bucket: &str, attach:
     // not what is restored.
     m.sim(&["config", "etcd", "backup-store=local"]).ok();
     if attach {
-        let res = m.scratch.path().join("other.tar.gz");
-        fs::write(&res, g.get(&format!("etcd/restore/{s3_id}"))).unwrap();
+        let res = download(&m, &g, &format!("etcd/restore/{s3_id}"), "other.tar.gz");
         m.sim(&[
             "attach-resource",
             "etcd",

@@ -4,73 +4,23 @@
 //! and the backup timer's units; `off` and bad config remove the timer and
 //! say why; no credential reaches a log.
 
+mod util;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 
-use etcd_charm::charm::{self, Charm};
-use etcd_charm::etcd::{Root, Service};
 use etcd_charm::juju::fake::{FakeHookTools, FakeState};
-use etcd_charm::juju::{Context, Dispatch};
 use serde_json::{json, Value};
-
-struct World {
-    _dir: tempfile::TempDir,
-    root: Root,
-    systemctl: PathBuf,
-    log: PathBuf,
-}
-
-fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("systemctl.log");
-    let systemctl = dir.path().join("systemctl");
-    fs::write(
-        &systemctl,
-        format!(
-            "#!/bin/sh\necho \"$@\" >> {}\ncase \"$1\" in is-active) exit 3;; esac\nexit 0\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&systemctl, fs::Permissions::from_mode(0o755)).unwrap();
-    let root = Root::new(dir.path().join("root"));
-    fs::create_dir_all(root.base()).unwrap();
-    World {
-        _dir: dir,
-        root,
-        systemctl,
-        log,
-    }
-}
-
-fn hook(name: &str) -> Context {
-    Context {
-        dispatch: Dispatch::Hook(name.into()),
-        unit_name: "etcd/0".into(),
-        app_name: "etcd".into(),
-        charm_dir: ".".into(),
-        model_name: "test".into(),
-        juju_version: "3.5.0".into(),
-        relation: None,
-    }
-}
+use util::world::{hook, run, unit_state, world, World};
 
 const SECRET: &str = "s3cr3t-value-that-must-not-leak";
 
 fn state() -> FakeState {
-    let mut s = FakeState {
-        leader: true,
-        unit_name: "etcd/0".into(),
-        app_name: "etcd".into(),
-        address: "127.9.9.9".into(),
-        ..FakeState::default()
-    };
+    let mut s = unit_state(true);
     s.config = json!({"backup-schedule": "15m", "backup-store": "auto"})
         .as_object()
         .unwrap()
         .clone();
-    s.relations.insert("cluster:0".into(), vec![]);
     s.relations
         .insert("s3-credentials:7".into(), vec!["s3/0".into()]);
     s.relation_data.insert(
@@ -95,12 +45,6 @@ fn state() -> FakeState {
             .collect(),
     );
     s
-}
-
-fn run(w: &World, tools: &FakeHookTools, c: &Context) -> anyhow::Result<()> {
-    let mut charm = Charm::new(c, tools, w.root.clone());
-    charm.service = Service::with_systemctl(&w.systemctl);
-    charm::dispatch(&charm)
 }
 
 fn settings(w: &World) -> Value {

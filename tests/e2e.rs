@@ -7,6 +7,10 @@ mod util;
 use std::fs;
 use std::path::Path;
 
+use util::cluster::{
+    assert_all_vote, assert_healthy_with, assert_numbered, deploy_healthy, kill9, member_names,
+    put_numbered, statuses, update_status,
+};
 use util::{
     etcd35_dir, etcd35_resource, etcdctl_tls, eventually, listening, pids_mentioning, put_get,
     Model,
@@ -29,21 +33,27 @@ fn deploy_with_etcd_resource(m: &Model, resource: &Path) {
     .ok();
 }
 
+/// `unit` is active and healthy on its own.
 fn assert_active(m: &Model, unit: &str) {
-    let (cur, msg) = m.workload(unit);
-    assert_eq!(
-        (cur.as_str(), msg.as_str()),
-        ("active", "Healthy with 1 known peer"),
-        "{unit} is not healthy; debug-log:\n{}",
-        m.debug_log()
-    );
+    assert_healthy_with(m, unit, 1);
+}
+
+/// `juju deploy ./charm`: one healthy unit, etcd/0.
+fn deploy_one(m: &Model) {
+    m.sim(&["deploy", &charm()]).ok();
+    assert_active(m, "etcd/0");
+}
+
+/// [`deploy_one`], then etcd/0's endpoint and packaged client credentials.
+fn deploy_one_client(m: &Model) -> (String, util::Creds) {
+    deploy_one(m);
+    (m.endpoint("etcd/0"), m.credentials("etcd/0"))
 }
 
 #[test]
 fn deploy_etcd_34_from_the_ubuntu_archive() {
     let m = Model::new();
-    m.sim(&["deploy", &charm()]).ok();
-    assert_active(&m, "etcd/0");
+    deploy_one(&m);
     let status = m.status();
     assert_eq!(status["applications"]["etcd"]["version"], "3.4.23");
     let unit = Model::unit(&status, "etcd/0");
@@ -165,8 +175,7 @@ fn config_port_moves_etcd_and_keeps_data() {
 #[test]
 fn remove_unit_stops_etcd_and_destroy_model_leaves_nothing() {
     let m = Model::new();
-    m.sim(&["deploy", &charm()]).ok();
-    assert_active(&m, "etcd/0");
+    deploy_one(&m);
     let home = m.home.path().display().to_string();
     let root = m.unit_root("etcd/0").display().to_string();
     let running = pids_mentioning(&root);
@@ -252,8 +261,7 @@ fn a_wrong_etcd_resource_says_what_is_wrong() {
 #[test]
 fn actions_are_typed_and_compact_works() {
     let m = Model::new();
-    m.sim(&["deploy", &charm()]).ok();
-    assert_active(&m, "etcd/0");
+    deploy_one(&m);
     let addr = m.address("etcd/0");
     let ctl = Path::new(ETCDCTL_34);
     let creds = m.credentials("etcd/0");
@@ -334,13 +342,12 @@ fn actions_are_typed_and_compact_works() {
 #[test]
 fn update_status_restarts_a_dead_etcd_and_logs_reach_juju() {
     let m = Model::new();
-    m.sim(&["deploy", &charm()]).ok();
-    assert_active(&m, "etcd/0");
+    deploy_one(&m);
     let addr = m.address("etcd/0");
     let root = m.unit_root("etcd/0").display().to_string();
     for pid in pids_mentioning(&root) {
         // SIGKILL: a crash, not a clean stop.
-        unsafe_kill(pid);
+        kill9(pid);
     }
     assert!(eventually(10, || !listening(&format!("{addr}:2379"))));
     m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
@@ -353,14 +360,6 @@ fn update_status_restarts_a_dead_etcd_and_logs_reach_juju() {
         "{log}"
     );
     assert!(log.contains("not running; starting it"), "{log}");
-}
-
-fn unsafe_kill(pid: u32) {
-    let st = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
 }
 
 #[test]
@@ -378,19 +377,9 @@ fn deploy_by_charm_name_as_the_seed_does() {
     let repo = m.scratch.path().join("charms");
     fs::create_dir_all(&repo).unwrap();
     std::os::unix::fs::symlink(util::charm_dir(), repo.join("etcd")).unwrap();
-    let out = m
-        .cmd()
-        .env("JUJU_SIM_CHARM_PATH", &repo)
-        .args(["deploy", "etcd"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // deploy returns once the hooks are queued, as Juju's does.
-    m.settle();
+    let path = repo.display().to_string();
+    // deploy returns once the hooks are queued, as Juju's does: this waits.
+    util::act::sim_env(&m, &["deploy", "etcd"], &[("JUJU_SIM_CHARM_PATH", &path)]).ok();
     assert_active(&m, "etcd/0");
     // ... and, as in the seed's step 3, the charm already in the model.
     m.sim(&["deploy", "etcd", "new-etcd"]).ok();
@@ -408,54 +397,11 @@ fn an_empty_etcd_resource_is_a_placeholder_and_the_archive_is_used() {
     assert_eq!(m.status()["applications"]["etcd"]["version"], "3.4.23");
 }
 
-/// The units' workload statuses, for failure messages.
-fn statuses(m: &Model) -> String {
-    m.status()["applications"].to_string()
-}
-
-fn assert_healthy_with(m: &Model, unit: &str, peers: usize) {
-    let want = if peers == 1 {
-        "Healthy with 1 known peer".to_string()
-    } else {
-        format!("Healthy with {peers} known peers")
-    };
-    let (cur, msg) = m.workload(unit);
-    assert_eq!(
-        (cur.as_str(), msg.as_str()),
-        ("active", want.as_str()),
-        "{unit}: {}\ndebug-log:\n{}",
-        statuses(m),
-        m.debug_log()
-    );
-}
-
-/// The member names etcd lists, sorted.
-fn member_names(ctl: &Path, endpoint: &str, creds: &util::Creds) -> Vec<String> {
-    let out = etcdctl_tls(ctl, endpoint, creds, &["member", "list", "-w", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut names: Vec<String> = v["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap_or_default().to_string())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn etcd_refuses_plaintext_and_foreign_certificates() {
     let m = Model::new();
-    m.sim(&["deploy", &charm()]).ok();
-    assert_active(&m, "etcd/0");
     let ctl = Path::new(ETCDCTL_34);
-    let endpoint = m.endpoint("etcd/0");
-    let creds = m.credentials("etcd/0");
+    let (endpoint, creds) = deploy_one_client(&m);
     put_get(ctl, &endpoint, &creds, "secret/key", "v");
     // The packaged credentials work with the 3.5 etcdctl too.
     put_get(
@@ -535,21 +481,14 @@ fn etcd_refuses_plaintext_and_foreign_certificates() {
 #[test]
 fn scaling_1_to_3_to_1_keeps_every_key() {
     let m = Model::new();
-    m.sim(&["deploy", &charm()]).ok();
-    assert_active(&m, "etcd/0");
     let ctl = Path::new(ETCDCTL_34);
-    let creds = m.credentials("etcd/0");
-    let e0 = m.endpoint("etcd/0");
-    for i in 0..20 {
-        put_get(ctl, &e0, &creds, &format!("/scale/{i}"), &format!("v{i}"));
-    }
+    let (e0, creds) = deploy_one_client(&m);
+    put_numbered(ctl, &e0, &creds, "/scale/", 20);
 
     m.sim(&["add-unit", "etcd", "-n", "2"]).ok();
     // Every unit reaches the settled state once the hooks are done; an
     // update-status round lets the leader report after the last join.
-    for u in ["etcd/0", "etcd/1", "etcd/2"] {
-        m.sim(&["run-hook", u, "update-status"]).ok();
-    }
+    update_status(&m, &["etcd/0", "etcd/1", "etcd/2"], 1);
     for u in ["etcd/0", "etcd/1", "etcd/2"] {
         assert_healthy_with(&m, u, 3);
     }
@@ -569,25 +508,10 @@ fn scaling_1_to_3_to_1_keeps_every_key() {
             "{log}"
         );
     }
-    let out = etcdctl_tls(ctl, &e0, &creds, &["member", "list", "-w", "json"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(
-        v["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|m| m["isLearner"].as_bool() != Some(true)),
-        "{v}"
-    );
+    assert_all_vote(ctl, &e0, &creds);
     // Each new member serves every key to the same credentials.
     for u in ["etcd/1", "etcd/2"] {
-        let e = m.endpoint(u);
-        for i in 0..20 {
-            assert_eq!(
-                util::get(ctl, &e, &creds, &format!("/scale/{i}")),
-                format!("v{i}")
-            );
-        }
+        assert_numbered(ctl, &m.endpoint(u), &creds, "/scale/", 20);
     }
     put_get(
         ctl,
@@ -625,12 +549,7 @@ fn scaling_1_to_3_to_1_keeps_every_key() {
     m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
     assert_healthy_with(&m, "etcd/0", 1);
     assert_eq!(member_names(ctl, &e0, &creds), ["etcd-0"]);
-    for i in 0..20 {
-        assert_eq!(
-            util::get(ctl, &e0, &creds, &format!("/scale/{i}")),
-            format!("v{i}")
-        );
-    }
+    assert_numbered(ctl, &e0, &creds, "/scale/", 20);
     assert_eq!(util::get(ctl, &e0, &creds, "/scale/added-at-3"), "yes");
     // The departed units' etcd is gone and they left nothing running.
     assert!(
@@ -643,24 +562,10 @@ fn scaling_1_to_3_to_1_keeps_every_key() {
 #[test]
 fn losing_the_leader_keeps_the_ca_and_every_key() {
     let m = Model::new();
-    m.sim(&["deploy", &charm(), "-n", "3"]).ok();
-    for u in ["etcd/0", "etcd/1", "etcd/2"] {
-        m.sim(&["run-hook", u, "update-status"]).ok();
-    }
-    for u in ["etcd/0", "etcd/1", "etcd/2"] {
-        assert_healthy_with(&m, u, 3);
-    }
+    deploy_healthy(&m, 3, &[]);
     let ctl = Path::new(ETCDCTL_34);
     let old = m.credentials("etcd/0");
-    for i in 0..10 {
-        put_get(
-            ctl,
-            &m.endpoint("etcd/1"),
-            &old,
-            &format!("/k/{i}"),
-            &format!("v{i}"),
-        );
-    }
+    put_numbered(ctl, &m.endpoint("etcd/1"), &old, "/k/", 10);
     assert_eq!(Model::unit(&m.status(), "etcd/0")["leader"], true);
 
     m.sim(&["remove-unit", "etcd/0"]).ok();
@@ -679,12 +584,7 @@ fn losing_the_leader_keeps_the_ca_and_every_key() {
     // The old credentials still read every key, from every member.
     for u in ["etcd/1", "etcd/2"] {
         let e = m.endpoint(u);
-        for i in 0..10 {
-            assert_eq!(
-                util::get(ctl, &e, &old, &format!("/k/{i}")),
-                format!("v{i}")
-            );
-        }
+        assert_numbered(ctl, &e, &old, "/k/", 10);
         assert_eq!(member_names(ctl, &e, &old), ["etcd-1", "etcd-2"]);
     }
 }
@@ -692,11 +592,8 @@ fn losing_the_leader_keeps_the_ca_and_every_key() {
 #[test]
 fn update_status_renews_a_certificate_near_expiry_and_restarts_etcd() {
     let m = Model::new();
-    m.sim(&["deploy", &charm()]).ok();
-    assert_active(&m, "etcd/0");
     let ctl = Path::new(ETCDCTL_34);
-    let creds = m.credentials("etcd/0");
-    let endpoint = m.endpoint("etcd/0");
+    let (endpoint, creds) = deploy_one_client(&m);
     put_get(ctl, &endpoint, &creds, "renew/key", "kept");
 
     // Read the CA back the way a unit does: the secret named in the peer
@@ -774,21 +671,7 @@ fn update_status_renews_a_certificate_near_expiry_and_restarts_etcd() {
 fn a_three_member_cluster_on_etcd_35_loses_a_follower_cleanly() {
     let m = Model::new();
     let res = etcd35_resource(m.scratch.path());
-    m.sim(&[
-        "deploy",
-        &charm(),
-        "-n",
-        "3",
-        "--resource",
-        &format!("etcd={}", res.display()),
-    ])
-    .ok();
-    for u in ["etcd/0", "etcd/1", "etcd/2"] {
-        m.sim(&["run-hook", u, "update-status"]).ok();
-    }
-    for u in ["etcd/0", "etcd/1", "etcd/2"] {
-        assert_healthy_with(&m, u, 3);
-    }
+    deploy_healthy(&m, 3, &["--resource", &format!("etcd={}", res.display())]);
     assert_eq!(m.status()["applications"]["etcd"]["version"], "3.5.1");
     let ctl = etcd35_dir().join("etcdctl");
     let creds = m.credentials("etcd/2");
@@ -825,20 +708,12 @@ fn a_three_member_cluster_on_etcd_35_loses_a_follower_cleanly() {
     for u in ["etcd/0", "etcd/2"] {
         assert_healthy_with(&m, u, 2);
     }
-    let out = etcdctl_tls(
-        &ctl,
-        &m.endpoint("etcd/0"),
-        &creds,
-        &["member", "list", "-w", "json"],
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let peers: Vec<String> = v["members"]
-        .as_array()
-        .unwrap()
+    let members = util::cluster::member_list(&ctl, &m.endpoint("etcd/0"), &creds);
+    let peers: Vec<String> = members
         .iter()
         .map(|m| m["peerURLs"][0].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(peers.len(), 2, "{v}");
+    assert_eq!(peers.len(), 2, "{members:?}");
     assert!(peers.iter().all(|p| p.ends_with(":23800")), "{peers:?}");
     assert_eq!(
         util::get(&ctl, &m.endpoint("etcd/2"), &creds, "/v35/a"),
@@ -864,14 +739,11 @@ fn consumer_charm(m: &Model) -> String {
 #[test]
 fn db_consumers_get_working_credentials_and_every_member() {
     let m = Model::new();
-    m.sim(&["deploy", &charm()]).ok();
-    assert_active(&m, "etcd/0");
+    deploy_one(&m);
     m.sim(&["deploy", &consumer_charm(&m), "kube"]).ok();
     m.sim(&["integrate", "etcd:db", "kube:etcd"]).ok();
     m.sim(&["add-unit", "etcd", "-n", "2"]).ok();
-    for u in ["etcd/0", "etcd/1", "etcd/2"] {
-        m.sim(&["run-hook", u, "update-status"]).ok();
-    }
+    update_status(&m, &["etcd/0", "etcd/1", "etcd/2"], 1);
     let exec = |cmd: &str| {
         m.sim(&["exec", "--unit", "kube/0", "--", cmd])
             .ok()
@@ -932,14 +804,12 @@ fn a_resource_get_fault_during_install_waits_and_never_runs_the_archive_etcd() {
     let m = Model::new();
     let resource = util::etcd35_resource(m.scratch.path());
     let res = format!("etcd={}", resource.display());
-    let out = m
-        .cmd()
-        .env("JUJU_SIM_UPDATE_STATUS_INTERVAL", "10s")
-        .args(["deploy", &charm(), "--resource", &res])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    m.settle();
+    util::act::sim_env(
+        &m,
+        &["deploy", &charm(), "--resource", &res],
+        &[("JUJU_SIM_UPDATE_STATUS_INTERVAL", "10s")],
+    )
+    .ok();
     assert_active(&m, "etcd/0");
     // Enough faults for the install hook and the hooks that follow it;
     // update-status (every 10 s here) uses up the rest.
@@ -1006,19 +876,7 @@ fn a_resource_get_fault_during_install_waits_and_never_runs_the_archive_etcd() {
 #[test]
 fn a_juju_29_model_keeps_its_ca_after_the_move_to_3x() {
     let m = Model::new();
-    let out = m
-        .cmd()
-        .env("JUJU_SIM_AGENT_VERSION", "2.9.49")
-        .args(["deploy", &charm(), "-n", "2"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    m.settle();
-    assert_eq!(m.status()["model"]["version"], "2.9.49");
+    util::act::deploy_on_juju29(&m, &[&charm(), "-n", "2"]);
     for u in ["etcd/0", "etcd/1"] {
         assert_healthy_with(&m, u, 2);
     }

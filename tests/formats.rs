@@ -12,7 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use util::act::{completed, failure, result, run_action, sim_here};
+use util::act::{completed, etcdctl_snapshot_save, failure, result, run_action, sim_here};
 use util::kv;
 use util::{makers, Model};
 
@@ -36,17 +36,7 @@ fn source(m: &Model) -> (kv::Conn, PathBuf) {
     let ep = kv::Conn::to(m, "etcd/0");
     kv::fill(&ep, 400, 20_000);
     let saved = m.scratch.path().join("plain.db");
-    let out = util::etcdctl_tls(
-        Path::new("/usr/bin/etcdctl"),
-        &ep.endpoint,
-        &ep.creds,
-        &["snapshot", "save", saved.to_str().unwrap()],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    etcdctl_snapshot_save(Path::new("/usr/bin/etcdctl"), &ep, &saved);
     (ep, saved)
 }
 

@@ -4,86 +4,27 @@
 //! rendering, unit file), with only Juju's hook tools and `systemctl` faked.
 //! Starting etcd itself is covered by the end-to-end tests.
 
+mod util;
+
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use etcd_charm::charm::{self, Charm};
 use etcd_charm::etcd::paths::{CONFIG_FILE, UNIT_FILE};
-use etcd_charm::etcd::{Root, Service};
 use etcd_charm::juju::fake::{FakeHookTools, FakeState};
 use etcd_charm::juju::{Context, Dispatch, StatusKind};
 use serde_json::json;
-
-struct World {
-    _dir: tempfile::TempDir,
-    root: Root,
-    systemctl: PathBuf,
-    log: PathBuf,
-}
-
-fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("systemctl.log");
-    let systemctl = dir.path().join("systemctl");
-    fs::write(
-        &systemctl,
-        format!(
-            "#!/bin/sh\necho \"$@\" >> {}\ncase \"$1\" in is-active) exit 3;; esac\nexit 0\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&systemctl, fs::Permissions::from_mode(0o755)).unwrap();
-    let root = Root::new(dir.path().join("root"));
-    fs::create_dir_all(root.base()).unwrap();
-    World {
-        _dir: dir,
-        root,
-        systemctl,
-        log,
-    }
-}
-
-fn ctx(dispatch: Dispatch) -> Context {
-    Context {
-        dispatch,
-        unit_name: "etcd/0".into(),
-        app_name: "etcd".into(),
-        charm_dir: ".".into(),
-        model_name: "test".into(),
-        juju_version: "3.5.0".into(),
-        relation: None,
-    }
-}
-
-fn hook(name: &str) -> Context {
-    ctx(Dispatch::Hook(name.into()))
-}
+use util::world::{ctx, hook, run, unit_state, world, World};
 
 fn state(leader: bool) -> FakeState {
-    let mut s = FakeState {
-        leader,
-        unit_name: "etcd/0".into(),
-        app_name: "etcd".into(),
-        address: "127.9.9.9".into(),
-        ..FakeState::default()
-    };
+    let mut s = unit_state(leader);
     s.config = json!({"port": 2379, "management_port": 2380, "heartbeat_interval": 100,
                       "election_timeout": 1000, "bind_to_all_interfaces": false, "channel": "auto"})
     .as_object()
     .unwrap()
     .clone();
-    // Juju creates the peer relation before the first hook that needs it.
-    s.relations.insert("cluster:0".into(), vec![]);
     s
-}
-
-fn run(w: &World, tools: &FakeHookTools, c: &Context) -> anyhow::Result<()> {
-    let mut charm = Charm::new(c, tools, w.root.clone());
-    charm.service = Service::with_systemctl(&w.systemctl);
-    charm::dispatch(&charm)
 }
 
 /// A release-shaped tarball whose `etcd` is a script printing a version.
@@ -122,6 +63,32 @@ fn mode(p: &Path) -> u32 {
     fs::metadata(p).unwrap().mode() & 0o777
 }
 
+/// The leader's state with a good release tarball as its `etcd` resource.
+fn leader_with_release(w: &World) -> FakeState {
+    let mut s = state(true);
+    s.resources
+        .insert("etcd".into(), resource(w, &release_tarball()));
+    s
+}
+
+/// The model as a second unit, `etcd/1` at 127.9.9.10 and not the leader,
+/// sees it, with its resource in `w1`.
+fn become_second_unit(tools: &FakeHookTools, w1: &World) {
+    let mut st = tools.state.borrow_mut();
+    st.leader = false;
+    st.unit_name = "etcd/1".into();
+    st.address = "127.9.9.10".into();
+    st.resources
+        .insert("etcd".into(), resource(w1, &release_tarball()));
+}
+
+/// The CA secret's ID in the peer relation's application data, if any.
+fn ca_secret_id(st: &FakeState) -> Option<String> {
+    st.relation_data
+        .get(&("cluster:0".to_string(), "etcd".to_string()))
+        .and_then(|d| d.get("ca-secret-id").cloned())
+}
+
 #[test]
 fn corrupt_resource_blocks_without_failing_the_hook() {
     let w = world();
@@ -148,10 +115,7 @@ fn corrupt_resource_blocks_without_failing_the_hook() {
 #[test]
 fn good_resource_installs_and_renders_config_and_unit() {
     let w = world();
-    let mut s = state(true);
-    s.resources
-        .insert("etcd".into(), resource(&w, &release_tarball()));
-    let tools = FakeHookTools::new(s);
+    let tools = FakeHookTools::new(leader_with_release(&w));
     run(&w, &tools, &hook("install")).unwrap();
     let st = tools.last_status().unwrap();
     assert_eq!(st.kind, StatusKind::Maintenance);
@@ -170,9 +134,7 @@ fn good_resource_installs_and_renders_config_and_unit() {
 
     // The leader made the CA, kept it in an application-owned secret and
     // shared its ID through the peer relation's application data.
-    let uri = fs_state.relation_data[&("cluster:0".to_string(), "etcd".to_string())]
-        ["ca-secret-id"]
-        .clone();
+    let uri = ca_secret_id(&fs_state).expect("no CA secret ID in the peer data");
     let secret = &fs_state.secrets[&uri];
     let ca = etcd_charm::pki::Ca::from_pem(&secret["ca-cert"], &secret["ca-key"]).unwrap();
     // Its own certificates are signed by that CA; keys are 0600.
@@ -214,9 +176,7 @@ fn good_resource_installs_and_renders_config_and_unit() {
 #[test]
 fn bad_config_blocks_with_the_fix() {
     let w = world();
-    let mut s = state(true);
-    s.resources
-        .insert("etcd".into(), resource(&w, &release_tarball()));
+    let mut s = leader_with_release(&w);
     s.config.insert("management_port".into(), json!(2379));
     let tools = FakeHookTools::new(s);
     run(&w, &tools, &hook("install")).unwrap();
@@ -229,29 +189,14 @@ fn bad_config_blocks_with_the_fix() {
 fn non_leader_waits_to_be_registered_and_a_new_leader_reuses_the_ca() {
     // The leader's first hooks make the CA.
     let w0 = world();
-    let mut s = state(true);
-    s.resources
-        .insert("etcd".into(), resource(&w0, &release_tarball()));
-    let tools = FakeHookTools::new(s);
+    let tools = FakeHookTools::new(leader_with_release(&w0));
     run(&w0, &tools, &hook("install")).unwrap();
-    let uri = tools
-        .state
-        .borrow()
-        .relation_data
-        .get(&("cluster:0".to_string(), "etcd".to_string()))
-        .and_then(|d| d.get("ca-secret-id").cloned())
+    let uri = ca_secret_id(&tools.state.borrow())
         .unwrap_or_else(|| panic!("no CA after install; status {:?}", tools.last_status()));
 
     // Another unit (not the leader) with the same model state.
     let w1 = world();
-    {
-        let mut st = tools.state.borrow_mut();
-        st.leader = false;
-        st.unit_name = "etcd/1".into();
-        st.address = "127.9.9.10".into();
-        st.resources
-            .insert("etcd".into(), resource(&w1, &release_tarball()));
-    }
+    become_second_unit(&tools, &w1);
     let c1 = |name: &str| Context {
         unit_name: "etcd/1".into(),
         ..hook(name)
@@ -295,10 +240,7 @@ fn non_leader_waits_to_be_registered_and_a_new_leader_reuses_the_ca() {
     assert_eq!(tools.last_status().unwrap().kind, StatusKind::Waiting);
     let st = tools.state.borrow();
     assert_eq!(st.secrets.len(), 1);
-    assert_eq!(
-        st.relation_data[&("cluster:0".to_string(), "etcd".to_string())]["ca-secret-id"],
-        uri
-    );
+    assert_eq!(ca_secret_id(&st), Some(uri));
 }
 
 #[test]
@@ -346,9 +288,7 @@ fn an_unexpected_failure_fails_the_hook_so_juju_retries() {
 #[test]
 fn a_leader_reuses_an_unpublished_ca_secret_instead_of_making_a_second() {
     let w = world();
-    let mut s = state(true);
-    s.resources
-        .insert("etcd".into(), resource(&w, &release_tarball()));
+    let mut s = leader_with_release(&w);
     // A CA secret exists (its ID never reached the peer data).
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -363,10 +303,7 @@ fn a_leader_reuses_an_unpublished_ca_secret_instead_of_making_a_second() {
     run(&w, &tools, &hook("install")).unwrap();
     let st = tools.state.borrow();
     assert_eq!(st.secrets.len(), 1);
-    assert_eq!(
-        st.relation_data[&("cluster:0".to_string(), "etcd".to_string())]["ca-secret-id"],
-        "secret:orphan"
-    );
+    assert_eq!(ca_secret_id(&st).as_deref(), Some("secret:orphan"));
     let on_disk = fs::read_to_string(w.root.base().join("etc/etcd-charm/pki/ca.crt")).unwrap();
     assert_eq!(on_disk, ca.cert_pem());
 }
@@ -382,34 +319,21 @@ fn on_juju_29_the_ca_lives_in_leader_settings_and_survives_leader_loss_and_upgra
         ..hook(name)
     };
     let w0 = world();
-    let mut s = state(true);
-    s.resources
-        .insert("etcd".into(), resource(&w0, &release_tarball()));
-    let tools = FakeHookTools::new(s);
+    let tools = FakeHookTools::new(leader_with_release(&w0));
     run(&w0, &tools, &on("2.9.49", "etcd/0", "install")).unwrap();
     {
         let st = tools.state.borrow();
         assert!(st.secrets.is_empty(), "no secret on 2.9");
         assert!(st.leader_settings["ca-cert"].contains("BEGIN CERTIFICATE"));
         assert!(st.leader_settings["ca-key"].contains("PRIVATE KEY"));
-        let app = st
-            .relation_data
-            .get(&("cluster:0".to_string(), "etcd".to_string()));
-        assert!(app.is_none_or(|d| !d.contains_key("ca-secret-id")));
+        assert_eq!(ca_secret_id(&st), None);
     }
     let ca0 = fs::read_to_string(w0.root.at("/etc/etcd-charm/pki/ca.crt")).unwrap();
     assert_eq!(ca0, tools.state.borrow().leader_settings["ca-cert"]);
 
     // A non-leader gets the same CA from leader-get.
     let w1 = world();
-    {
-        let mut st = tools.state.borrow_mut();
-        st.leader = false;
-        st.unit_name = "etcd/1".into();
-        st.address = "127.9.9.10".into();
-        st.resources
-            .insert("etcd".into(), resource(&w1, &release_tarball()));
-    }
+    become_second_unit(&tools, &w1);
     run(&w1, &tools, &on("2.9.49", "etcd/1", "install")).unwrap();
     let ca1 = fs::read_to_string(w1.root.at("/etc/etcd-charm/pki/ca.crt")).unwrap();
     assert_eq!(ca0, ca1);

@@ -6,16 +6,17 @@ mod util;
 
 use std::path::Path;
 
+use util::cluster::{
+    all_healthy_with, assert_all_vote, assert_healthy_with, assert_kept_everywhere,
+    assert_numbered, become_healthy, deploy_healthy, deploy_units, kill9, put_numbered, statuses,
+    update_status,
+};
 use util::{etcdctl_tls, Creds, Model};
 
 const ETCDCTL_34: &str = "/usr/bin/etcdctl";
 
 fn charm() -> String {
     util::charm_dir().display().to_string()
-}
-
-fn statuses(m: &Model) -> String {
-    m.status()["applications"].to_string()
 }
 
 /// `juju run UNIT ACTION k=v…` (Juju 3), the unit's part of the output.
@@ -135,13 +136,7 @@ fn nospace_shows_in_status_and_its_advice_makes_writes_work_again() {
     assert_eq!(util::get(ctl, &e0, &creds, "/keep/me"), "yes");
     assert_eq!(util::get(ctl, &e0, &creds, "/after"), "works");
     m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
-    let (cur, msg) = m.workload("etcd/0");
-    assert_eq!(
-        (cur.as_str(), msg.as_str()),
-        ("active", "Healthy with 1 known peer"),
-        "{}",
-        statuses(&m)
-    );
+    assert_healthy_with(&m, "etcd/0", 1);
 
     // A quota out of range is the operator's to fix: blocked, nothing restarted.
     m.sim(&["config", "etcd", "quota-backend-bytes=1000"]).ok();
@@ -302,11 +297,70 @@ fn etcd_pid(m: &Model, unit: &str) -> u32 {
     pids[0]
 }
 
-fn settle(m: &Model, units: &[&str], rounds: usize) {
-    for _ in 0..rounds {
-        for u in units {
-            m.sim(&["run-hook", u, "update-status"]).ok();
-        }
+/// Refused with `why`, and nothing was changed: the action failed and its
+/// message says both. Returns the message.
+fn refused(code: i32, out: &serde_json::Value, why: &str) -> String {
+    assert_ne!(code, 0, "{out}");
+    let msg = out["message"].as_str().unwrap_or_default().to_string();
+    assert!(
+        msg.contains(why) && msg.contains("Nothing was changed"),
+        "{msg}"
+    );
+    msg
+}
+
+/// `unit`'s etcd killed and its backend overwritten with `byte`: a member
+/// that cannot start again.
+fn break_member(m: &Model, unit: &str, byte: u8) {
+    kill9(etcd_pid(m, unit));
+    let db = m
+        .unit_root(unit)
+        .join("var/lib/etcd-charm/data/member/snap/db");
+    let len = std::fs::metadata(&db).unwrap().len() as usize;
+    std::fs::write(&db, vec![byte; len]).unwrap();
+}
+
+/// `units`' machines gone for good: their etcd killed, their data
+/// deleted, their units dropped without hooks (as when a machine is lost).
+fn lose_machines(m: &Model, units: &[&str]) {
+    for u in units {
+        kill9(etcd_pid(m, u));
+        std::fs::remove_dir_all(m.unit_root(u).join("var/lib/etcd-charm/data")).unwrap();
+    }
+    let mut args = vec!["remove-unit", "--force", "--no-wait"];
+    args.extend_from_slice(units);
+    m.sim(&args).ok();
+}
+
+/// What the writer and the sampler saw.
+struct Load {
+    written: Vec<String>,
+    failed: Vec<String>,
+    /// The sampler's rounds with more than one member down.
+    bad: Vec<Vec<String>>,
+    rounds: usize,
+    /// The sampler's rounds with a member down.
+    any_down: usize,
+}
+
+/// A second on, stops the writer and the sampler and prints what they
+/// saw; then asserts the operation under load was `done`.
+fn stop_load(writer: Writer, sampler: Sampler, done: bool, m: &Model) -> Load {
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let (written, failed) = writer.stop();
+    let (bad, rounds, any_down) = sampler.stop();
+    eprintln!(
+        "writes: {} ok, {} failed {failed:?}; health rounds: {rounds}, {any_down} with a member down",
+        written.len(),
+        failed.len()
+    );
+    assert!(done, "{}\n{}", statuses(m), m.debug_log());
+    Load {
+        written,
+        failed,
+        bad,
+        rounds,
+        any_down,
     }
 }
 
@@ -314,18 +368,7 @@ fn settle(m: &Model, units: &[&str], rounds: usize) {
 fn a_config_change_restarts_five_members_one_at_a_time() {
     let m = Model::new();
     let units = ["etcd/0", "etcd/1", "etcd/2", "etcd/3", "etcd/4"];
-    m.sim(&["deploy", &charm(), "-n", "5"]).ok();
-    settle(&m, &units, 1);
-    for u in units {
-        let (cur, msg) = m.workload(u);
-        assert_eq!(
-            (cur.as_str(), msg.as_str()),
-            ("active", "Healthy with 5 known peers"),
-            "{u}: {}\n{}",
-            statuses(&m),
-            m.debug_log()
-        );
-    }
+    deploy_healthy(&m, 5, &[]);
     let creds = m.credentials("etcd/0");
     let endpoints: Vec<String> = units.iter().map(|u| m.endpoint(u)).collect();
     let before: Vec<u32> = units.iter().map(|u| etcd_pid(&m, u)).collect();
@@ -338,20 +381,14 @@ fn a_config_change_restarts_five_members_one_at_a_time() {
         .ok();
     // The lock passes on through relation hooks; update-status finishes
     // whatever a hook left waiting.
-    let done = util::eventually(240, || {
-        settle(&m, &units, 1);
-        units.iter().all(|u| {
-            m.workload(u)
-                == (
-                    "active".to_string(),
-                    "Healthy with 5 known peers".to_string(),
-                )
-        })
-    });
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    let (written, failed) = writer.stop();
-    let (bad, rounds, any_down) = sampler.stop();
-    assert!(done, "{}\n{}", statuses(&m), m.debug_log());
+    let done = become_healthy(&m, &units, 5, 240);
+    let Load {
+        written,
+        failed,
+        bad,
+        rounds,
+        any_down,
+    } = stop_load(writer, sampler, done, &m);
 
     // Every unit restarted (a new etcd process) with the new quota.
     for (u, old) in units.iter().zip(&before) {
@@ -374,11 +411,6 @@ fn a_config_change_restarts_five_members_one_at_a_time() {
         log.contains("Waiting for the rolling-restart lock ("),
         "no unit showed it waiting its turn:\n{log}"
     );
-    eprintln!(
-        "writes: {} ok, {} failed {failed:?}; health rounds: {rounds}, {any_down} with a member down",
-        written.len(),
-        failed.len()
-    );
     assert!(
         any_down >= 5,
         "the sampler never saw a restart ({any_down} rounds with a member down of {rounds})"
@@ -392,45 +424,12 @@ fn a_config_change_restarts_five_members_one_at_a_time() {
     assert!(written.len() > 50, "{}", written.len());
     // Every key written is kept, on every member.
     let ctl = Path::new(ETCDCTL_34);
-    for ep in &endpoints {
-        let out = etcdctl_tls(ctl, ep, &creds, &["get", "/w/", "--prefix", "--keys-only"]);
-        assert!(out.status.success());
-        let keys: std::collections::BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect();
-        for k in &written {
-            assert!(keys.contains(k), "{ep} lost {k}");
-        }
-    }
-}
-
-fn kill9(pid: u32) {
-    let st = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    assert!(util::eventually(10, || !Path::new(&format!("/proc/{pid}"))
-        .exists()
-        || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| s.contains(") Z "))
-            .unwrap_or(true)));
+    assert_kept_everywhere(ctl, &endpoints, &creds, "/w/", &written);
 }
 
 /// (name, id) of every member, sorted by name.
 fn members(ctl: &Path, endpoint: &str, creds: &Creds) -> Vec<(String, String)> {
-    let out = etcdctl_tls(ctl, endpoint, creds, &["member", "list", "-w", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut m: Vec<(String, String)> = v["members"]
-        .as_array()
-        .unwrap()
+    let mut m: Vec<(String, String)> = util::cluster::member_list(ctl, endpoint, creds)
         .iter()
         .map(|m| {
             (
@@ -445,12 +444,7 @@ fn members(ctl: &Path, endpoint: &str, creds: &Creds) -> Vec<(String, String)> {
 
 /// The names of the voting members, sorted.
 fn voters(ctl: &Path, endpoint: &str, creds: &Creds) -> Vec<String> {
-    let out = etcdctl_tls(ctl, endpoint, creds, &["member", "list", "-w", "json"]);
-    assert!(out.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut names: Vec<String> = v["members"]
-        .as_array()
-        .unwrap()
+    let mut names: Vec<String> = util::cluster::member_list(ctl, endpoint, creds)
         .iter()
         .filter(|m| m["isLearner"].as_bool() != Some(true))
         .map(|m| m["name"].as_str().unwrap_or_default().to_string())
@@ -459,21 +453,10 @@ fn voters(ctl: &Path, endpoint: &str, creds: &Creds) -> Vec<String> {
     names
 }
 
+/// Three healthy units of `etcd`.
 fn three_units(m: &Model) -> [&'static str; 3] {
-    let units = ["etcd/0", "etcd/1", "etcd/2"];
-    m.sim(&["deploy", &charm(), "-n", "3"]).ok();
-    settle(m, &units, 1);
-    for u in units {
-        let (cur, msg) = m.workload(u);
-        assert_eq!(
-            (cur.as_str(), msg.as_str()),
-            ("active", "Healthy with 3 known peers"),
-            "{u}: {}\n{}",
-            statuses(m),
-            m.debug_log()
-        );
-    }
-    units
+    deploy_healthy(m, 3, &[]);
+    ["etcd/0", "etcd/1", "etcd/2"]
 }
 
 #[test]
@@ -483,21 +466,14 @@ fn replace_member_brings_back_a_member_whose_data_was_deleted() {
     let ctl = Path::new(ETCDCTL_34);
     let creds = m.credentials("etcd/0");
     let e0 = m.endpoint("etcd/0");
-    for i in 0..50 {
-        put(ctl, &e0, &creds, &format!("/r/{i:03}"), &format!("v{i}")).unwrap();
-    }
+    put_numbered(ctl, &e0, &creds, "/r/", 50);
     let before = members(ctl, &e0, &creds);
     assert_eq!(before.len(), 3);
 
     // A healthy member is refused, and nothing changes.
     let pid1 = etcd_pid(&m, "etcd/1");
     let (code, out) = run(&m, "etcd/1", "replace-member", &[]);
-    assert_ne!(code, 0, "{out}");
-    let msg = out["message"].as_str().unwrap_or_default().to_string();
-    assert!(
-        msg.contains("is healthy") && msg.contains("Nothing was changed"),
-        "{msg}"
-    );
+    let msg = refused(code, &out, "is healthy");
     assert!(msg.contains("force=true"), "{msg}");
     assert_eq!(etcd_pid(&m, "etcd/1"), pid1);
     assert_eq!(members(ctl, &e0, &creds), before);
@@ -507,12 +483,7 @@ fn replace_member_brings_back_a_member_whose_data_was_deleted() {
     let data1 = m.unit_root("etcd/1").join("var/lib/etcd-charm/data");
     kill9(etcd_pid(&m, "etcd/0"));
     let (code, out) = run(&m, "etcd/1", "replace-member", &["force=true"]);
-    assert_ne!(code, 0, "{out}");
-    let msg = out["message"].as_str().unwrap_or_default().to_string();
-    assert!(
-        msg.contains("would cost quorum") && msg.contains("Nothing was changed"),
-        "{msg}"
-    );
+    refused(code, &out, "would cost quorum");
     assert_eq!(etcd_pid(&m, "etcd/1"), pid1);
     assert!(data1.join("member").exists());
     let lib1 = m.unit_root("etcd/1").join("var/lib/etcd-charm");
@@ -544,34 +515,14 @@ fn replace_member_brings_back_a_member_whose_data_was_deleted() {
     assert_ne!(after[2].1, before[2].1, "etcd-2 kept its old member id");
     assert_eq!(r["new-member-id"], after[2].1.as_str(), "{out}");
     let e2 = m.endpoint("etcd/2");
-    for i in 0..50 {
-        assert_eq!(
-            util::get(ctl, &e2, &creds, &format!("/r/{i:03}")),
-            format!("v{i}")
-        );
-    }
+    assert_numbered(ctl, &e2, &creds, "/r/", 50);
     put(ctl, &e2, &creds, "/r/after", "yes").unwrap();
     // Voting, not a learner; the old data was deleted once it was healthy.
-    let out = etcdctl_tls(ctl, &e0, &creds, &["member", "list", "-w", "json"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(
-        v["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|m| m["isLearner"].as_bool() != Some(true)),
-        "{v}"
-    );
+    assert_all_vote(ctl, &e0, &creds);
     assert!(data2.join("member").exists());
-    settle(&m, &units, 1);
+    update_status(&m, &units, 1);
     for u in units {
-        let (cur, msg) = m.workload(u);
-        assert_eq!(
-            (cur.as_str(), msg.as_str()),
-            ("active", "Healthy with 3 known peers"),
-            "{u}: {}",
-            statuses(&m)
-        );
+        assert_healthy_with(&m, u, 3);
     }
 }
 
@@ -583,9 +534,7 @@ fn recover_quorum_from_the_last_survivor_then_scale_back_to_three() {
     let ctl = Path::new(ETCDCTL_34);
     let creds = m.credentials("etcd/0");
     let e0 = m.endpoint("etcd/0");
-    for i in 0..30 {
-        put(ctl, &e0, &creds, &format!("/q/{i:03}"), &format!("v{i}")).unwrap();
-    }
+    put_numbered(ctl, &e0, &creds, "/q/", 30);
     let backups = m.unit_root("etcd/0").join("home/ubuntu/etcd-snapshots");
     let list = |d: &Path| -> Vec<String> {
         std::fs::read_dir(d)
@@ -600,24 +549,13 @@ fn recover_quorum_from_the_last_survivor_then_scale_back_to_three() {
     // While quorum holds: refused, nothing changed.
     let pid0 = etcd_pid(&m, "etcd/0");
     let (code, out) = run(&m, "etcd/0", "recover-quorum", &[]);
-    assert_ne!(code, 0, "{out}");
-    let msg = out["message"].as_str().unwrap_or_default().to_string();
-    assert!(
-        msg.contains("has quorum") && msg.contains("Nothing was changed"),
-        "{msg}"
-    );
+    refused(code, &out, "has quorum");
     assert_eq!(etcd_pid(&m, "etcd/0"), pid0);
     assert_eq!(members(ctl, &e0, &creds).len(), 3);
     assert!(list(&backups).is_empty(), "{:?}", list(&backups));
 
-    // Two machines gone for good: their etcd killed, their data deleted,
-    // their units dropped without hooks (as when a machine is lost).
-    for u in ["etcd/1", "etcd/2"] {
-        kill9(etcd_pid(&m, u));
-        std::fs::remove_dir_all(m.unit_root(u).join("var/lib/etcd-charm/data")).unwrap();
-    }
-    m.sim(&["remove-unit", "--force", "--no-wait", "etcd/1", "etcd/2"])
-        .ok();
+    // Two machines gone for good.
+    lose_machines(&m, &["etcd/1", "etcd/2"]);
     m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
     let (cur, msg) = m.workload("etcd/0");
     assert_eq!(cur, "blocked", "{msg}\n{}", m.debug_log());
@@ -640,35 +578,15 @@ fn recover_quorum_from_the_last_survivor_then_scale_back_to_three() {
     assert!(meta.len() > 0);
     assert_eq!(voters(ctl, &e0, &creds), ["etcd-0"]);
     assert_eq!(members(ctl, &e0, &creds).len(), 1);
-    for i in 0..30 {
-        assert_eq!(
-            util::get(ctl, &e0, &creds, &format!("/q/{i:03}")),
-            format!("v{i}")
-        );
-    }
+    assert_numbered(ctl, &e0, &creds, "/q/", 30);
     put(ctl, &e0, &creds, "/q/after", "yes").unwrap();
     m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
-    assert_eq!(
-        m.workload("etcd/0"),
-        (
-            "active".to_string(),
-            "Healthy with 1 known peer".to_string()
-        )
-    );
+    assert_healthy_with(&m, "etcd/0", 1);
 
     // Back to three.
     m.sim(&["add-unit", "etcd", "-n", "2"]).ok();
     let units = ["etcd/0", "etcd/3", "etcd/4"];
-    let healthy = util::eventually(120, || {
-        settle(&m, &units, 1);
-        units.iter().all(|u| {
-            m.workload(u)
-                == (
-                    "active".to_string(),
-                    "Healthy with 3 known peers".to_string(),
-                )
-        })
-    });
+    let healthy = become_healthy(&m, &units, 3, 120);
     assert!(healthy, "{}\n{}", statuses(&m), m.debug_log());
     let names: Vec<String> = members(ctl, &e0, &creds)
         .into_iter()
@@ -676,12 +594,7 @@ fn recover_quorum_from_the_last_survivor_then_scale_back_to_three() {
         .collect();
     assert_eq!(names, ["etcd-0", "etcd-3", "etcd-4"]);
     let e4 = m.endpoint("etcd/4");
-    for i in 0..30 {
-        assert_eq!(
-            util::get(ctl, &e4, &creds, &format!("/q/{i:03}")),
-            format!("v{i}")
-        );
-    }
+    assert_numbered(ctl, &e4, &creds, "/q/", 30);
     assert_eq!(util::get(ctl, &e4, &creds, "/q/after"), "yes");
 }
 
@@ -724,16 +637,12 @@ fn etcd34_resource(into: &Path) -> std::path::PathBuf {
 fn attaching_etcd_3530_upgrades_a_34_cluster_member_by_member_with_a_pause() {
     let m = Model::new();
     let units = ["etcd/0", "etcd/1", "etcd/2"];
-    m.sim(&[
-        "deploy",
-        &charm(),
-        "-n",
-        "3",
-        "--config",
-        "pause-after-unit-upgrade=first",
-    ])
-    .ok();
-    settle(&m, &units, 1);
+    deploy_units(
+        &m,
+        "etcd",
+        3,
+        &["--config", "pause-after-unit-upgrade=first"],
+    );
     let creds = m.credentials("etcd/0");
     let endpoints: Vec<String> = units.iter().map(|u| m.endpoint(u)).collect();
     for ep in &endpoints {
@@ -748,7 +657,7 @@ fn attaching_etcd_3530_upgrades_a_34_cluster_member_by_member_with_a_pause() {
         &format!("etcd={}", res.display()),
     ])
     .ok();
-    settle(&m, &units, 2);
+    update_status(&m, &units, 2);
     // Paused after the first unit: one member runs 3.5.30, the others wait.
     let running: Vec<String> = endpoints.iter().map(|ep| versions(ep, &creds).0).collect();
     assert_eq!(
@@ -764,27 +673,19 @@ fn attaching_etcd_3530_upgrades_a_34_cluster_member_by_member_with_a_pause() {
     let (code, out) = run(&m, "etcd/0", "resume-upgrade", &[]);
     assert_eq!(code, 0, "{out}");
     let done = util::eventually(240, || {
-        settle(&m, &units, 1);
+        update_status(&m, &units, 1);
         endpoints
             .iter()
             .all(|ep| versions(ep, &creds).0 == "3.5.30")
-            && units.iter().all(|u| {
-                m.workload(u)
-                    == (
-                        "active".to_string(),
-                        "Healthy with 3 known peers".to_string(),
-                    )
-            })
+            && all_healthy_with(&m, &units, 3)
     });
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    let (written, failed) = writer.stop();
-    let (bad, rounds, any_down) = sampler.stop();
-    assert!(done, "{}\n{}", statuses(&m), m.debug_log());
-    eprintln!(
-        "writes: {} ok, {} failed {failed:?}; health rounds: {rounds}, {any_down} with a member down",
-        written.len(),
-        failed.len()
-    );
+    let Load {
+        written,
+        failed,
+        bad,
+        any_down,
+        ..
+    } = stop_load(writer, sampler, done, &m);
     // The cluster version follows once every member runs 3.5.
     assert!(util::eventually(30, || versions(&endpoints[0], &creds)
         .1
@@ -793,17 +694,7 @@ fn attaching_etcd_3530_upgrades_a_34_cluster_member_by_member_with_a_pause() {
     assert!(failed.len() <= 3, "{failed:?}");
     assert!(any_down >= 3, "the sampler never saw the restarts");
     let ctl = util::etcd35_dir().join("etcdctl");
-    for ep in &endpoints {
-        let out = etcdctl_tls(&ctl, ep, &creds, &["get", "/w/", "--prefix", "--keys-only"]);
-        let keys: std::collections::BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect();
-        for k in &written {
-            assert!(keys.contains(k), "{ep} lost {k}");
-        }
-    }
+    assert_kept_everywhere(&ctl, &endpoints, &creds, "/w/", &written);
     // Each unit saved its data before it upgraded, and said where.
     let log = m.debug_log();
     for u in units {
@@ -873,36 +764,22 @@ fn a_member_killed_with_its_data_corrupted_is_replaced_automatically() {
         &[("JUJU_SIM_UPDATE_STATUS_INTERVAL", "10s")],
     )
     .ok();
-    settle(&m, &units, 1);
+    update_status(&m, &units, 1);
     let ctl = Path::new(ETCDCTL_34);
     let creds = m.credentials("etcd/0");
     let e0 = m.endpoint("etcd/0");
-    for i in 0..40 {
-        put(ctl, &e0, &creds, &format!("/a/{i:03}"), &format!("v{i}")).unwrap();
-    }
+    put_numbered(ctl, &e0, &creds, "/a/", 40);
     let before = members(ctl, &e0, &creds);
 
     // etcd/2's etcd killed and its backend overwritten with garbage.
-    kill9(etcd_pid(&m, "etcd/2"));
-    let db = m
-        .unit_root("etcd/2")
-        .join("var/lib/etcd-charm/data/member/snap/db");
-    let len = std::fs::metadata(&db).unwrap().len() as usize;
-    std::fs::write(&db, vec![0xA5u8; len]).unwrap();
+    break_member(&m, "etcd/2", 0xA5);
 
     // Left alone: update-status keeps firing, and the member is replaced
     // within the timeout plus a minute.
     let start = std::time::Instant::now();
     let healthy = util::eventually(20 + 60, || {
         let log = m.debug_log();
-        log.contains("replaced this unit's failed member")
-            && units.iter().all(|u| {
-                m.workload(u)
-                    == (
-                        "active".to_string(),
-                        "Healthy with 3 known peers".to_string(),
-                    )
-            })
+        log.contains("replaced this unit's failed member") && all_healthy_with(&m, &units, 3)
     });
     let took = start.elapsed();
     assert!(healthy, "{}\n{}", statuses(&m), m.debug_log());
@@ -918,12 +795,7 @@ fn a_member_killed_with_its_data_corrupted_is_replaced_automatically() {
     assert_eq!(after.len(), 3);
     assert_ne!(after[2].1, before[2].1, "etcd-2 was not replaced");
     let e2 = m.endpoint("etcd/2");
-    for i in 0..40 {
-        assert_eq!(
-            util::get(ctl, &e2, &creds, &format!("/a/{i:03}")),
-            format!("v{i}")
-        );
-    }
+    assert_numbered(ctl, &e2, &creds, "/a/", 40);
     // Only that one was replaced.
     assert_eq!(after[0], before[0]);
     assert_eq!(after[1], before[1]);
@@ -936,19 +808,12 @@ fn units_left_behind_by_recover_quorum_join_again_as_new_members() {
     let ctl = Path::new(ETCDCTL_34);
     let creds = m.credentials("etcd/0");
     let e0 = m.endpoint("etcd/0");
-    for i in 0..20 {
-        put(ctl, &e0, &creds, &format!("/j/{i:03}"), &format!("v{i}")).unwrap();
-    }
+    put_numbered(ctl, &e0, &creds, "/j/", 20);
     let before = members(ctl, &e0, &creds);
     // Two members broken for good (killed, their backends overwritten),
     // but their units are still in the model.
     for u in ["etcd/1", "etcd/2"] {
-        kill9(etcd_pid(&m, u));
-        let db = m
-            .unit_root(u)
-            .join("var/lib/etcd-charm/data/member/snap/db");
-        let len = std::fs::metadata(&db).unwrap().len() as usize;
-        std::fs::write(&db, vec![0x5Au8; len]).unwrap();
+        break_member(&m, u, 0x5A);
     }
     let (code, out) = run(&m, "etcd/0", "recover-quorum", &[]);
     assert_eq!(code, 0, "{out}\n{}", m.debug_log());
@@ -957,16 +822,7 @@ fn units_left_behind_by_recover_quorum_join_again_as_new_members() {
         "{out}"
     );
     // They set their old data aside and join the recovered cluster afresh.
-    let back = util::eventually(180, || {
-        settle(&m, &units, 1);
-        units.iter().all(|u| {
-            m.workload(u)
-                == (
-                    "active".to_string(),
-                    "Healthy with 3 known peers".to_string(),
-                )
-        })
-    });
+    let back = become_healthy(&m, &units, 3, 180);
     assert!(back, "{}\n{}", statuses(&m), m.debug_log());
     let after = members(ctl, &e0, &creds);
     let names: Vec<&str> = after.iter().map(|(n, _)| n.as_str()).collect();
@@ -976,13 +832,7 @@ fn units_left_behind_by_recover_quorum_join_again_as_new_members() {
     assert_ne!(after[2].1, before[2].1);
     assert_eq!(voters(ctl, &e0, &creds), ["etcd-0", "etcd-1", "etcd-2"]);
     for u in ["etcd/1", "etcd/2"] {
-        let e = m.endpoint(u);
-        for i in 0..20 {
-            assert_eq!(
-                util::get(ctl, &e, &creds, &format!("/j/{i:03}")),
-                format!("v{i}")
-            );
-        }
+        assert_numbered(ctl, &m.endpoint(u), &creds, "/j/", 20);
         let kept: Vec<String> = std::fs::read_dir(m.unit_root(u).join("var/lib/etcd-charm"))
             .unwrap()
             .flatten()
@@ -998,18 +848,13 @@ fn no_member_restarts_while_another_is_down() {
     let m = Model::new();
     let units = three_units(&m);
     // etcd/2 broken (killed, its backend overwritten): it cannot start.
-    kill9(etcd_pid(&m, "etcd/2"));
-    let db = m
-        .unit_root("etcd/2")
-        .join("var/lib/etcd-charm/data/member/snap/db");
-    let len = std::fs::metadata(&db).unwrap().len() as usize;
-    std::fs::write(&db, vec![0x3Cu8; len]).unwrap();
+    break_member(&m, "etcd/2", 0x3C);
     let pids: Vec<u32> = ["etcd/0", "etcd/1"]
         .iter()
         .map(|u| etcd_pid(&m, u))
         .collect();
     m.sim(&["config", "etcd", "heartbeat_interval=150"]).ok();
-    settle(&m, &units, 1);
+    update_status(&m, &units, 1);
     // The one holding the lock waits for etcd-2; nobody restarts.
     let st = statuses(&m);
     assert!(
@@ -1061,23 +906,11 @@ fn all_keys(ctl: &Path, endpoint: &str, creds: &Creds) -> Vec<String> {
 #[test]
 fn recover_quorum_from_the_latest_backup() {
     let m = Model::new();
-    let units = ["etcd/0", "etcd/1", "etcd/2"];
-    m.sim(&[
-        "deploy",
-        &charm(),
-        "-n",
-        "3",
-        "--config",
-        "backup-schedule=off",
-    ])
-    .ok();
-    settle(&m, &units, 1);
+    deploy_units(&m, "etcd", 3, &["--config", "backup-schedule=off"]);
     let ctl = Path::new(ETCDCTL_34);
     let creds = m.credentials("etcd/0");
     let e0 = m.endpoint("etcd/0");
-    for i in 0..20 {
-        put(ctl, &e0, &creds, &format!("/b/{i:03}"), &format!("v{i}")).unwrap();
-    }
+    put_numbered(ctl, &e0, &creds, "/b/", 20);
     let backed_up = all_keys(ctl, &e0, &creds);
     // The local store: the backup is on the unit that will survive.
     let (code, out) = run(&m, "etcd/0", "create-backup", &[]);
@@ -1091,23 +924,13 @@ fn recover_quorum_from_the_latest_backup() {
     // While quorum holds: refused, nothing changed.
     let pid0 = etcd_pid(&m, "etcd/0");
     let (code, out) = run(&m, "etcd/0", "recover-quorum", &["from-backup=latest"]);
-    assert_ne!(code, 0, "{out}");
-    let msg = out["message"].as_str().unwrap_or_default().to_string();
-    assert!(
-        msg.contains("has quorum") && msg.contains("Nothing was changed"),
-        "{msg}"
-    );
+    refused(code, &out, "has quorum");
     assert_eq!(etcd_pid(&m, "etcd/0"), pid0);
     assert_eq!(members(ctl, &e0, &creds).len(), 3);
     assert_eq!(all_keys(ctl, &e0, &creds).len(), backed_up.len() + 10);
 
     // Two machines gone for good.
-    for u in ["etcd/1", "etcd/2"] {
-        kill9(etcd_pid(&m, u));
-        std::fs::remove_dir_all(m.unit_root(u).join("var/lib/etcd-charm/data")).unwrap();
-    }
-    m.sim(&["remove-unit", "--force", "--no-wait", "etcd/1", "etcd/2"])
-        .ok();
+    lose_machines(&m, &["etcd/1", "etcd/2"]);
     let state_dir = m.unit_root("etcd/0").join("var/lib/etcd-charm");
     let kept = || -> Vec<String> {
         std::fs::read_dir(&state_dir)
@@ -1134,12 +957,7 @@ fn recover_quorum_from_the_latest_backup() {
         "recover-quorum",
         &["from-backup=etcd-snapshot-2000-01-01-00.00.00.tar.gz"],
     );
-    assert_ne!(code, 0, "{out}");
-    let msg = out["message"].as_str().unwrap_or_default().to_string();
-    assert!(
-        msg.contains(&id) && msg.contains("Nothing was changed"),
-        "{msg}"
-    );
+    refused(code, &out, &id);
     assert_eq!(etcd_pid(&m, "etcd/0"), pid0);
 
     let old_db = db_inode();
@@ -1195,12 +1013,7 @@ fn recover_quorum_from_the_latest_backup() {
     assert_eq!(voters(ctl, &e0, &creds), ["etcd-0"]);
     assert_eq!(members(ctl, &e0, &creds).len(), 1);
     assert_eq!(all_keys(ctl, &e0, &creds), backed_up);
-    for i in 0..20 {
-        assert_eq!(
-            util::get(ctl, &e0, &creds, &format!("/b/{i:03}")),
-            format!("v{i}")
-        );
-    }
+    assert_numbered(ctl, &e0, &creds, "/b/", 20);
     put(ctl, &e0, &creds, "/b/after", "yes").unwrap();
     m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
     let (cur, msg) = m.workload("etcd/0");

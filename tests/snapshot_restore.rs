@@ -490,17 +490,7 @@ fn other_tools_inputs_restore(etcd_res: Option<&str>, etcdctl: &Path, tool: &str
     let src = kv::digest(&ep);
 
     let saved = m.scratch.path().join("plain.db");
-    let out = util::etcdctl_tls(
-        etcdctl,
-        &ep.endpoint,
-        &ep.creds,
-        &["snapshot", "save", saved.to_str().unwrap()],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    util::act::etcdctl_snapshot_save(etcdctl, &ep, &saved);
 
     // The live db file, copied raw as the original charm did (no writes
     // are in flight, so the copy is consistent).

@@ -10,12 +10,14 @@ mod util;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use util::act::{completed, failure, host_path, result, run_action, sim_here};
+use util::act::{
+    bump_manifest_hashkv, completed, etcdctl_snapshot_save, failure, flip_middle_byte, host_path,
+    result, run_action, sim_here,
+};
 use util::kv;
 use util::Model;
 
@@ -51,6 +53,21 @@ fn snapshot(m: &Model, resource: Option<&Path>) -> (String, serde_yaml::Value) {
 fn scratch_dir(m: &Model) -> PathBuf {
     m.unit_root("etcd/0")
         .join("var/lib/etcd-charm/verify-scratch")
+}
+
+/// `verify-backup PARAM` on etcd/0.
+fn verify_backup(m: &Model, param: &str) -> serde_yaml::Value {
+    run_action(m, "etcd/0", "verify-backup", &[param], &[])
+}
+
+/// Nothing of a verification is left: no scratch directory, no scratch
+/// etcd running.
+fn no_scratch_left(m: &Model) {
+    assert!(!scratch_dir(m).exists(), "the scratch directory is left");
+    assert!(
+        util::pids_mentioning(&scratch_dir(m).display().to_string()).is_empty(),
+        "a scratch etcd is left running"
+    );
 }
 
 /// A writer against the unit's etcd, counting successes and failures.
@@ -129,13 +146,7 @@ fn good_backup_verifies(resource: Option<&Path>, etcdctl: &Path) {
 
     let writer = Writer::start(ep.clone());
     std::thread::sleep(Duration::from_millis(500));
-    let out = run_action(
-        &m,
-        "etcd/0",
-        "verify-backup",
-        &[&format!("path={path}")],
-        &[],
-    );
+    let out = verify_backup(&m, &format!("path={path}"));
     let (ok, failed) = writer.finish();
     completed(&out);
     assert_eq!(result(&out, "verify.result"), "verified");
@@ -149,11 +160,7 @@ fn good_backup_verifies(resource: Option<&Path>, etcdctl: &Path) {
     );
     assert_eq!(failed, 0, "the writer saw {failed} failed writes ({ok} ok)");
     assert!(ok > 20, "the writer made only {ok} writes");
-    assert!(!scratch_dir(&m).exists(), "the scratch directory is left");
-    assert!(
-        util::pids_mentioning(&scratch_dir(&m).display().to_string()).is_empty(),
-        "a scratch etcd is left running"
-    );
+    no_scratch_left(&m);
     // The unit's etcd is as it was, plus the writer's keys.
     assert_eq!(kv::read_prefix(&ep, "after/").len(), 20);
 }
@@ -179,60 +186,26 @@ fn damaged_backups_fail_with_the_reason() {
 
     // One flipped byte in the middle.
     let mut bytes = fs::read(&archive).unwrap();
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x01;
+    flip_middle_byte(&mut bytes);
     let flipped = dir.join("flipped.tar.gz");
     fs::write(&flipped, &bytes).unwrap();
-    let out = run_action(
-        &m,
-        "etcd/0",
-        "verify-backup",
-        &["path=/home/ubuntu/etcd-snapshots/flipped.tar.gz"],
-        &[],
-    );
+    let out = verify_backup(&m, "path=/home/ubuntu/etcd-snapshots/flipped.tar.gz");
     let msg = failure(&out);
     assert!(msg.contains("not restorable"), "{msg}");
     assert!(msg.contains("damaged") || msg.contains("sha256"), "{msg}");
-    assert!(!scratch_dir(&m).exists());
+    no_scratch_left(&m);
 
     // An intact db under a manifest whose hashkv is not the source's: the
     // archive passes every hash, only the scratch etcd can tell.
     let other = dir.join("other-hashkv.tar.gz");
-    let st = Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import io, json, sys, tarfile\n\
-             src = tarfile.open(sys.argv[1], 'r:gz')\n\
-             out = tarfile.open(sys.argv[2], 'w:gz', format=tarfile.GNU_FORMAT)\n\
-             for m in src.getmembers():\n\
-             \x20   data = src.extractfile(m).read()\n\
-             \x20   if m.name == 'manifest.json':\n\
-             \x20       j = json.loads(data)\n\
-             \x20       j['hashkv'] = (j['hashkv'] + 1) % (1 << 32)\n\
-             \x20       data = json.dumps(j).encode()\n\
-             \x20       m.size = len(data)\n\
-             \x20   out.addfile(m, io.BytesIO(data))\n\
-             out.close()",
-        )
-        .arg(&archive)
-        .arg(&other)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let out = run_action(
-        &m,
-        "etcd/0",
-        "verify-backup",
-        &["path=/home/ubuntu/etcd-snapshots/other-hashkv.tar.gz"],
-        &[],
-    );
+    bump_manifest_hashkv(&archive, &other);
+    let out = verify_backup(&m, "path=/home/ubuntu/etcd-snapshots/other-hashkv.tar.gz");
     let msg = failure(&out);
     assert!(msg.contains("does not match the source: hashkv"), "{msg}");
-    assert!(!scratch_dir(&m).exists());
-    assert!(util::pids_mentioning(&scratch_dir(&m).display().to_string()).is_empty());
+    no_scratch_left(&m);
 
     // backup-id= names a backup in the store; there is none yet.
-    let out = run_action(&m, "etcd/0", "verify-backup", &["backup-id=latest"], &[]);
+    let out = verify_backup(&m, "backup-id=latest");
     let msg = failure(&out);
     assert!(
         msg.contains("holds no backups") && msg.contains("list-backups"),
@@ -274,7 +247,7 @@ fn stored_backups_are_verified_and_marked_only_when_proven() {
 
     let writer = Writer::start(ep.clone());
     std::thread::sleep(Duration::from_millis(300));
-    let out = run_action(&m, "etcd/0", "verify-backup", &["backup-id=latest"], &[]);
+    let out = verify_backup(&m, "backup-id=latest");
     let (ok, failed) = writer.finish();
     completed(&out);
     assert_eq!(result(&out, "verify.backup-id"), good);
@@ -303,22 +276,15 @@ fn stored_backups_are_verified_and_marked_only_when_proven() {
         fs::metadata(p).unwrap().permissions().mode() & 0o777
     };
     assert_eq!(mode(&dir.join(format!("{good}.json"))), 0o600);
-    assert!(!scratch_dir(&m).exists());
+    no_scratch_left(&m);
 
     // One flipped byte in the stored archive.
     let (flipped, _) = create_backup(&m);
     let archive = dir.join(&flipped);
     let mut bytes = fs::read(&archive).unwrap();
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x01;
+    flip_middle_byte(&mut bytes);
     fs::write(&archive, &bytes).unwrap();
-    let out = run_action(
-        &m,
-        "etcd/0",
-        "verify-backup",
-        &[&format!("backup-id={flipped}")],
-        &[],
-    );
+    let out = verify_backup(&m, &format!("backup-id={flipped}"));
     let msg = failure(&out);
     assert!(msg.contains("failed verification"), "{msg}");
     assert!(msg.contains("damaged") || msg.contains("sha256"), "{msg}");
@@ -331,27 +297,7 @@ fn stored_backups_are_verified_and_marked_only_when_proven() {
     let (other, _) = create_backup(&m);
     let archive = dir.join(&other);
     let tmp = dir.join("rewritten.tmp");
-    let st = Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import io, json, sys, tarfile\n\
-             src = tarfile.open(sys.argv[1], 'r:gz')\n\
-             out = tarfile.open(sys.argv[2], 'w:gz', format=tarfile.GNU_FORMAT)\n\
-             for m in src.getmembers():\n\
-             \x20   data = src.extractfile(m).read()\n\
-             \x20   if m.name == 'manifest.json':\n\
-             \x20       j = json.loads(data)\n\
-             \x20       j['hashkv'] = (j['hashkv'] + 1) % (1 << 32)\n\
-             \x20       data = json.dumps(j).encode()\n\
-             \x20       m.size = len(data)\n\
-             \x20   out.addfile(m, io.BytesIO(data))\n\
-             out.close()",
-        )
-        .arg(&archive)
-        .arg(&tmp)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    bump_manifest_hashkv(&archive, &tmp);
     fs::rename(&tmp, &archive).unwrap();
     let mut sc = sidecar(&m, &other);
     sc["sha256"] = util::act::sha256sum(&archive).into();
@@ -362,18 +308,11 @@ fn stored_backups_are_verified_and_marked_only_when_proven() {
         serde_json::to_vec(&sc).unwrap(),
     )
     .unwrap();
-    let out = run_action(
-        &m,
-        "etcd/0",
-        "verify-backup",
-        &[&format!("backup-id={other}")],
-        &[],
-    );
+    let out = verify_backup(&m, &format!("backup-id={other}"));
     let msg = failure(&out);
     assert!(msg.contains("does not match the source: hashkv"), "{msg}");
     assert_ne!(sidecar(&m, &other)["verified"]["ok"], true);
-    assert!(!scratch_dir(&m).exists());
-    assert!(util::pids_mentioning(&scratch_dir(&m).display().to_string()).is_empty());
+    no_scratch_left(&m);
 
     // list-backups shows the marks.
     let out = run_action(&m, "etcd/0", "list-backups", &[], &[]);
@@ -424,33 +363,20 @@ fn another_tools_backup_verifies_with_what_can_be_checked() {
     let dir = m.unit_root("etcd/0").join("home/ubuntu/etcd-snapshots");
     fs::create_dir_all(&dir).unwrap();
     let plain = dir.join("plain.db");
-    let out = util::etcdctl_tls(
-        Path::new("/usr/bin/etcdctl"),
-        &ep.endpoint,
-        &ep.creds,
-        &["snapshot", "save", plain.to_str().unwrap()],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    etcdctl_snapshot_save(Path::new("/usr/bin/etcdctl"), &ep, &plain);
     fs::write(
         dir.join("Full-00000000-00000121-1704067200.Z"),
         util::makers::go_lzw(&fs::read(&plain).unwrap()),
     )
     .unwrap();
-    let out = run_action(
+    let out = verify_backup(
         &m,
-        "etcd/0",
-        "verify-backup",
-        &["path=/home/ubuntu/etcd-snapshots/Full-00000000-00000121-1704067200.Z"],
-        &[],
+        "path=/home/ubuntu/etcd-snapshots/Full-00000000-00000121-1704067200.Z",
     );
     completed(&out);
     assert_eq!(result(&out, "verify.kind"), "lzw-snapshot");
     assert_eq!(result(&out, "verify.hashkv-matched"), "not recorded");
     assert_eq!(result(&out, "verify.keys"), keys.to_string());
     assert!(result(&out, "verify.note").contains("no manifest"));
-    assert!(!scratch_dir(&m).exists());
+    no_scratch_left(&m);
 }

@@ -175,3 +175,64 @@ pub fn partials(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// `juju deploy ARGS…` into a model made on Juju 2.9 (the simulator reads
+/// `JUJU_SIM_AGENT_VERSION` when the deploy creates the model); waits for
+/// it to settle and asserts the model runs 2.9.49.
+pub fn deploy_on_juju29(m: &Model, args: &[&str]) {
+    let mut all = vec!["deploy"];
+    all.extend_from_slice(args);
+    sim_env(m, &all, &[("JUJU_SIM_AGENT_VERSION", "2.9.49")]).ok();
+    assert_eq!(m.status()["model"]["version"], "2.9.49");
+}
+
+/// A plain `etcdctl snapshot save` of `conn`'s etcd into `to`, with the
+/// `etcdctl` given; panics with etcdctl's words if it fails.
+pub fn etcdctl_snapshot_save(etcdctl: &Path, conn: &super::kv::Conn, to: &Path) {
+    let out = super::etcdctl_tls(
+        etcdctl,
+        &conn.endpoint,
+        &conn.creds,
+        &["snapshot", "save", &to.display().to_string()],
+    );
+    assert!(
+        out.status.success(),
+        "etcdctl snapshot save {}: {}",
+        to.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Flips one bit of the byte in the middle of `bytes`.
+pub fn flip_middle_byte(bytes: &mut [u8]) {
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+}
+
+/// Copies our `src` archive to `dst` with its manifest's `hashkv` one more
+/// (mod 2^32) and everything else as it was: an intact db under a
+/// manifest that does not match it, which only a restored etcd can tell.
+/// (Python's tarfile, as another writer would.)
+pub fn bump_manifest_hashkv(src: &Path, dst: &Path) {
+    let st = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import io, json, sys, tarfile\n\
+             src = tarfile.open(sys.argv[1], 'r:gz')\n\
+             out = tarfile.open(sys.argv[2], 'w:gz', format=tarfile.GNU_FORMAT)\n\
+             for m in src.getmembers():\n\
+             \x20   data = src.extractfile(m).read()\n\
+             \x20   if m.name == 'manifest.json':\n\
+             \x20       j = json.loads(data)\n\
+             \x20       j['hashkv'] = (j['hashkv'] + 1) % (1 << 32)\n\
+             \x20       data = json.dumps(j).encode()\n\
+             \x20       m.size = len(data)\n\
+             \x20   out.addfile(m, io.BytesIO(data))\n\
+             out.close()",
+        )
+        .arg(src)
+        .arg(dst)
+        .status()
+        .unwrap();
+    assert!(st.success(), "python3 could not rewrite {}", src.display());
+}

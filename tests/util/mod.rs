@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod act;
+pub mod cluster;
 pub mod garage;
 pub mod kv;
 pub mod makers;
+pub mod world;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
