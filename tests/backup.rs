@@ -379,7 +379,7 @@ fn scheduled_backups_one_per_tick_through_leader_loss_with_retention() {
     // update-status reports the newest backup on the unit that took it.
     let taker = last_taker(&m, "etcd");
     m.sim(&["run-hook", &taker, "update-status"]).ok();
-    let (cur, msg) = m.workload(&taker);
+    let (cur, msg) = m.workload_raw(&taker);
     assert_eq!(cur, "active", "{msg}");
     assert!(
         msg.contains("last backup") && msg.contains("ago, s3"),

@@ -402,16 +402,24 @@ impl Model {
     /// crosses the hour (the default `backup-schedule` is 1h) still reads
     /// "Healthy with N known peers"; a failed backup's note is kept.
     pub fn workload(&self, unit: &str) -> (String, String) {
-        let s = self.status();
-        let w = &Model::unit(&s, unit)["workload-status"];
-        let msg = w["message"].as_str().unwrap_or_default();
+        let (cur, msg) = self.workload_raw(unit);
         let msg = match msg.split_once("; last backup ") {
-            Some((head, note)) if !note.starts_with("failed") && note.contains(" ago, ") => head,
+            Some((head, note)) if !note.starts_with("failed") && note.contains(" ago, ") => {
+                head.to_string()
+            }
             _ => msg,
         };
+        (cur, msg)
+    }
+
+    /// The unit's workload status and message exactly as Juju shows them,
+    /// with any backup note.
+    pub fn workload_raw(&self, unit: &str) -> (String, String) {
+        let s = self.status();
+        let w = &Model::unit(&s, unit)["workload-status"];
         (
             w["current"].as_str().unwrap_or_default().to_string(),
-            msg.to_string(),
+            w["message"].as_str().unwrap_or_default().to_string(),
         )
     }
 
