@@ -166,7 +166,7 @@ fn action_yaml(a: &Action) -> Value {
 
 /// The Juju 3 task document (`run --format json|yaml`, `show-task`):
 /// results carry `return-code`, and `stdout`/`stderr` when not empty.
-fn task_doc(a: &Action) -> Value {
+pub(super) fn task_doc(a: &Action) -> Value {
     let mut task = Map::new();
     task.insert("id".into(), Value::from(a.id.to_string()));
     if let Some(log) = log_lines(a) {

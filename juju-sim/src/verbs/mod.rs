@@ -220,17 +220,8 @@ enum Cmd {
         #[arg(long)]
         no_retry: bool,
     },
-    /// Run a command in units' hook context (`juju exec`).
-    Exec {
-        #[arg(long, short = 'u')]
-        unit: Vec<String>,
-        #[arg(long)]
-        format: Option<String>,
-        #[arg(long)]
-        wait: Option<String>,
-        #[arg(last = true, required = true)]
-        cmd: Vec<String>,
-    },
+    /// Run a command in units' hook context (`juju exec`, Juju 3).
+    Exec(ExecArgs),
     /// (juju-sim extra) Wait until every unit's agent is idle: nothing
     /// queued or running. A unit whose hook has failed 3 times in a row
     /// counts as settled; exits 3 when units are in error, 1 on timeout.
@@ -319,6 +310,58 @@ pub(super) struct RunArgs {
     no_color: bool,
     #[arg(long)]
     color: bool,
+}
+
+/// `juju exec`'s flags (Juju 3, cmd/juju/action/exec.go).
+#[derive(clap::Args, Debug)]
+pub(super) struct ExecArgs {
+    /// Units to run the command on (also APP/leader).
+    #[arg(long, short = 'u', value_delimiter = ',')]
+    unit: Vec<String>,
+    /// Applications whose units run the command.
+    #[arg(
+        long = "application",
+        visible_alias = "app",
+        short = 'a',
+        value_delimiter = ','
+    )]
+    application: Vec<String>,
+    /// Machines (not simulated: the simulator runs commands in units' hook
+    /// context only).
+    #[arg(long, value_delimiter = ',')]
+    machine: Vec<String>,
+    /// Every machine (not simulated, as --machine).
+    #[arg(long)]
+    all: bool,
+    /// plain|yaml|json (plain).
+    #[arg(long)]
+    format: Option<String>,
+    /// How long to wait for the results (5m).
+    #[arg(long)]
+    wait: Option<String>,
+    /// Queue the tasks and return at once (not simulated; refused).
+    #[arg(long)]
+    background: bool,
+    /// Accepted for Juju's CLI; units' commands always take their machine
+    /// lock, as Juju's do.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    parallel: Option<bool>,
+    /// Accepted for Juju's CLI (machine commands only).
+    #[arg(long)]
+    execution_group: Option<String>,
+    /// Accepted for Juju's CLI (k8s models only; no effect here, as on IAAS).
+    #[arg(long)]
+    operator: bool,
+    #[arg(long)]
+    utc: bool,
+    #[arg(long)]
+    no_color: bool,
+    #[arg(long)]
+    color: bool,
+    /// The command: one argument is a shell command line; several are
+    /// quoted and joined as Juju joins them.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    cmd: Vec<String>,
 }
 
 fn home() -> Result<PathBuf> {
@@ -469,9 +512,24 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::UpgradeModel { agent_version } => model::upgrade(&agent, &agent_version),
         Cmd::RunHook { unit, hook } => model::run_hook(&agent, &unit, &hook),
         Cmd::Resolved { unit, no_retry } => model::resolved(&agent, &unit, no_retry),
-        Cmd::Exec {
-            unit, format, cmd, ..
-        } => transfer::exec(&agent, &unit, format.as_deref(), &cmd),
+        Cmd::Exec(e) => {
+            if e.operator {
+                bail!("only k8s models support the --operator flag");
+            }
+            let profile = model_profile(&agent)?;
+            let targets = transfer::Targets {
+                units: &e.unit,
+                applications: &e.application,
+                machines: &e.machine,
+                all: e.all,
+            };
+            let options = transfer::ExecOptions {
+                format: e.format.as_deref(),
+                wait: e.wait.as_deref(),
+                background: e.background,
+            };
+            transfer::exec(&agent, &profile, &targets, &options, &e.cmd)
+        }
         Cmd::WaitIdle { timeout } => model::wait_idle(&agent, &timeout),
         Cmd::Agent { unit } => {
             crate::uniter::agent::run(agent.store.clone(), &unit)?;

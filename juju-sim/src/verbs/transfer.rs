@@ -206,102 +206,189 @@ pub(super) fn scp(agent: &Agent, paths: &[String]) -> Result<i32> {
     Ok(0)
 }
 
-/// `exec --unit U… [--format json|yaml] -- CMD…`: runs CMD with `sh -c` in
-/// each unit's hook context, under the machine lock, committing the
-/// command's hook-tool writes when it exits 0. Without `--format` and with
-/// one unit, output passes through and the exit code is the command's; with
-/// `--format`, Juju 3's per-unit task documents are printed and a failed
-/// command fails the verb with Juju's "task failed" error.
+/// Juju 3's `juju exec --unit U|--application A [--wait D] [--format
+/// plain|yaml|json] -- CMD` (cmd/juju/action/exec.go): CMD runs in every
+/// target unit's hook context at once, each under its machine lock, as a
+/// task (Juju's `juju-exec` action) that `show-task` shows afterwards. The
+/// plain format prints each unit's stdout and stderr (on stdout, each ending
+/// in a newline, under a `UNIT:` heading when there are several); yaml and
+/// json print the tasks keyed by unit. A non-zero return code fails the verb
+/// with Juju's "the following task failed" error (exit 1), after the output;
+/// the task itself is `completed`, with its `return-code`, and its hook-tool
+/// writes are committed as Juju's uniter commits them (Flush with no error).
+/// Units that have not finished by `--wait` (5m) are killed, nothing of
+/// theirs is committed, and they are named in Juju's "timed out" error.
 pub(super) fn exec(
     agent: &Agent,
-    units: &[String],
-    format: Option<&str>,
+    profile: &Profile,
+    t: &Targets,
+    o: &ExecOptions,
     args: &[String],
 ) -> Result<i32> {
-    check_format(format, &["json", "yaml", "plain"])?;
-    if units.is_empty() {
-        bail!("you must specify a target, either through --unit, --machine or --application");
+    if let Some(msg) = init_error(profile, t, args, false) {
+        eprintln!("ERROR {msg}");
+        return Ok(2);
     }
-    let m = agent.store.read()?;
-    let mut targets = Vec::new();
-    for u in units {
-        let unit = super::actions::resolve_target(&m, u)?;
-        if !m.units.contains_key(&unit) {
-            bail!("unit \"{unit}\" not found");
-        }
-        targets.push(unit);
-    }
-    let passthrough = format.is_none() && targets.len() == 1;
-    let command = command_string(args);
-    let mut docs = Map::new();
-    let mut failed = Vec::new();
-    let mut last_code = 0;
-    for unit in &targets {
-        let id = agent.store.update(|m| -> Result<u64> {
-            m.next_action += 1;
-            Ok(m.next_action)
-        })?;
-        let enqueued = now_secs();
-        let Some(out) = exec_one(agent, unit, &command, !passthrough, None)? else {
-            bail!("timed out waiting for results from: unit {unit}");
-        };
-        let code = out.code;
-        last_code = code;
-        if code != 0 {
-            failed.push((id, code));
-        }
-        let mut results = Map::new();
-        results.insert("return-code".into(), Value::from(code));
-        if !out.stdout.is_empty() {
-            results.insert("stdout".into(), Value::from(out.stdout));
-        }
-        if !out.stderr.is_empty() {
-            results.insert("stderr".into(), Value::from(out.stderr));
-        }
-        let done = now_secs();
-        docs.insert(
-            unit.clone(),
-            json!({
-                "id": id.to_string(),
-                "results": results,
-                "status": if code == 0 { "completed" } else { "failed" },
-                "timing": {
-                    "enqueued": juju_time(enqueued),
-                    "started": juju_time(enqueued),
-                    "completed": juju_time(done),
-                },
-                "unit": unit,
-            }),
+    let format = o.format.unwrap_or("plain");
+    check_format(Some(format), &["plain", "yaml", "json"])?;
+    let timeout = match o.wait {
+        None => Duration::from_secs(300),
+        Some(w) => parse_duration(w)?.unwrap_or(Duration::ZERO),
+    };
+    if o.background {
+        bail!(
+            "juju-sim runs exec in the foreground only; --background is not simulated: \
+             run without it (juju run UNIT ACTION --background queues actions)"
         );
     }
-    if passthrough {
-        return Ok(last_code);
-    }
-    match format {
-        Some("json") | Some("yaml") => print_doc(&Value::Object(docs), format)?,
-        _ => {
-            for doc in docs.values() {
-                if let Some(out) = doc["results"]["stdout"].as_str() {
-                    print!("{out}");
+    refuse_machines(t, "juju exec --unit UNIT or --application APP")?;
+    let units = target_units(agent, t)?;
+    let command = command_string(args);
+    // One task per unit, recorded as Juju records its juju-exec actions.
+    let enqueued = now_secs();
+    let ids: Vec<(String, u64)> = agent.store.update(|m| -> Result<Vec<(String, u64)>> {
+        let mut ids = Vec::new();
+        for unit in &units {
+            m.next_action += 1;
+            let id = m.next_action;
+            m.actions.insert(
+                id,
+                Action {
+                    id,
+                    unit: unit.clone(),
+                    name: "juju-exec".into(),
+                    params: json!({
+                        "command": command,
+                        "timeout": timeout.as_nanos() as u64,
+                    }),
+                    status: "running".into(),
+                    enqueued,
+                    started: Some(enqueued),
+                    ..Default::default()
+                },
+            );
+            ids.push((unit.clone(), id));
+        }
+        Ok(ids)
+    })?;
+    let deadline = std::time::Instant::now() + timeout;
+    let outcomes = run_everywhere(agent, &units, &command, deadline);
+    let mut docs = Map::new();
+    let mut failed = Vec::new();
+    let mut timed_out = Vec::new();
+    let mut errors = Vec::new();
+    for ((unit, outcome), (_, id)) in outcomes.into_iter().zip(ids) {
+        let done = now_secs();
+        let record = |status: &str, msg: Option<String>, out: Option<&ExecOutput>| {
+            agent.store.update(|m| -> Result<Action> {
+                let a = m
+                    .actions
+                    .get_mut(&id)
+                    .ok_or_else(|| anyhow!("task {id} vanished"))?;
+                a.status = status.into();
+                a.message = msg;
+                a.completed = Some(done);
+                if let Some(out) = out {
+                    a.code = Some(out.code);
+                    a.stdout = out.stdout.clone();
+                    a.stderr = out.stderr.clone();
                 }
-                if let Some(err) = doc["results"]["stderr"].as_str() {
-                    eprint!("{err}");
+                Ok(a.clone())
+            })
+        };
+        match outcome {
+            Ok(Some(out)) => {
+                let a = record("completed", None, Some(&out))?;
+                if out.code != 0 {
+                    failed.push((id, out.code));
                 }
+                docs.insert(unit, super::actions::task_doc(&a));
+            }
+            Ok(None) => {
+                record(
+                    "failed",
+                    Some(format!(
+                        "timed out after {}; the command was killed",
+                        humantime(timeout)
+                    )),
+                    None,
+                )?;
+                timed_out.push(format!("unit {unit}"));
+            }
+            Err(e) => {
+                record("failed", Some(format!("{e:#}")), None)?;
+                errors.push(format!("{unit}: {e:#}"));
             }
         }
     }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
+    if !timed_out.is_empty() {
+        let s = if timed_out.len() > 1 { "s" } else { "" };
+        bail!(
+            "timed out waiting for result{s} from: {}",
+            timed_out.join(", ")
+        );
+    }
+    match format {
+        "json" | "yaml" => print_doc(&Value::Object(docs), Some(format))?,
+        _ => {
+            use std::io::Write as _;
+            let several = docs.len() > 1;
+            let mut out = String::new();
+            for (unit, doc) in &docs {
+                if several {
+                    out.push_str(unit);
+                    out.push_str(":\n");
+                }
+                for key in ["stdout", "stderr"] {
+                    if let Some(text) = doc["results"][key].as_str().filter(|t| !t.is_empty()) {
+                        out.push_str(text);
+                        if !text.ends_with('\n') {
+                            out.push('\n');
+                        }
+                    }
+                }
+                if several {
+                    out.push('\n');
+                }
+            }
+            std::io::stdout().write_all(out.as_bytes())?;
+            std::io::stdout().flush()?;
+        }
+    }
     if !failed.is_empty() {
-        let lines: Vec<String> = failed
+        let s = if failed.len() > 1 { "s" } else { "" };
+        let mut lines: Vec<String> = failed
             .iter()
             .map(|(id, code)| format!(" - id \"{id}\" with return code {code}"))
             .collect();
+        lines.sort();
         eprintln!(
-            "ERROR the following task failed:\n{}\n\nuse 'juju show-task' to inspect the failure",
+            "ERROR the following task{s} failed:\n{}\n\nuse 'juju show-task' to inspect the failure{s}",
             lines.join("\n")
         );
         return Ok(1);
     }
     Ok(0)
+}
+
+/// `exec`'s options beyond its targets.
+pub(super) struct ExecOptions<'a> {
+    pub(super) format: Option<&'a str>,
+    pub(super) wait: Option<&'a str>,
+    pub(super) background: bool,
+}
+
+/// A duration as Juju prints one (`5m0s`, `30s`).
+fn humantime(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 {
+        format!("{}m{}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
 }
 
 /// The targets of Juju 2.9's `juju run`.
@@ -331,61 +418,9 @@ pub(super) fn run_commands(
     args: &[String],
 ) -> Result<i32> {
     // Juju's Init errors (exit 2), in its order.
-    let usage = |msg: String| {
+    if let Some(msg) = init_error(profile, t, args, true) {
         eprintln!("ERROR {msg}");
-        Ok(2)
-    };
-    if args.is_empty() {
-        return usage("no commands specified".into());
-    }
-    if t.all {
-        for (given, what) in [
-            (t.machines, "machines"),
-            (t.applications, "applications"),
-            (t.units, "units"),
-        ] {
-            if !given.is_empty() {
-                return usage(format!("You cannot specify --all and individual {what}"));
-            }
-        }
-    } else if t.machines.is_empty() && t.applications.is_empty() && t.units.is_empty() {
-        let mut msg =
-            "You must specify a target, either through --all, --machine, --application or --unit"
-                .to_string();
-        // `juju run UNIT ACTION` typed as on Juju 3.
-        if let [unit, action, ..] = args {
-            if parse_unit(unit).is_some() || unit.ends_with("/leader") {
-                msg.push('\n');
-                msg.push_str(&profile.run_action_hint(unit, action));
-            }
-        }
-        return usage(msg);
-    }
-    let mut bad = Vec::new();
-    for mch in t.machines {
-        if mch.is_empty() || !mch.chars().all(|c| c.is_ascii_digit()) {
-            bad.push(format!("  \"{mch}\" is not a valid machine id"));
-        }
-    }
-    for app in t.applications {
-        if !valid_app(app) {
-            bad.push(format!("  \"{app}\" is not a valid application name"));
-        }
-    }
-    for unit in t.units {
-        let ok = match unit.strip_suffix("/leader") {
-            Some(app) => valid_app(app),
-            None => parse_unit(unit).is_some_and(|(app, _)| valid_app(&app)),
-        };
-        if !ok {
-            bad.push(format!("  \"{unit}\" is not a valid unit name"));
-        }
-    }
-    if !bad.is_empty() {
-        return usage(format!(
-            "The following exec targets are not valid:\n{}",
-            bad.join("\n")
-        ));
+        return Ok(2);
     }
     let format = format.unwrap_or("default");
     check_format(Some(format), &["default", "yaml", "json"])?;
@@ -393,61 +428,11 @@ pub(super) fn run_commands(
         None => Duration::from_secs(300),
         Some(t) => parse_duration(t)?.unwrap_or(Duration::ZERO),
     };
-    if t.all || !t.machines.is_empty() {
-        bail!(
-            "juju-sim runs commands in units' hook context only; --machine and --all \
-             (as root on machines, outside any hook context) are not simulated: \
-             use juju run --unit UNIT or --application APP"
-        );
-    }
-    // The target units, as Juju's controller resolves them: named units
-    // (APP/leader: the leader) and every unit of the named applications,
-    // once each, in name order.
-    let m = agent.store.read()?;
-    let mut units = std::collections::BTreeSet::new();
-    for app in t.applications {
-        if !m.applications.contains_key(app) {
-            bail!("application \"{app}\" not found");
-        }
-        units.extend(
-            m.units
-                .iter()
-                .filter(|(_, u)| &u.app == app)
-                .map(|(name, _)| name.clone()),
-        );
-    }
-    for u in t.units {
-        let unit = super::actions::resolve_target(&m, u)?;
-        if !m.units.contains_key(&unit) {
-            bail!("unit \"{unit}\" not found");
-        }
-        units.insert(unit);
-    }
-    drop(m);
-    if units.is_empty() {
-        bail!("no actions were successfully enqueued, aborting");
-    }
+    refuse_machines(t, "juju run --unit UNIT or --application APP")?;
+    let units = target_units(agent, t)?;
     let command = command_string(args);
     let deadline = std::time::Instant::now() + timeout;
-    let outcomes: Vec<(String, Result<Option<ExecOutput>>)> = std::thread::scope(|s| {
-        let running: Vec<_> = units
-            .iter()
-            .map(|unit| {
-                let command = &command;
-                let handle = s.spawn(move || exec_one(agent, unit, command, true, Some(deadline)));
-                (unit.clone(), handle)
-            })
-            .collect();
-        running
-            .into_iter()
-            .map(|(unit, h)| {
-                let r = h
-                    .join()
-                    .unwrap_or_else(|_| Err(anyhow!("the command's runner panicked")));
-                (unit, r)
-            })
-            .collect()
-    });
+    let outcomes = run_everywhere(agent, &units, &command, deadline);
     let mut values = Vec::new();
     let mut timed_out = Vec::new();
     for (unit, outcome) in outcomes {
@@ -504,6 +489,135 @@ pub(super) fn run_commands(
     Ok(0)
 }
 
+/// The usage error Juju's Init gives `exec` (and 2.9's `run`) for these
+/// targets and arguments, if any (exit 2), in Juju's order. `run29` adds
+/// the hint for a Juju 3 `run UNIT ACTION` typed on 2.9.
+fn init_error(profile: &Profile, t: &Targets, args: &[String], run29: bool) -> Option<String> {
+    if args.is_empty() {
+        return Some("no commands specified".into());
+    }
+    if t.all {
+        for (given, what) in [
+            (t.machines, "machines"),
+            (t.applications, "applications"),
+            (t.units, "units"),
+        ] {
+            if !given.is_empty() {
+                return Some(format!("You cannot specify --all and individual {what}"));
+            }
+        }
+    } else if t.machines.is_empty() && t.applications.is_empty() && t.units.is_empty() {
+        let mut msg =
+            "You must specify a target, either through --all, --machine, --application or --unit"
+                .to_string();
+        // `juju run UNIT ACTION` typed as on Juju 3.
+        if let ([unit, action, ..], true) = (args, run29) {
+            if parse_unit(unit).is_some() || unit.ends_with("/leader") {
+                msg.push('\n');
+                msg.push_str(&profile.run_action_hint(unit, action));
+            }
+        }
+        return Some(msg);
+    }
+    let mut bad = Vec::new();
+    for mch in t.machines {
+        if mch.is_empty() || !mch.chars().all(|c| c.is_ascii_digit()) {
+            bad.push(format!("  \"{mch}\" is not a valid machine id"));
+        }
+    }
+    for app in t.applications {
+        if !valid_app(app) {
+            bad.push(format!("  \"{app}\" is not a valid application name"));
+        }
+    }
+    for unit in t.units {
+        let ok = match unit.strip_suffix("/leader") {
+            Some(app) => valid_app(app),
+            None => parse_unit(unit).is_some_and(|(app, _)| valid_app(&app)),
+        };
+        if !ok {
+            bad.push(format!("  \"{unit}\" is not a valid unit name"));
+        }
+    }
+    if !bad.is_empty() {
+        return Some(format!(
+            "The following exec targets are not valid:\n{}",
+            bad.join("\n")
+        ));
+    }
+    None
+}
+
+/// Machines (`--machine`, `--all`) are refused: the simulator runs commands
+/// in units' hook context only.
+fn refuse_machines(t: &Targets, instead: &str) -> Result<()> {
+    if t.all || !t.machines.is_empty() {
+        bail!(
+            "juju-sim runs commands in units' hook context only; --machine and --all \
+             (as root on machines, outside any hook context) are not simulated: use {instead}"
+        );
+    }
+    Ok(())
+}
+
+/// The target units, as Juju's controller resolves them: named units
+/// (APP/leader: the leader) and every unit of the named applications, once
+/// each, in name order.
+fn target_units(agent: &Agent, t: &Targets) -> Result<Vec<String>> {
+    let m = agent.store.read()?;
+    let mut units = std::collections::BTreeSet::new();
+    for app in t.applications {
+        if !m.applications.contains_key(app) {
+            bail!("application \"{app}\" not found");
+        }
+        units.extend(
+            m.units
+                .iter()
+                .filter(|(_, u)| &u.app == app)
+                .map(|(name, _)| name.clone()),
+        );
+    }
+    for u in t.units {
+        let unit = super::actions::resolve_target(&m, u)?;
+        if !m.units.contains_key(&unit) {
+            bail!("unit \"{unit}\" not found");
+        }
+        units.insert(unit);
+    }
+    if units.is_empty() {
+        bail!("no actions were successfully enqueued, aborting");
+    }
+    Ok(units.into_iter().collect())
+}
+
+/// Runs `command` on every unit at once (each under its own machine lock),
+/// killing what runs past `deadline`; the outcomes in `units`' order.
+fn run_everywhere(
+    agent: &Agent,
+    units: &[String],
+    command: &str,
+    deadline: std::time::Instant,
+) -> Vec<(String, Result<Option<ExecOutput>>)> {
+    std::thread::scope(|s| {
+        let running: Vec<_> = units
+            .iter()
+            .map(|unit| {
+                let handle = s.spawn(move || exec_one(agent, unit, command, deadline));
+                (unit.clone(), handle)
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|(unit, h)| {
+                let r = h
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow!("the command's runner panicked")));
+                (unit, r)
+            })
+            .collect()
+    })
+}
+
 /// Juju's application-name rule (names.IsValidApplication): lower-case
 /// letters, digits and hyphens, starting with a letter, no part after a
 /// hyphen made of digits only.
@@ -557,16 +671,16 @@ struct ExecOutput {
 }
 
 /// Runs one command line with `sh -c` on `unit`, in its hook context under
-/// its machine lock, committing its hook-tool writes when it exits 0.
-/// `capture` keeps stdout and stderr (else they pass through). Past
-/// `deadline` the command's process group is killed, nothing is committed
-/// and the answer is `None`.
+/// its machine lock, and keeps its stdout and stderr. Its hook-tool writes
+/// are committed when it exits, whatever its exit code, as Juju's uniter
+/// flushes a juju-exec (or 2.9 juju-run) context that ran without error.
+/// Past `deadline` the command's process group is killed, nothing is
+/// committed and the answer is `None`.
 fn exec_one(
     agent: &Agent,
     unit: &str,
     command: &str,
-    capture: bool,
-    deadline: Option<std::time::Instant>,
+    deadline: std::time::Instant,
 ) -> Result<Option<ExecOutput>> {
     use crate::uniter::pending::{commit, Pending};
     use std::io::Read;
@@ -598,10 +712,9 @@ fn exec_one(
     cmd.arg("-c")
         .arg(command)
         .stdin(Stdio::null())
-        .process_group(0);
-    if capture {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    }
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().context("cannot run /bin/sh")?;
     let reader = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
@@ -628,7 +741,7 @@ fn exec_one(
         if let Some(st) = child.try_wait().context("cannot wait for the command")? {
             break Some(crate::uniter::runner::exit_code(st));
         }
-        if deadline.is_some_and(|d| std::time::Instant::now() > d) {
+        if std::time::Instant::now() > deadline {
             // SAFETY: kill(2) on the process group this command leads.
             unsafe {
                 libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
@@ -646,7 +759,7 @@ fn exec_one(
             .get_mut(unit)
             .map(|u| std::mem::take(&mut u.pending))
             .unwrap_or_default();
-        if code == Some(0) && pending.context == context {
+        if code.is_some() && pending.context == context {
             commit(m, unit, pending);
         }
         Ok(())

@@ -238,8 +238,26 @@ impl Sim {
     /// CMD` on Juju 3, `run --unit U -- CMD` on Juju 2.9 (which has no
     /// `exec`).
     pub fn exec(&self, unit: &str, cmd: &str) -> Output {
-        let verb = if self.is_29() { "run" } else { "exec" };
-        self.cmd(&[verb, "--unit", unit, "--", cmd])
+        if self.is_29() {
+            return self.cmd(&["run", "--unit", unit, "--", cmd]);
+        }
+        // Juju 3's exec folds stderr into stdout and any failure into exit
+        // 1; the task keeps them apart, so read it as jubilant does.
+        let o = self.cmd(&["exec", "--format", "json", "--unit", unit, "--", cmd]);
+        let Ok(doc) = serde_json::from_slice::<Value>(&o.stdout) else {
+            return o;
+        };
+        let results = &doc[unit]["results"];
+        let Some(code) = results["return-code"].as_i64() else {
+            return o;
+        };
+        use std::os::unix::process::ExitStatusExt as _;
+        let text = |k: &str| results[k].as_str().unwrap_or_default().as_bytes().to_vec();
+        Output {
+            status: std::process::ExitStatus::from_raw((code as i32) << 8),
+            stdout: text("stdout"),
+            stderr: text("stderr"),
+        }
     }
 
     /// [`Sim::exec`] that must succeed; its stdout, trimmed.
