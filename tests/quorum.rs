@@ -19,7 +19,10 @@ fn charm() -> String {
     util::charm_dir().display().to_string()
 }
 
-/// `juju run UNIT ACTION k=v…` (Juju 3), the unit's part of the output.
+/// `juju run UNIT ACTION k=v…` (Juju 3): 1 when the task failed (its
+/// `status`), and the unit's part of the output. Juju's `run` exits 1 only
+/// when the dispatch exited non-zero; the charm fails an action with
+/// `action-fail` and exits 0, so the exit code must say 0 then.
 fn run(m: &Model, unit: &str, action: &str, params: &[&str]) -> (i32, serde_json::Value) {
     let mut args = vec!["run", unit, action, "--format=json", "--wait=10m"];
     args.extend_from_slice(params);
@@ -30,7 +33,15 @@ fn run(m: &Model, unit: &str, action: &str, params: &[&str]) -> (i32, serde_json
             r.stdout, r.stderr
         )
     });
-    (r.code, v[unit].clone())
+    let task = v[unit].clone();
+    let return_code = task["results"]["return-code"].as_i64().unwrap_or(-1);
+    assert_eq!(
+        r.code,
+        i32::from(return_code >= 1),
+        "{action} on {unit}: exit {} with return code {return_code}\n{task}",
+        r.code
+    );
+    (i32::from(task["status"] != "completed"), task)
 }
 
 fn put(ctl: &Path, endpoint: &str, creds: &Creds, key: &str, value: &str) -> Result<(), String> {

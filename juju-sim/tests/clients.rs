@@ -159,9 +159,13 @@ fn an_ops_charm_deploys_on_3x_and_29() {
         &env3,
         &["run", "opsfix/1", "fail-me", "--format=json"],
     );
-    assert_eq!(o.status.code(), Some(1));
+    // event.fail() and a clean exit: the task failed, its return code is
+    // 0, and Juju's `run` exits 0 (it fails the verb on return codes).
+    assert_eq!(o.status.code(), Some(0));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["opsfix/1"]["message"], "asked to fail", "{r}");
+    assert_eq!(r["opsfix/1"]["status"], "failed", "{r}");
+    assert_eq!(r["opsfix/1"]["results"]["return-code"], 0, "{r}");
     let r: serde_json::Value = serde_json::from_str(&ok(sim(
         &home,
         &addrs,

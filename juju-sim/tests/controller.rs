@@ -346,7 +346,8 @@ fn secret_get_sees_an_uncommitted_revision_only_with_peek_or_refresh() {
     assert_eq!(r["peek"], "new", "{j}");
     assert_eq!(r["refresh"], "new", "{j}");
     assert_eq!(sim.out("fix/0", &format!("secret-get {uri} value")), "new");
-    // A failed action's secret-set is dropped.
+    // A failed action's secret-set is dropped; its non-zero exit fails
+    // the verb.
     fs::write(sim.dir.path().join("secret-uri"), &uri).unwrap();
     sim.out("fix/0", &format!("secret-set {uri} value=kept"));
     let o = sim.cmd(&["run", "fix/0", "peek", "fail=true"]);

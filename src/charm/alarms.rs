@@ -147,13 +147,17 @@ impl Charm<'_> {
                         .ok()
                         .map(|s| s.db_size)
                 });
-                if let Some(size) = size.filter(|s| u64::try_from(*s).unwrap_or(0) >= quota) {
+                if let Some(size) =
+                    size.filter(|s| too_full_to_disarm(u64::try_from(*s).unwrap_or(0), quota))
+                {
                     anyhow::bail!(
-                        "member {} holds a {size}-byte database, still over quota-backend-bytes ({quota}): \
+                        "member {} holds a {size}-byte database, still over quota-backend-bytes ({quota}) \
+                         less the {}-byte headroom a write needs: \
                          etcd would raise NOSPACE again on the next write. Nothing was changed. \
                          Run `juju run {app}/leader compact`, then `juju run <unit> defrag` on each unit, \
                          then alarm-disarm again; or raise the quota: juju config {app} quota-backend-bytes=<bytes>",
                         m.name,
+                        disarm_headroom(quota),
                         app = self.ctx.app_name
                     );
                 }
@@ -175,8 +179,38 @@ impl Charm<'_> {
     }
 }
 
+/// The room a database must have under its quota before `alarm-disarm`
+/// lets writes in again: etcd raises NOSPACE when the database's size plus
+/// a request's cost would pass the quota, so a database just under it
+/// (the last write refused, not applied) is as full as one over it. 5% of
+/// the quota, at least 1 MiB.
+pub fn disarm_headroom(quota: u64) -> u64 {
+    (quota / 20).max(1024 * 1024)
+}
+
+/// Whether a member's database of `size` bytes is too close to `quota` for
+/// its NOSPACE alarm to be disarmed (see [`disarm_headroom`]).
+pub fn too_full_to_disarm(size: u64, quota: u64) -> bool {
+    size.saturating_add(disarm_headroom(quota)) > quota
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_database_just_under_its_quota_is_too_full_to_disarm() {
+        let q = 16 * 1024 * 1024;
+        // NOSPACE raised by a 64 KiB put that did not fit.
+        assert!(super::too_full_to_disarm(q - 64 * 1024, q));
+        assert!(super::too_full_to_disarm(q, q));
+        assert!(super::too_full_to_disarm(q + 1, q));
+        // Compacted and defragmented: room again.
+        assert!(!super::too_full_to_disarm(200 * 1024, q));
+        // The headroom is 5% of a large quota.
+        let big = 2 * 1024 * 1024 * 1024;
+        assert!(super::too_full_to_disarm(big - big / 25, big));
+        assert!(!super::too_full_to_disarm(big - big / 10, big));
+    }
+
     use super::*;
 
     #[test]

@@ -49,7 +49,8 @@ pub fn sim_env(m: &Model, args: &[&str], env: &[(&str, &str)]) -> Run {
 /// Runs an action as the operator does and returns its task document
 /// (`results`, `status`, `message`, …). Juju 3: `juju run UNIT ACTION
 /// [k=v…] --format=yaml --wait=30m`, the task under the unit's key (it
-/// exits 1 when the action failed, which the callers judge from `status`).
+/// exits 1 when the action's dispatch exited non-zero, 0 when it ran and
+/// called `action-fail`: the callers judge from `status`).
 /// Juju 2.9 (see [`super::juju29`]): the seed's two steps, `juju
 /// run-action UNIT ACTION [k=v…]` then `juju show-action-output ID --wait`.
 pub fn run_action(

@@ -227,7 +227,8 @@ pub fn juju29_exec(home: &Path, args: &[&str], exec: impl Fn(&[&str]) -> Run) ->
 /// run-action UNIT ACTION [K=V…] --wait=30m --format=json`. Its output
 /// (keyed `unit-APP-N`, 2.9's shape) is given back as Juju 3's `run` would
 /// print it (keyed by the unit, `results`/`status`/`message`), exiting 1
-/// when the action failed, as `juju run` does. Juju 3's `exec --unit U --
+/// when the action's return code is 1 or more, as `juju run` does (an
+/// action failed by `action-fail` that exits 0 exits 0). Juju 3's `exec --unit U --
 /// CMD` is typed as 2.9's `run --unit U -- CMD` (see [`juju29_exec`]).
 /// `None` on 3.x or for other verbs.
 pub fn juju29_run(home: &Path, args: &[&str], exec: impl Fn(&[&str]) -> Run) -> Option<Run> {
@@ -275,8 +276,10 @@ pub fn juju29_run(home: &Path, args: &[&str], exec: impl Fn(&[&str]) -> Run) -> 
         text.push_str(&serde_yaml::to_string(&task["results"]).unwrap_or_default());
         text
     };
+    // 2.9 shows `ReturnCode` only when it is not 0.
+    let return_code = task["results"]["ReturnCode"].as_i64().unwrap_or(0);
     Some(Run {
-        code: i32::from(failed),
+        code: i32::from(return_code >= 1),
         stdout,
         stderr: run.stderr,
     })

@@ -321,10 +321,13 @@ pub(super) fn run3(
         out.insert(unit.clone(), task_doc(&a));
         print_doc(&Value::Object(out), Some(format))?;
     }
-    if a.status == "failed" {
+    // Juju's CLI fails the verb on the task's return code (the dispatch
+    // process's exit code), not on its status (runCommandBase.waitForTasks:
+    // "resultExitCode < 1" passes): an action that ran `action-fail` and
+    // exited 0 is printed as failed, and the verb exits 0.
+    if let Some(code) = a.code.filter(|c| *c >= 1) {
         eprintln!(
-            "ERROR the following task failed:\n - id \"{id}\" with return code {}\n\nuse 'juju show-task' to inspect the failure",
-            a.code.unwrap_or(0)
+            "ERROR the following task failed:\n - id \"{id}\" with return code {code}\n\nuse 'juju show-task' to inspect the failure"
         );
         return Ok(1);
     }
