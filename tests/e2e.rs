@@ -601,6 +601,45 @@ fn losing_the_leader_keeps_the_ca_and_every_key() {
     }
 }
 
+/// `juju refresh etcd --path ./etcd.charm` (2.9: `upgrade-charm`): every
+/// unit runs the new revision's upgrade-charm and config-changed, and the
+/// cluster keeps its members, its CA and every key.
+#[test]
+fn refresh_keeps_the_cluster_its_ca_and_every_key() {
+    let m = Model::new();
+    deploy_healthy(&m, 3, &[]);
+    let ctl = Path::new(ETCDCTL_34);
+    let creds = m.credentials("etcd/0");
+    put_numbered(ctl, &m.endpoint("etcd/1"), &creds, "/r/", 10);
+    let verb = if util::juju29_at(m.home.path()) {
+        "upgrade-charm"
+    } else {
+        "refresh"
+    };
+    let r = m.sim(&[verb, "etcd", "--path", &charm()]).ok();
+    assert!(r.stderr.contains("revision 1"), "{}", r.stderr);
+    assert_eq!(m.status()["applications"]["etcd"]["charm-rev"], 1);
+    for u in ["etcd/0", "etcd/1", "etcd/2"] {
+        assert_healthy_with(&m, u, 3);
+    }
+    let new = m.credentials("etcd/0");
+    assert_eq!(new.ca_fingerprint, creds.ca_fingerprint);
+    for u in ["etcd/0", "etcd/1", "etcd/2"] {
+        let e = m.endpoint(u);
+        assert_numbered(ctl, &e, &creds, "/r/", 10);
+        assert_eq!(
+            member_names(ctl, &e, &creds),
+            ["etcd-0", "etcd-1", "etcd-2"]
+        );
+    }
+    let log = m.debug_log();
+    assert_eq!(
+        log.matches("upgraded the charm to revision 1").count(),
+        3,
+        "{log}"
+    );
+}
+
 #[test]
 fn update_status_renews_a_certificate_near_expiry_and_restarts_etcd() {
     let m = Model::new();

@@ -106,6 +106,10 @@ pub struct Unit {
     pub next_update_status: u64,
     /// Writes of the running hook or action, committed when it exits 0.
     pub pending: crate::uniter::pending::Pending,
+    /// The application's charm revision in the unit's charm directory
+    /// (`refresh` moves the application on; the unit follows in its
+    /// `upgrade-charm` hook, under its machine lock).
+    pub charm_revision: u64,
 }
 
 /// A relation: a peer relation of one application, or a relation between

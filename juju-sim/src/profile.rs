@@ -113,6 +113,10 @@ impl Profile {
                 "show-task",
                 "Juju 3 shows an action's results with: juju show-task ID [--wait=30m]",
             ),
+            (false, "upgrade-charm") => (
+                "refresh",
+                "Juju 3 upgrades a charm with: juju refresh APP --path CHARM [--resource NAME=PATH]",
+            ),
             (true, "exec") => (
                 "run",
                 "Juju 2.9 runs commands with: juju run --unit UNIT -- CMD",

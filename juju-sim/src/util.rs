@@ -129,6 +129,25 @@ pub fn fnv(data: &[u8]) -> u64 {
     h
 }
 
+/// Removes an application's stored charm: `charms/APP` and the revisions
+/// `refresh` added (`charms/.APP-revN`).
+pub fn remove_charm_dirs(home: &Path, app: &str) {
+    let charms = home.join("charms");
+    let _ = fs::remove_dir_all(charms.join(app));
+    let prefix = format!(".{app}-rev");
+    if let Ok(rd) = fs::read_dir(&charms) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name
+                .strip_prefix(&prefix)
+                .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+            {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

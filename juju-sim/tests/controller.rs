@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{stderr, Charm, Settle, Sim, JUJU_29};
+use common::{stderr, write_charm, Charm, Settle, Sim, JUJU_29};
 use serde_json::Value;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -1027,4 +1027,103 @@ fn a_dead_agent_is_restarted_and_reruns_the_interrupted_hook() {
     assert_ne!(new_pid, pid);
     assert!(started(3), "{:?}", sim.events());
     let _ = waiting.wait();
+}
+
+/// `refresh --path` (2.9: `upgrade-charm`): the application moves to the
+/// next revision; each unit gets the new charm only when its agent runs
+/// `upgrade-charm` (then `config-changed`), so the hook is the new
+/// charm's. A charm of another name, Charmhub flags and 3.x's missing
+/// `upgrade-charm` are refused with nothing changed.
+#[test]
+fn refresh_upgrades_each_unit_in_its_upgrade_charm_hook() {
+    for env in [&[][..], &[JUJU_29][..]] {
+        let sim = new_sim(env);
+        sim.deploy("2");
+        let v2 = sim.dir.path().join("charm-v2");
+        let dispatch = DISPATCH.replacen(
+            "case \"$JUJU_DISPATCH_PATH\" in\n",
+            "case \"$JUJU_DISPATCH_PATH\" in\n  hooks/upgrade-charm) echo v2 > \"$ETCD_CHARM_ROOT/upgraded\" ;;\n",
+            1,
+        );
+        write_charm(
+            &v2,
+            &Charm {
+                dispatch: Some(&dispatch),
+                ..CHARM
+            },
+        );
+        let path = v2.to_string_lossy().to_string();
+        let verb = if sim.is_29() {
+            "upgrade-charm"
+        } else {
+            "refresh"
+        };
+        let o = sim.cmd(&[verb, "fix", "--path", &path]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("Added local charm \"fix\", revision 1"),
+            "{}",
+            stderr(&o)
+        );
+        sim.settle();
+        for u in ["fix/0", "fix/1"] {
+            assert_eq!(
+                fs::read_to_string(sim.root(u).join("upgraded"))
+                    .unwrap_or_default()
+                    .trim(),
+                "v2",
+                "{u} did not run the new charm's upgrade-charm"
+            );
+            let hooks: Vec<String> = sim
+                .events()
+                .into_iter()
+                .filter(|(_, unit, k, _)| unit == u && k == "start")
+                .map(|(_, _, _, w)| w)
+                .collect();
+            let up = hooks.iter().rposition(|h| h == "hooks/upgrade-charm");
+            assert!(
+                up.is_some_and(
+                    |i| hooks.get(i + 1).map(String::as_str) == Some("hooks/config-changed")
+                ),
+                "{u}: {hooks:?}"
+            );
+        }
+        let st = sim.status();
+        assert_eq!(st["applications"]["fix"]["charm-rev"], 1, "{st}");
+        // A unit added later starts on the new revision.
+        sim.ok(&["add-unit", "fix"]);
+        sim.settle();
+        let charm = sim.home.join("units/fix-2/charm/dispatch");
+        assert!(
+            fs::read_to_string(&charm)
+                .unwrap()
+                .contains("hooks/upgrade-charm)"),
+            "fix/2 got the old charm"
+        );
+        // Refusals.
+        let other = sim.dir.path().join("other");
+        write_charm(
+            &other,
+            &Charm {
+                metadata: "name: other\nsummary: s\ndescription: d\n",
+                ..CHARM
+            },
+        );
+        let o = sim.cmd(&[verb, "fix", "--path", &other.to_string_lossy()]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(stderr(&o).contains("runs charm \"fix\""), "{}", stderr(&o));
+        let o = sim.cmd(&[verb, "fix", "--channel", "3.5/stable"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(stderr(&o).contains("no Charmhub"), "{}", stderr(&o));
+        assert_eq!(sim.status()["applications"]["fix"]["charm-rev"], 1);
+        if !sim.is_29() {
+            let o = sim.cmd(&["upgrade-charm", "fix", "--path", &path]);
+            assert_eq!(o.status.code(), Some(1));
+            assert!(
+                stderr(&o).contains("is not a juju command"),
+                "{}",
+                stderr(&o)
+            );
+        }
+    }
 }

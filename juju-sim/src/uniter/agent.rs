@@ -281,6 +281,46 @@ fn recover(store: &Store, unit: &str) -> Result<()> {
     })
 }
 
+/// Before `upgrade-charm`, under the machine lock: when the application's
+/// charm has moved on (`refresh`), the unit's charm directory is replaced
+/// by the new revision, as Juju's uniter deploys the charm before the hook.
+fn deploy_new_charm(store: &Store, unit: &str) -> Result<()> {
+    let m = store.read()?;
+    let Some(u) = m.units.get(unit) else {
+        return Ok(());
+    };
+    let Some(app) = m.applications.get(&u.app) else {
+        return Ok(());
+    };
+    if u.charm_revision >= app.revision || app.charm_dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    let (src, revision) = (app.charm_dir.clone(), app.revision);
+    drop(m);
+    let udir = store.unit_dir(unit);
+    let (new, old) = (udir.join("charm.new"), udir.join("charm.old"));
+    let _ = fs::remove_dir_all(&new);
+    let _ = fs::remove_dir_all(&old);
+    crate::util::copy_tree(&src, &new)
+        .with_context(|| format!("cannot copy charm revision {revision} for {unit}"))?;
+    fs::rename(udir.join("charm"), &old).context("cannot move the old charm aside")?;
+    fs::rename(&new, udir.join("charm")).context("cannot put the new charm in place")?;
+    let _ = fs::remove_dir_all(&old);
+    store.update(|m| -> Result<()> {
+        if let Some(u) = m.units.get_mut(unit) {
+            u.charm_revision = revision;
+        }
+        Ok(())
+    })?;
+    log_line(
+        store,
+        unit,
+        "INFO",
+        &format!("juju.worker.uniter upgraded the charm to revision {revision}"),
+    );
+    Ok(())
+}
+
 /// Runs one hook under the machine lock, then commits or drops its writes
 /// and records the outcome (error state and back-off on failure).
 fn run_hook(agent: &Agent, m: &Model, op: &Op, timeout: Duration) -> Result<()> {
@@ -292,6 +332,9 @@ fn run_hook(agent: &Agent, m: &Model, op: &Op, timeout: Duration) -> Result<()> 
         .map(|u| u.machine.clone())
         .unwrap_or_default();
     let _machine = super::lock::acquire(store, &machine)?;
+    if op.hook == "upgrade-charm" {
+        deploy_new_charm(store, unit)?;
+    }
     let context = format!("{unit}-hook-{}-{}", op.seq, now_ms());
     store.update(|m| -> Result<()> {
         if let Some(u) = m.units.get_mut(unit) {

@@ -313,7 +313,7 @@ impl Agent {
         })?;
         let _ = fs::remove_dir_all(&udir);
         if let Some(app) = removed_app {
-            let _ = fs::remove_dir_all(self.store.home().join("charms").join(&app));
+            crate::util::remove_charm_dirs(self.store.home(), &app);
             let _ = fs::remove_dir_all(self.store.home().join("resources").join(&app));
         }
         Ok(())

@@ -190,7 +190,7 @@ pub(super) fn inject_fault(
             bail!("unit \"{target}\" not found");
         }
         if let Some(r) = resource {
-            let charm = app_charm(&agent.store, app)?;
+            let charm = app_charm_in(m, &agent.store, app)?;
             if !charm.resources().iter().any(|(n, _)| n == r) {
                 bail!("application \"{app}\" has no resource \"{r}\"");
             }

@@ -159,6 +159,99 @@ pub(super) fn deploy(
     Ok(0)
 }
 
+/// `refresh APP [--path CHARM] [--resource NAME=PATH…]` (Juju 2.9's
+/// `upgrade-charm`): a new charm of the same name is stored as the
+/// application's next revision (its config keeps the operator's values),
+/// new resources are stored, and every live unit queues `upgrade-charm`
+/// then `config-changed`. A unit's charm directory is replaced only when
+/// its agent runs that `upgrade-charm`, under its machine lock, as Juju's
+/// uniter deploys a new charm before the hook; revisions are never
+/// deleted, so a unit copying one is never cut short.
+pub(super) fn refresh(
+    agent: &Agent,
+    app: &str,
+    path: Option<&Path>,
+    resources: &[String],
+) -> Result<i32> {
+    let store = &agent.store;
+    let current = {
+        let m = store.read()?;
+        let a = m
+            .applications
+            .get(app)
+            .ok_or_else(|| anyhow!("application \"{app}\" not found"))?;
+        (a.charm.clone(), a.revision)
+    };
+    let mut new_dir = None;
+    let charm = match path {
+        Some(src) => {
+            let src = fs::canonicalize(src)
+                .with_context(|| format!("cannot read charm {}", src.display()))?;
+            let revision = current.1 + 1;
+            let dest = store
+                .home()
+                .join("charms")
+                .join(format!(".{app}-rev{revision}"));
+            let _ = fs::remove_dir_all(&dest);
+            crate::charm::unpack(&src, &dest)?;
+            let charm = Charm::load(&dest)?;
+            if charm.name() != current.0 {
+                let _ = fs::remove_dir_all(&dest);
+                bail!(
+                    "cannot refresh \"{app}\" to charm \"{}\": the application runs charm \"{}\"; \
+                     a charm of another name needs --switch, which juju-sim does not simulate",
+                    charm.name(),
+                    current.0
+                );
+            }
+            new_dir = Some((dest, revision));
+            charm
+        }
+        None => app_charm(store, app)?,
+    };
+    let mut stored = Vec::new();
+    for r in resources {
+        let (name, path) = r
+            .split_once('=')
+            .ok_or_else(|| anyhow!("invalid --resource \"{r}\": expected NAME=PATH"))?;
+        let Some((_, filename)) = charm.resources().into_iter().find(|(n, _)| n == name) else {
+            bail!("unrecognized resource \"{name}\"");
+        };
+        stored.push((
+            name.to_string(),
+            store_resource(store, app, name, &filename, Path::new(path))?,
+        ));
+    }
+    store.update(|m| -> Result<()> {
+        let a = m
+            .applications
+            .get_mut(app)
+            .ok_or_else(|| anyhow!("application \"{app}\" not found"))?;
+        if let Some((dir, revision)) = &new_dir {
+            a.charm_dir = dir.clone();
+            a.revision = *revision;
+        }
+        for (n, p) in stored {
+            a.resources.insert(n, p);
+        }
+        let since = m.next_op;
+        for u in m.live_units(app) {
+            m.push(Op::hook(&u, "upgrade-charm"));
+            m.push(Op::hook(&u, "config-changed"));
+        }
+        tag_env(m, since);
+        Ok(())
+    })?;
+    if let Some((_, revision)) = new_dir {
+        eprintln!(
+            "Added local charm \"{}\", revision {revision}, to the model",
+            charm.name()
+        );
+    }
+    kick(agent)?;
+    Ok(0)
+}
+
 /// Creates the model when there is none yet (`add-model`, or the first
 /// `deploy`): its Juju version and the simulator's settings come from the
 /// environment now and stay fixed for its life; the seed is printed. Then
@@ -254,13 +347,23 @@ pub(super) fn store_resource(
     Ok(dest)
 }
 
+/// The application's current charm directory (`charms/APP` until a
+/// `refresh`).
+pub(crate) fn charm_dir_of(m: &Model, store: &Store, app: &str) -> PathBuf {
+    m.applications
+        .get(app)
+        .map(|a| a.charm_dir.clone())
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| store.home().join("charms").join(app))
+}
+
 /// Adds `n` units and queues their hooks in Juju's order.
 pub(super) fn add_units(agent: &Agent, app: &str, n: u32) -> Result<Vec<String>> {
     let store = &agent.store;
-    let charm_src = store.home().join("charms").join(app);
     let home = store.home().to_path_buf();
     store.update(|m| -> Result<Vec<String>> {
         let since = m.next_op;
+        let charm_src = charm_dir_of(m, store, app);
         let new = add_units_in(m, store, &charm_src, &home, app, n)?;
         tag_env(m, since);
         Ok(new)
@@ -285,6 +388,7 @@ fn add_units_in(
                 .get_mut(app)
                 .ok_or_else(|| anyhow!("application \"{app}\" not found"))?;
             let number = a.next_unit;
+            let charm_revision = a.revision;
             a.next_unit += 1;
             let name = format!("{app}/{number}");
             if a.leader.is_none() {
@@ -311,6 +415,7 @@ fn add_units_in(
                     address,
                     workload: status("waiting", "agent initialising"),
                     agent: "idle".into(),
+                    charm_revision,
                     ..Unit::default()
                 },
             );
@@ -677,7 +782,7 @@ pub(super) fn remove_application(agent: &Agent, app: &str, now: bool) -> Result<
         if !units.is_empty() {
             remove_units_now(agent, &units)?;
         }
-        let _ = fs::remove_dir_all(agent.store.home().join("charms").join(app));
+        crate::util::remove_charm_dirs(agent.store.home(), app);
         let _ = fs::remove_dir_all(agent.store.home().join("resources").join(app));
         eprintln!("will remove application {app}");
         return Ok(0);
@@ -703,7 +808,7 @@ pub(super) fn remove_application(agent: &Agent, app: &str, now: bool) -> Result<
     eprintln!("will remove application {app}");
     kick(agent)?;
     if !agent.store.read()?.applications.contains_key(app) {
-        let _ = fs::remove_dir_all(agent.store.home().join("charms").join(app));
+        crate::util::remove_charm_dirs(agent.store.home(), app);
         let _ = fs::remove_dir_all(agent.store.home().join("resources").join(app));
     }
     Ok(0)

@@ -121,6 +121,12 @@ enum Cmd {
         #[arg(required = true)]
         resources: Vec<String>,
     },
+    /// Upgrade an application's charm from a local charm (`--path`) and/or
+    /// its resources (`--resource NAME=PATH`); each unit runs
+    /// `upgrade-charm` then `config-changed`.
+    Refresh(RefreshArgs),
+    /// Juju 2.9's name for `refresh` (refused on 3.x, as Juju 3 has none).
+    UpgradeCharm(RefreshArgs),
     /// Juju 2.9: queue an action; prints its id (`--wait`: its outcome).
     RunAction {
         unit: String,
@@ -312,6 +318,33 @@ pub(super) struct RunArgs {
     color: bool,
 }
 
+/// `refresh`'s flags (Juju 2.9's `upgrade-charm`).
+#[derive(clap::Args, Debug)]
+pub(super) struct RefreshArgs {
+    app: String,
+    /// A local charm (.charm file or directory) of the same name.
+    #[arg(long)]
+    path: Option<PathBuf>,
+    /// NAME=PATH: a new revision of a resource.
+    #[arg(long = "resource")]
+    resources: Vec<String>,
+    /// Charmhub only (refused).
+    #[arg(long)]
+    switch: Option<String>,
+    /// Charmhub only (refused).
+    #[arg(long)]
+    channel: Option<String>,
+    /// Charmhub only (refused).
+    #[arg(long)]
+    revision: Option<String>,
+    /// Accepted for Juju's CLI.
+    #[arg(long)]
+    force: bool,
+    /// Accepted for Juju's CLI.
+    #[arg(long)]
+    force_units: bool,
+}
+
 /// `juju exec`'s flags (Juju 3, cmd/juju/action/exec.go).
 #[derive(clap::Args, Debug)]
 pub(super) struct ExecArgs {
@@ -412,6 +445,7 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::RunAction { .. } => Some("run-action"),
         Cmd::ShowActionOutput(_) => Some("show-action-output"),
         Cmd::Exec { .. } => Some("exec"),
+        Cmd::UpgradeCharm(_) => Some("upgrade-charm"),
         _ => None,
     };
     if let Some(verb) = verb {
@@ -467,6 +501,22 @@ fn run(cli: Cli) -> Result<i32> {
             format,
         } => config::config(&agent, &app, &args, &reset, format.as_deref()),
         Cmd::AttachResource { app, resources } => config::attach(&agent, &app, &resources),
+        Cmd::Refresh(r) | Cmd::UpgradeCharm(r) => {
+            if r.switch.is_some() || r.channel.is_some() || r.revision.is_some() {
+                bail!(
+                    "juju-sim has no Charmhub: --switch, --channel and --revision are not \
+                     simulated; refresh from a local charm with --path CHARM"
+                );
+            }
+            if r.path.is_none() && r.resources.is_empty() {
+                bail!(
+                    "juju-sim has no Charmhub: refresh \"{}\" with --path CHARM and/or \
+                     --resource NAME=PATH",
+                    r.app
+                );
+            }
+            deploy::refresh(&agent, &r.app, r.path.as_deref(), &r.resources)
+        }
         Cmd::InjectFault {
             tool,
             target,
@@ -742,8 +792,15 @@ pub(super) fn parse_duration(s: &str) -> Result<Option<Duration>> {
     Ok(Some(Duration::from_secs_f64(total)))
 }
 
+/// The application's current charm. Reads the model: never call it inside
+/// `Store::update` (use [`app_charm_in`] there).
 pub(super) fn app_charm(store: &Store, app: &str) -> Result<Charm> {
-    Ok(Charm::load(&store.home().join("charms").join(app))?)
+    app_charm_in(&store.read()?, store, app)
+}
+
+/// [`app_charm`] for a model already in hand.
+pub(super) fn app_charm_in(m: &Model, store: &Store, app: &str) -> Result<Charm> {
+    Ok(Charm::load(&deploy::charm_dir_of(m, store, app))?)
 }
 
 pub(super) fn check_format(format: Option<&str>, allowed: &[&str]) -> Result<()> {

@@ -60,7 +60,7 @@ pub(super) fn status_json(agent: &Agent, m: &Model) -> Value {
     let mut machines = Map::new();
     let mut apps = Map::new();
     for (app_name, app) in &m.applications {
-        let charm = app_charm(&agent.store, app_name).ok();
+        let charm = app_charm_in(m, &agent.store, app_name).ok();
         let mut units = Map::new();
         let mut worst: Option<Value> = None;
         for un in m.app_units(app_name) {

@@ -60,6 +60,8 @@ const SETTLES: &[&str] = &[
     "relate",
     "config",
     "attach-resource",
+    "refresh",
+    "upgrade-charm",
     "resolved",
     "run-action",
     "run-hook",
