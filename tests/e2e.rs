@@ -106,13 +106,17 @@ fn deploy_etcd_35_from_the_etcd_resource() {
     // It runs the resource's binary, not the archive's.
     let root = m.unit_root("etcd/0");
     let unit = fs::read_to_string(root.join("etc/systemd/system/etcd.service")).unwrap();
+    let sha = String::from_utf8(
+        std::process::Command::new("sha256sum")
+            .arg(&res)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let build = root.join(format!("var/lib/etcd-charm/bin/3.5.1-{}/etcd", &sha[..12]));
     assert!(
-        unit.contains(
-            &root
-                .join("var/lib/etcd-charm/bin/etcd")
-                .display()
-                .to_string()
-        ),
+        unit.contains(&format!("ExecStart={} ", build.display())),
         "{unit}"
     );
 }
