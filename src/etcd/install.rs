@@ -25,7 +25,7 @@ use flate2::read::GzDecoder;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::paths::{build_dir_name, Root, BIN_DIR, STAGING_DIR};
+use super::paths::{build_dir_name, Root, BIN_DIR, DAMAGED_BUILD_DIR, STAGING_DIR};
 use super::process::{self, CommandError};
 
 /// The largest binary we accept from a resource (official ones are ~25 MB).
@@ -151,6 +151,7 @@ pub fn install_from_resource(root: &Root, tarball: &Path) -> Result<Binaries, In
 pub struct Staged {
     staging: PathBuf,
     bin_dir: PathBuf,
+    damaged: PathBuf,
     /// What `etcd --version` says of the staged binary.
     pub version: String,
     sha256: String,
@@ -192,6 +193,7 @@ pub fn stage_resource(root: &Root, tarball: &Path) -> Result<Staged, InstallErro
     Ok(Staged {
         staging,
         bin_dir,
+        damaged: root.at(DAMAGED_BUILD_DIR),
         version,
         sha256,
     })
@@ -221,13 +223,13 @@ impl Staged {
                 // Something we did not leave (a damaged copy): set it
                 // aside. A process running from it keeps its open file,
                 // and the path gets the same tarball's binaries again.
-                let aside = self.staging.with_file_name("bin.damaged");
+                let aside = &self.damaged;
                 if m.is_dir() {
                     if aside.exists() {
-                        fs::remove_dir_all(&aside).map_err(write_err(&aside))?;
+                        fs::remove_dir_all(aside).map_err(write_err(aside))?;
                     }
-                    fs::rename(&dir, &aside).map_err(write_err(&dir))?;
-                    let _ = fs::remove_dir_all(&aside);
+                    fs::rename(&dir, aside).map_err(write_err(&dir))?;
+                    let _ = fs::remove_dir_all(aside);
                 } else {
                     fs::remove_file(&dir).map_err(write_err(&dir))?;
                 }

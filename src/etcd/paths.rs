@@ -22,6 +22,9 @@ pub const BIN_DIR: &str = "/var/lib/etcd-charm/bin";
 /// Where a resource is unpacked and checked before it becomes a build
 /// directory (same filesystem as `BIN_DIR`, so the move is a rename).
 pub const STAGING_DIR: &str = "/var/lib/etcd-charm/bin.new";
+/// Where a damaged copy of a build is moved before the same tarball's
+/// binaries take its place (removed right after).
+pub const DAMAGED_BUILD_DIR: &str = "/var/lib/etcd-charm/bin.damaged";
 pub const STATE_FILE: &str = "/var/lib/etcd-charm/state.json";
 pub const LOCK_FILE: &str = "/var/lib/etcd-charm/charm.lock";
 pub const UNIT_FILE: &str = "/etc/systemd/system/etcd.service";
