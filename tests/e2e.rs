@@ -106,15 +106,132 @@ fn deploy_etcd_35_from_the_etcd_resource() {
     // It runs the resource's binary, not the archive's.
     let root = m.unit_root("etcd/0");
     let unit = fs::read_to_string(root.join("etc/systemd/system/etcd.service")).unwrap();
+    let sha = String::from_utf8(
+        std::process::Command::new("sha256sum")
+            .arg(&res)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let build = root.join(format!("var/lib/etcd-charm/bin/3.5.1-{}/etcd", &sha[..12]));
     assert!(
-        unit.contains(
-            &root
-                .join("var/lib/etcd-charm/bin/etcd")
-                .display()
-                .to_string()
-        ),
+        unit.contains(&format!("ExecStart={} ", build.display())),
         "{unit}"
     );
+}
+
+/// The PID of `unit`'s etcd (its command line names the unit's config).
+fn etcd_pid(m: &Model, unit: &str) -> u32 {
+    let conf = m.unit_root(unit).join("etc/etcd-charm/etcd.conf.yml");
+    let pids = pids_mentioning(&conf.display().to_string());
+    assert_eq!(pids.len(), 1, "{unit}: {pids:?}");
+    pids[0]
+}
+
+/// The entries of `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A unit installed by a charm revision before build directories runs the
+/// flat `bin/etcd`. upgrade-charm with the same resource keeps etcd running
+/// as it is; a new resource moves it to a build directory of its own, and
+/// the flat files go once nothing runs them.
+#[test]
+fn a_unit_on_the_flat_resource_layout_keeps_running_then_takes_a_new_resource() {
+    use sha2::{Digest, Sha256};
+    let m = Model::new();
+    let res = etcd35_resource(m.scratch.path());
+    deploy_with_etcd_resource(&m, &res);
+    assert_active(&m, "etcd/0");
+    let (ep, creds) = (m.endpoint("etcd/0"), m.credentials("etcd/0"));
+    let ctl = etcd35_dir().join("etcdctl");
+    put_get(&ctl, &ep, &creds, "/flat", "kept");
+
+    // What the earlier revision left: bin/{etcd,etcdctl,etcdutl}, named by
+    // the unit file and the state, and etcd running bin/etcd.
+    let root = m.unit_root("etcd/0");
+    let bin = root.join("var/lib/etcd-charm/bin");
+    let builds = names_in(&bin);
+    assert!(
+        builds.len() == 1 && builds[0].starts_with("3.5.1-"),
+        "{builds:?}"
+    );
+    let build = bin.join(&builds[0]);
+    kill9(etcd_pid(&m, "etcd/0"));
+    for n in ["etcd", "etcdctl", "etcdutl"] {
+        fs::rename(build.join(n), bin.join(n)).unwrap();
+    }
+    fs::remove_dir(&build).unwrap();
+    let flat = |text: String| {
+        text.replace(
+            &format!("{}/", build.display()),
+            &format!("{}/", bin.display()),
+        )
+    };
+    let unit_path = root.join("etc/systemd/system/etcd.service");
+    let unit = flat(fs::read_to_string(&unit_path).unwrap());
+    fs::write(&unit_path, &unit).unwrap();
+    let state_path = root.join("var/lib/etcd-charm/state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&flat(fs::read_to_string(&state_path).unwrap())).unwrap();
+    // The fingerprint of what it runs (see hooks.rs): config, unit file,
+    // certificate, binaries.
+    let sha = state["binaries"]["source"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut h = Sha256::new();
+    h.update(fs::read(root.join("etc/etcd-charm/etcd.conf.yml")).unwrap());
+    h.update(b"\0");
+    h.update(unit.as_bytes());
+    h.update(b"\0");
+    h.update(fs::read(root.join("etc/etcd-charm/pki/server.crt")).unwrap());
+    h.update(b"\0");
+    h.update(format!("3.5.1 the etcd resource (sha256 {})", &sha[..12]).as_bytes());
+    state["applied"]["fingerprint"] = hex::encode(h.finalize()).into();
+    fs::write(&state_path, serde_json::to_vec_pretty(&state).unwrap()).unwrap();
+    m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
+    assert_active(&m, "etcd/0");
+    let pid = etcd_pid(&m, "etcd/0");
+    let exe = |pid: u32| fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(exe(pid), bin.join("etcd"));
+
+    // upgrade-charm with the same resource: nothing moves, nothing restarts.
+    m.sim(&["run-hook", "etcd/0", "upgrade-charm"]).ok();
+    m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
+    assert_active(&m, "etcd/0");
+    assert_eq!(etcd_pid(&m, "etcd/0"), pid);
+    assert_eq!(fs::read_to_string(&unit_path).unwrap(), unit);
+    assert_eq!(names_in(&bin), ["etcd", "etcdctl", "etcdutl"]);
+
+    // A new resource: its own build directory; the flat files go after
+    // the restart onto it.
+    let res3530 = util::etcd3530_resource(m.scratch.path());
+    m.sim(&[
+        "attach-resource",
+        "etcd",
+        &format!("etcd={}", res3530.display()),
+    ])
+    .ok();
+    m.sim(&["run-hook", "etcd/0", "update-status"]).ok();
+    assert_active(&m, "etcd/0");
+    let left = names_in(&bin);
+    assert!(
+        left.len() == 1 && left[0].starts_with("3.5.30-"),
+        "{left:?}"
+    );
+    assert_eq!(exe(etcd_pid(&m, "etcd/0")), bin.join(&left[0]).join("etcd"));
+    assert_eq!(m.status()["applications"]["etcd"]["version"], "3.5.30");
+    let got = etcdctl_tls(&ctl, &ep, &creds, &["get", "/flat", "--print-value-only"]);
+    assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "kept");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use etcd_charm::etcd::paths::{CONFIG_FILE, UNIT_FILE};
+use etcd_charm::etcd::paths::{BIN_DIR, CONFIG_FILE, UNIT_FILE};
 use etcd_charm::juju::fake::{FakeHookTools, FakeState};
 use etcd_charm::juju::{Context, Dispatch, StatusKind};
 use serde_json::json;
@@ -158,7 +158,18 @@ fn good_resource_installs_and_renders_config_and_unit() {
         assert!(!line.contains(key_body) && !line.contains(&secret["ca-key"][30..60]));
     }
     let unit = fs::read_to_string(w.root.at(UNIT_FILE)).unwrap();
-    let bin = w.root.base().join("var/lib/etcd-charm/bin/etcd");
+    // The resource's own build directory: <version>-<sha256's first 12>.
+    let tarball = w
+        .root
+        .resolve("/var/lib/juju/agents/unit-etcd-0/resources/etcd/etcd.tar.gz")
+        .unwrap();
+    let sha = etcd_charm::etcd::install::sha256_file(&tarball).unwrap();
+    let bin = w
+        .root
+        .at(BIN_DIR)
+        .join(format!("3.5.9-{}", &sha[..12]))
+        .join("etcd");
+    assert!(bin.is_file(), "{}", bin.display());
     assert!(unit.contains(&format!(
         "ExecStart={} --config-file {}",
         bin.display(),

@@ -628,6 +628,28 @@ fn versions(endpoint: &str, creds: &Creds) -> (String, String) {
     )
 }
 
+/// The etcd binary `unit`'s systemd unit file starts.
+fn unit_etcd(m: &Model, unit: &str) -> std::path::PathBuf {
+    let text =
+        std::fs::read_to_string(m.unit_root(unit).join("etc/systemd/system/etcd.service")).unwrap();
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    line.split_whitespace().next().unwrap().into()
+}
+
+/// The etcd builds in `unit`'s bin directory (names of its entries).
+fn builds(m: &Model, unit: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(m.unit_root(unit).join("var/lib/etcd-charm/bin"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
 /// A release-shaped tarball of the Debian etcd 3.4 binaries.
 fn etcd34_resource(into: &Path) -> std::path::PathBuf {
     let out = into.join("etcd-v3.4.23-linux-amd64.tar.gz");
@@ -745,7 +767,11 @@ fn attaching_etcd_3530_upgrades_a_34_cluster_member_by_member_with_a_pause() {
     let after: Vec<u32> = units.iter().map(|u| etcd_pid(&m, u)).collect();
     assert_eq!(pids, after);
     for u in units {
-        let etcd = m.unit_root(u).join("var/lib/etcd-charm/bin/etcd");
+        // The unit runs its 3.5.30 build; the refused 3.4 left nothing.
+        let etcd = unit_etcd(&m, u);
+        let bin = m.unit_root(u).join("var/lib/etcd-charm/bin");
+        assert!(etcd.starts_with(&bin), "{u}: {}", etcd.display());
+        assert_eq!(std::fs::read_dir(&bin).unwrap().count(), 1, "{u}");
         let out = std::process::Command::new(&etcd)
             .arg("--version")
             .output()
@@ -754,6 +780,100 @@ fn attaching_etcd_3530_upgrades_a_34_cluster_member_by_member_with_a_pause() {
             String::from_utf8_lossy(&out.stdout).contains("3.5.30"),
             "{u}"
         );
+    }
+}
+
+/// A member whose turn in a paused upgrade has not come yet dies: started
+/// again, it runs the version it ran (not the attached one, out of order
+/// and without its backup); once resumed, it upgrades in its turn.
+#[test]
+fn a_member_that_dies_before_its_upgrade_turn_comes_back_on_its_old_version() {
+    let m = Model::new();
+    let units = ["etcd/0", "etcd/1", "etcd/2"];
+    let r34 = etcd34_resource(m.scratch.path());
+    deploy_units(
+        &m,
+        "etcd",
+        3,
+        &[
+            "--resource",
+            &format!("etcd={}", r34.display()),
+            "--config",
+            "pause-after-unit-upgrade=first",
+        ],
+    );
+    let creds = m.credentials("etcd/0");
+    let endpoints: Vec<String> = units.iter().map(|u| m.endpoint(u)).collect();
+    put_numbered(Path::new(ETCDCTL_34), &endpoints[0], &creds, "/k/", 20);
+    let res = util::etcd3530_resource(m.scratch.path());
+    m.sim(&[
+        "attach-resource",
+        "etcd",
+        &format!("etcd={}", res.display()),
+    ])
+    .ok();
+    update_status(&m, &units, 2);
+    let running: Vec<String> = endpoints.iter().map(|ep| versions(ep, &creds).0).collect();
+    assert_eq!(
+        running.iter().filter(|v| *v == "3.5.30").count(),
+        1,
+        "{running:?}\n{}",
+        statuses(&m)
+    );
+    // A member that has not had its turn dies, and a hook starts it again.
+    let i = running.iter().position(|v| v == "3.4.23").unwrap();
+    let (waiting, ep) = (units[i], &endpoints[i]);
+    kill9(etcd_pid(&m, waiting));
+    m.sim(&["run-hook", waiting, "update-status"]).ok();
+    assert!(
+        util::eventually(30, || versions(ep, &creds).0 == "3.4.23"),
+        "{waiting} did not come back on 3.4.23: {:?}\n{}\n{}",
+        versions(ep, &creds),
+        statuses(&m),
+        m.debug_log()
+    );
+    let (_, msg) = m.workload(waiting);
+    assert!(msg.contains("paused"), "{waiting}: {msg}");
+    // Both builds are on disk; the unit file still names the old one.
+    let two = builds(&m, waiting);
+    assert_eq!(two.len(), 2, "{two:?}");
+    assert!(unit_etcd(&m, waiting)
+        .parent()
+        .unwrap()
+        .ends_with(two.iter().find(|b| b.starts_with("3.4.23-")).unwrap()));
+
+    let (code, out) = run(&m, "etcd/0", "resume-upgrade", &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        util::eventually(240, || {
+            update_status(&m, &units, 1);
+            endpoints
+                .iter()
+                .all(|ep| versions(ep, &creds).0 == "3.5.30")
+                && all_healthy_with(&m, &units, 3)
+        }),
+        "{}\n{}",
+        statuses(&m),
+        m.debug_log()
+    );
+    let ctl = util::etcd3530_dir().join("etcdctl");
+    for ep in &endpoints {
+        assert_numbered(&ctl, ep, &creds, "/k/", 20);
+    }
+    for u in units {
+        // It upgraded in its turn, after its backup; the 3.4 build is gone.
+        let backups = std::fs::read_dir(m.unit_root(u).join("home/ubuntu/etcd-snapshots"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("etcd-backup-"))
+            .count();
+        assert_eq!(backups, 1, "{u}");
+        let left = builds(&m, u);
+        assert!(
+            left.len() == 1 && left[0].starts_with("3.5.30-"),
+            "{u}: {left:?}"
+        );
+        assert!(unit_etcd(&m, u).starts_with(m.unit_root(u)));
     }
 }
 

@@ -502,6 +502,33 @@ impl Charm<'_> {
             .is_active()
             .context("systemctl is-active failed")?;
         let changed = state.applied.as_ref() != Some(&wanted);
+        // etcd died (or was stopped) before this unit's rolling-restart
+        // turn for new binaries: start it again on the build it ran, which
+        // the unit file on disk still names, and let the upgrade wait for
+        // its turn and its backup like any other. Only if that build does
+        // not come up does it start on the new one, as a dead member
+        // always did.
+        let mut running = running;
+        if !running && changed && state.started && state.applied.is_some() {
+            let ran = fs::read_to_string(&unit_path)
+                .ok()
+                .as_deref()
+                .and_then(service::exec_start_binary)
+                .filter(|b| *b != binaries.etcd && b.is_file());
+            if let Some(ran) = ran {
+                running = self.start_on_what_it_ran(
+                    &ran,
+                    &binaries.version,
+                    &wanted.client_url,
+                    &tls,
+                    || {
+                        fsutil::write_atomic(&config_path, config_text.as_bytes(), 0o600)
+                            .with_context(|| format!("cannot write {}", config_path.display()))
+                            .map(drop)
+                    },
+                )?;
+            }
+        }
         if !(running && changed) {
             write_files()?;
         }
@@ -613,6 +640,9 @@ impl Charm<'_> {
         }
         state.applied = Some(wanted.clone());
         self.save_state(state)?;
+        // etcd runs what the unit file names (written above or at this
+        // restart): builds nothing names any more can go.
+        self.remove_unused_builds(&binaries.etcd, &unit_path);
         // A restart done under the lock (in this hook or one whose
         // catch-up did not finish) hands the lock on once this member has
         // caught up; a request no longer needed is withdrawn.
@@ -683,6 +713,76 @@ impl Charm<'_> {
             )));
         }
         self.health_status(&mut client)
+    }
+
+    /// Starts a stopped etcd on `ran` (the build the unit file on disk
+    /// names) with the config `write_config` writes, and waits for it to
+    /// serve at `client_url`. Whether it did; if not, etcd is stopped again
+    /// so that the caller starts it on the new files.
+    fn start_on_what_it_ran(
+        &self,
+        ran: &std::path::Path,
+        new_version: &str,
+        client_url: &str,
+        tls: &crate::etcd::ClientTls,
+        write_config: impl FnOnce() -> Result<()>,
+    ) -> Result<bool> {
+        let version = install::etcd_version(ran).unwrap_or_else(|_| "?".into());
+        self.set_status(Status::maintenance(format!(
+            "Starting etcd {version} again; etcd {new_version} waits for this unit's rolling-restart turn"
+        )))?;
+        tracing::warn!(
+            "etcd is not running and has not had its turn for etcd {new_version} yet: starting it on {}",
+            ran.display()
+        );
+        write_config()?;
+        let ready = self
+            .service
+            .start()
+            .map_err(anyhow::Error::from)
+            .and_then(|()| {
+                let st = wait_ready(client_url, tls, START_TIMEOUT)?;
+                if !st.is_learner {
+                    wait_serving(client_url, tls, START_TIMEOUT)?;
+                }
+                Ok(())
+            });
+        match ready {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                tracing::warn!(
+                    "etcd {version} did not come up again ({e:#}); starting it on etcd {new_version} instead"
+                );
+                self.service.stop().context("systemctl stop etcd failed")?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Removes the etcd builds in the charm's bin directory that neither
+    /// the state nor the unit file on disk names (see
+    /// [`install::remove_unused_builds`]). A failure only warns: a build
+    /// left on disk harms nothing.
+    fn remove_unused_builds(&self, installed: &std::path::Path, unit_path: &std::path::Path) {
+        let Some(named) = fs::read_to_string(unit_path)
+            .ok()
+            .as_deref()
+            .and_then(service::exec_start_binary)
+        else {
+            tracing::warn!(
+                "cannot tell which etcd {} starts; keeping every build",
+                unit_path.display()
+            );
+            return;
+        };
+        match install::remove_unused_builds(&self.root, &[installed, named.as_path()]) {
+            Ok(removed) => {
+                for p in removed {
+                    tracing::info!("removed etcd binaries no longer in use: {}", p.display());
+                }
+            }
+            Err(e) => tracing::warn!("cannot remove etcd binaries no longer in use: {e}"),
+        }
     }
 
     /// A restart is needed but not allowed yet: etcd keeps running what it

@@ -5,8 +5,15 @@
 //! be intact to its last byte, every entry we take must be a regular file at
 //! a plain relative path, and the unpacked `etcd` must run and report a
 //! version. Files are written under names we choose (`etcd`, `etcdctl`,
-//! `etcdutl`), never by joining an entry's name onto a directory. The new
-//! binaries are staged beside the old ones and swapped in with renames.
+//! `etcdutl`), never by joining an entry's name onto a directory.
+//!
+//! Each resource gets a directory of its own under `BIN_DIR`, named by its
+//! version and sha256 ([`build_dir_name`]); a commit renames the staged
+//! directory there and never touches the one a running etcd was started
+//! from. Which build runs is the systemd unit's `ExecStart`, which the
+//! charm rewrites only at the unit's rolling-restart turn, so an etcd that
+//! crashes and is started again before its turn runs what it ran.
+//! [`remove_unused_builds`] drops the builds nothing names any more.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
@@ -18,7 +25,7 @@ use flate2::read::GzDecoder;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::paths::{Root, BIN_DIR};
+use super::paths::{build_dir_name, Root, BIN_DIR, DAMAGED_BUILD_DIR, STAGING_DIR};
 use super::process::{self, CommandError};
 
 /// The largest binary we accept from a resource (official ones are ~25 MB).
@@ -138,14 +145,13 @@ pub fn install_from_resource(root: &Root, tarball: &Path) -> Result<Binaries, In
     stage_resource(root, tarball)?.commit()
 }
 
-/// Binaries unpacked and verified next to the installed ones (`bin.new`),
-/// not in use yet: the caller looks at the version, then commits or
-/// discards them.
+/// Binaries unpacked and verified in `STAGING_DIR`, not in use yet: the
+/// caller looks at the version, then commits or discards them.
 #[derive(Debug)]
 pub struct Staged {
     staging: PathBuf,
     bin_dir: PathBuf,
-    found: Vec<&'static str>,
+    damaged: PathBuf,
     /// What `etcd --version` says of the staged binary.
     pub version: String,
     sha256: String,
@@ -160,7 +166,7 @@ pub fn stage_resource(root: &Root, tarball: &Path) -> Result<Staged, InstallErro
     };
     let sha256 = sha256_file(tarball).map_err(read_err)?;
     let bin_dir = root.at(BIN_DIR);
-    let staging = bin_dir.with_file_name("bin.new");
+    let staging = root.at(STAGING_DIR);
     let write_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| InstallError::Write { path, source }
@@ -169,15 +175,15 @@ pub fn stage_resource(root: &Root, tarball: &Path) -> Result<Staged, InstallErro
         fs::remove_dir_all(&staging).map_err(write_err(&staging))?;
     }
     fs::create_dir_all(&staging).map_err(write_err(&staging))?;
-    let result = unpack_into(tarball, &staging).and_then(|found| {
+    let result = unpack_into(tarball, &staging).and_then(|_found| {
         let etcd = staging.join("etcd");
         let version = etcd_version(&etcd).map_err(|e| match e {
             InstallError::Version { output, .. } => InstallError::DoesNotRun(output),
             other => other,
         })?;
-        Ok((found, version))
+        Ok(version)
     });
-    let (found, version) = match result {
+    let version = match result {
         Ok(v) => v,
         Err(e) => {
             let _ = fs::remove_dir_all(&staging);
@@ -187,37 +193,58 @@ pub fn stage_resource(root: &Root, tarball: &Path) -> Result<Staged, InstallErro
     Ok(Staged {
         staging,
         bin_dir,
-        found,
+        damaged: root.at(DAMAGED_BUILD_DIR),
         version,
         sha256,
     })
 }
 
 impl Staged {
-    /// Puts the staged binaries in place: bin → bin.old, bin.new → bin,
-    /// drop bin.old.
+    /// Moves the staged binaries to their own build directory
+    /// (`BIN_DIR/<version>-<sha12>`) and returns where they are. Nothing in
+    /// use is replaced: the build a running etcd was started from stays.
+    /// The same tarball again (a rollback to a build still on disk) reuses
+    /// its directory, which may be the one running.
     pub fn commit(self) -> Result<Binaries, InstallError> {
         let write_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| InstallError::Write { path, source }
         };
         let bin_dir = &self.bin_dir;
-        let old = bin_dir.with_file_name("bin.old");
-        if old.exists() {
-            fs::remove_dir_all(&old).map_err(write_err(&old))?;
+        fs::create_dir_all(bin_dir).map_err(write_err(bin_dir))?;
+        let dir = bin_dir.join(build_dir_name(&self.version, &self.sha256));
+        let existing = fs::symlink_metadata(&dir).ok();
+        let intact = existing.as_ref().is_some_and(|m| m.is_dir())
+            && etcd_version(&dir.join("etcd")).is_ok_and(|v| v == self.version);
+        if intact {
+            let _ = fs::remove_dir_all(&self.staging);
+        } else {
+            if let Some(m) = existing {
+                // Something we did not leave (a damaged copy): set it
+                // aside. A process running from it keeps its open file,
+                // and the path gets the same tarball's binaries again.
+                let aside = &self.damaged;
+                if m.is_dir() {
+                    if aside.exists() {
+                        fs::remove_dir_all(aside).map_err(write_err(aside))?;
+                    }
+                    fs::rename(&dir, aside).map_err(write_err(&dir))?;
+                    let _ = fs::remove_dir_all(aside);
+                } else {
+                    fs::remove_file(&dir).map_err(write_err(&dir))?;
+                }
+            }
+            fs::rename(&self.staging, &dir).map_err(write_err(&dir))?;
+            // The rename is durable once the directory entry is.
+            if let Ok(d) = File::open(bin_dir) {
+                let _ = d.sync_all();
+            }
         }
-        if bin_dir.exists() {
-            fs::rename(bin_dir, &old).map_err(write_err(bin_dir))?;
-        }
-        fs::rename(&self.staging, bin_dir).map_err(write_err(bin_dir))?;
-        let _ = fs::remove_dir_all(&old);
+        let etcdutl = dir.join("etcdutl");
         Ok(Binaries {
-            etcd: bin_dir.join("etcd"),
-            etcdctl: bin_dir.join("etcdctl"),
-            etcdutl: self
-                .found
-                .contains(&"etcdutl")
-                .then(|| bin_dir.join("etcdutl")),
+            etcd: dir.join("etcd"),
+            etcdctl: dir.join("etcdctl"),
+            etcdutl: etcdutl.is_file().then_some(etcdutl),
             version: self.version,
             source: BinarySource::Resource {
                 sha256: self.sha256,
@@ -229,6 +256,50 @@ impl Staged {
     pub fn discard(self) {
         let _ = fs::remove_dir_all(&self.staging);
     }
+}
+
+/// Removes what `BIN_DIR` holds that none of `keep` (paths of binaries
+/// in use: the state's and the systemd unit's) lies in: build directories,
+/// and the flat `etcd`/`etcdctl`/`etcdutl` of the layout before build
+/// directories. With nothing to keep it removes nothing. Returns what it
+/// removed. Anything else in `BIN_DIR` is left alone.
+pub fn remove_unused_builds(root: &Root, keep: &[&Path]) -> Result<Vec<PathBuf>, InstallError> {
+    let bin_dir = root.at(BIN_DIR);
+    let mut removed = Vec::new();
+    if keep.is_empty() {
+        return Ok(removed);
+    }
+    let err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| InstallError::Write { path, source }
+    };
+    let entries = match fs::read_dir(&bin_dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(err(&bin_dir)(e)),
+    };
+    let flat_in_use = keep.iter().any(|k| k.parent() == Some(bin_dir.as_path()));
+    for entry in entries {
+        let entry = entry.map_err(err(&bin_dir))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(err(&path))?;
+        if kind.is_dir() {
+            if keep.iter().any(|k| k.starts_with(&path)) {
+                continue;
+            }
+            fs::remove_dir_all(&path).map_err(err(&path))?;
+            removed.push(path);
+        } else if kind.is_file()
+            && !flat_in_use
+            && BINARIES
+                .iter()
+                .any(|(n, _)| entry.file_name() == std::ffi::OsStr::new(n))
+        {
+            fs::remove_file(&path).map_err(err(&path))?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
 }
 
 /// Streams the tarball once, writing the wanted binaries into `dir`, and
@@ -478,8 +549,14 @@ mod tests {
         let b = install_from_resource(&root, &p).unwrap();
         assert_eq!(b.version, "3.5.9");
         assert!(b.etcdutl.is_some());
-        assert!(root.at(BIN_DIR).join("etcd").exists());
-        assert!(!root.at(BIN_DIR).join("README.md").exists());
+        let sha = sha256_file(&p).unwrap();
+        let dir = root.at(BIN_DIR).join(format!("3.5.9-{}", &sha[..12]));
+        assert_eq!(b.etcd, dir.join("etcd"));
+        assert_eq!(b.etcdctl, dir.join("etcdctl"));
+        assert_eq!(b.etcdutl, Some(dir.join("etcdutl")));
+        assert!(b.etcd.exists());
+        assert!(!dir.join("README.md").exists());
+        assert!(!root.at(STAGING_DIR).exists());
         assert_eq!(
             b.source,
             BinarySource::Resource {
@@ -497,7 +574,7 @@ mod tests {
             ("e/etcd", &etcd, tar::EntryType::Regular),
             ("e/etcdctl", b"x", tar::EntryType::Regular),
         ]);
-        install_from_resource(&root, &write(d.path(), &good)).unwrap();
+        let installed = install_from_resource(&root, &write(d.path(), &good)).unwrap();
 
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (b"not a tarball at all".to_vec(), "not a valid .tar.gz"),
@@ -530,16 +607,75 @@ mod tests {
             let err = install_from_resource(&root, &write(d.path(), &data)).unwrap_err();
             assert!(err.to_string().contains(want), "{err} should say {want}");
             // The earlier install is untouched.
-            assert_eq!(
-                etcd_version(&root.at(BIN_DIR).join("etcd")).unwrap(),
-                "3.5.9"
-            );
+            assert_eq!(etcd_version(&installed.etcd).unwrap(), "3.5.9");
+            assert_eq!(fs::read_dir(root.at(BIN_DIR)).unwrap().count(), 1);
         }
         let mut corrupt = good.clone();
         let n = corrupt.len();
         corrupt[n - 6] ^= 0xff; // inside the gzip trailer's CRC
         let err = install_from_resource(&root, &write(d.path(), &corrupt)).unwrap_err();
         assert!(matches!(err, InstallError::NotTarGz(_)), "{err}");
+    }
+
+    /// The flat layout of charm revisions before build directories.
+    fn flat_install(root: &Root, version: &str) -> PathBuf {
+        let bin = root.at(BIN_DIR);
+        fs::create_dir_all(&bin).unwrap();
+        for (name, _) in BINARIES {
+            let p = bin.join(name);
+            fs::write(&p, fake_etcd(version)).unwrap();
+            fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        }
+        bin.join("etcd")
+    }
+
+    #[test]
+    fn a_new_resource_never_replaces_the_binaries_in_use() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path().join("root"));
+        let flat = flat_install(&root, "3.4.23");
+        let tgz = |v: &str| {
+            targz(&[
+                ("e/etcd", &fake_etcd(v), tar::EntryType::Regular),
+                ("e/etcdctl", b"x", tar::EntryType::Regular),
+            ])
+        };
+        let r1 = d.path().join("r1.tar.gz");
+        fs::write(&r1, tgz("3.5.9")).unwrap();
+        let r2 = d.path().join("r2.tar.gz");
+        fs::write(&r2, tgz("3.5.10")).unwrap();
+        let a = install_from_resource(&root, &r1).unwrap();
+        // The old layout's flat binaries are still there and unchanged.
+        assert_eq!(etcd_version(&flat).unwrap(), "3.4.23");
+        let b = install_from_resource(&root, &r2).unwrap();
+        assert_ne!(a.etcd.parent(), b.etcd.parent());
+        assert_eq!(etcd_version(&a.etcd).unwrap(), "3.5.9");
+        assert_eq!(etcd_version(&b.etcd).unwrap(), "3.5.10");
+        assert_eq!(b.etcdutl, None);
+        // The same tarball again reuses its directory, same inode.
+        let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+        let before = ino(&a.etcd);
+        let again = install_from_resource(&root, &r1).unwrap();
+        assert_eq!(again, a);
+        assert_eq!(ino(&again.etcd), before);
+        // A damaged copy of the same build is replaced by a good one.
+        fs::write(&a.etcd, b"#!/bin/sh\nexit 1\n").unwrap();
+        let fixed = install_from_resource(&root, &r1).unwrap();
+        assert_eq!(etcd_version(&fixed.etcd).unwrap(), "3.5.9");
+
+        // Clean-up keeps what is named, flat files included...
+        let removed = remove_unused_builds(&root, &[&b.etcd, &flat]).unwrap();
+        assert_eq!(removed, vec![a.etcd.parent().unwrap().to_path_buf()]);
+        assert!(flat.exists() && b.etcd.exists() && !a.etcd.exists());
+        // ...removes nothing when told of nothing in use...
+        assert!(remove_unused_builds(&root, &[]).unwrap().is_empty());
+        assert!(flat.exists() && b.etcd.exists());
+        // ...and drops the flat files once nothing names them.
+        fs::write(root.at(BIN_DIR).join("notes"), b"mine").unwrap();
+        let removed = remove_unused_builds(&root, &[&b.etcd]).unwrap();
+        assert_eq!(removed.len(), 3, "{removed:?}");
+        assert!(!flat.exists() && b.etcd.exists());
+        assert!(root.at(BIN_DIR).join("notes").exists());
     }
 
     #[test]

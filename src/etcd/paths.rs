@@ -13,7 +13,18 @@ pub const ROOT_ENV: &str = "ETCD_CHARM_ROOT";
 /// Unit paths the charm owns.
 pub const CONFIG_FILE: &str = "/etc/etcd-charm/etcd.conf.yml";
 pub const DATA_DIR: &str = "/var/lib/etcd-charm/data";
+/// Binaries from the `etcd` resource: one directory per build,
+/// `BIN_DIR/<version>-<first 12 hex of the tarball's sha256>/` (see
+/// [`build_dir_name`]), so new binaries never replace the ones a running
+/// etcd was started from. Units installed by charm revisions before this
+/// layout have flat `BIN_DIR/{etcd,etcdctl,etcdutl}`; both coexist.
 pub const BIN_DIR: &str = "/var/lib/etcd-charm/bin";
+/// Where a resource is unpacked and checked before it becomes a build
+/// directory (same filesystem as `BIN_DIR`, so the move is a rename).
+pub const STAGING_DIR: &str = "/var/lib/etcd-charm/bin.new";
+/// Where a damaged copy of a build is moved before the same tarball's
+/// binaries take its place (removed right after).
+pub const DAMAGED_BUILD_DIR: &str = "/var/lib/etcd-charm/bin.damaged";
 pub const STATE_FILE: &str = "/var/lib/etcd-charm/state.json";
 pub const LOCK_FILE: &str = "/var/lib/etcd-charm/charm.lock";
 pub const UNIT_FILE: &str = "/etc/systemd/system/etcd.service";
@@ -27,6 +38,34 @@ pub const CLIENT_CERT: &str = "/etc/etcd-charm/pki/client.crt";
 pub const CLIENT_KEY: &str = "/etc/etcd-charm/pki/client.key";
 /// Where `package-client-credentials` leaves its archives (0700).
 pub const CREDENTIALS_DIR: &str = "/var/lib/etcd-charm/credentials";
+
+/// The name of one build's directory under `BIN_DIR`:
+/// `<version>-<first 12 hex of sha256>`, e.g. `3.5.30-0123456789ab`. The
+/// version comes from the binary itself, so anything but
+/// `[A-Za-z0-9._+-]` in it becomes `_` (no `/`, no way out of `BIN_DIR`).
+pub fn build_dir_name(version: &str, sha256: &str) -> String {
+    let version: String = version
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let version = if version.is_empty() || version.starts_with('.') {
+        format!("v{version}")
+    } else {
+        version
+    };
+    let sha: String = sha256
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(12)
+        .collect();
+    format!("{version}-{sha}")
+}
 
 /// A path that cannot be a unit path.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -107,6 +146,16 @@ mod tests {
             r.resolve("/home/ubuntu/./x").unwrap(),
             PathBuf::from("/tmp/u0/root/home/ubuntu/x")
         );
+    }
+
+    #[test]
+    fn build_dirs_are_one_plain_component() {
+        assert_eq!(
+            build_dir_name("3.5.30", "0123456789abcdef0123"),
+            "3.5.30-0123456789ab"
+        );
+        assert_eq!(build_dir_name("3.5/../x", "ab"), "3.5_.._x-ab");
+        assert_eq!(build_dir_name("..", "ab"), "v..-ab");
     }
 
     #[test]

@@ -51,6 +51,29 @@ pub fn render_unit(etcd: &Path, config_file: &Path) -> String {
     )
 }
 
+/// The binary a unit file's `ExecStart=` runs (its first word, unquoted
+/// as [`render_unit`] quotes it): which etcd build the unit starts.
+pub fn exec_start_binary(unit_text: &str) -> Option<PathBuf> {
+    let line = unit_text
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("ExecStart="))?
+        .trim_start();
+    let word = if let Some(rest) = line.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = rest.chars();
+        loop {
+            match chars.next()? {
+                '"' => break out,
+                '\\' => out.push(chars.next()?),
+                c => out.push(c),
+            }
+        }
+    } else {
+        line.split_whitespace().next()?.to_string()
+    };
+    (!word.is_empty()).then(|| PathBuf::from(word))
+}
+
 /// `systemctl` for our unit.
 #[derive(Debug, Clone)]
 pub struct Service {
@@ -134,15 +157,20 @@ mod tests {
 
     #[test]
     fn unit_runs_etcd_with_the_config_file() {
-        let u = render_unit(
-            Path::new("/var/lib/etcd-charm/bin/etcd"),
-            Path::new("/etc/etcd-charm/etcd.conf.yml"),
-        );
+        let etcd = Path::new("/var/lib/etcd-charm/bin/3.5.30-0123456789ab/etcd");
+        let u = render_unit(etcd, Path::new("/etc/etcd-charm/etcd.conf.yml"));
         assert!(u.contains(
-            "\nExecStart=/var/lib/etcd-charm/bin/etcd --config-file /etc/etcd-charm/etcd.conf.yml\n"
+            "\nExecStart=/var/lib/etcd-charm/bin/3.5.30-0123456789ab/etcd --config-file /etc/etcd-charm/etcd.conf.yml\n"
         ));
         assert!(u.contains("WantedBy=multi-user.target"));
-        let q = render_unit(Path::new("/a b/etcd"), Path::new("/c"));
-        assert!(q.contains("ExecStart=\"/a b/etcd\" --config-file /c"));
+        assert_eq!(exec_start_binary(&u).as_deref(), Some(etcd));
+        let odd = Path::new("/a b/\"q\"\\/etcd");
+        let q = render_unit(odd, Path::new("/c"));
+        assert!(
+            q.contains("ExecStart=\"/a b/\\\"q\\\"\\\\/etcd\" --config-file /c"),
+            "{q}"
+        );
+        assert_eq!(exec_start_binary(&q).as_deref(), Some(odd));
+        assert_eq!(exec_start_binary("[Service]\nType=notify\n"), None);
     }
 }
