@@ -17,18 +17,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use util::act::{completed, deploy_on_juju29, failure, result, run_action, sha256sum, sim_here};
 use util::cluster::deploy_n;
-use util::garage::Garage;
+use util::garage::{deploy_provider, relate_garage, Garage};
 use util::{kv, Model};
 
 fn charm() -> String {
     util::charm_dir().display().to_string()
-}
-
-fn provider() -> String {
-    util::repo()
-        .join("tests/charms/s3-provider")
-        .display()
-        .to_string()
 }
 
 fn now() -> u64 {
@@ -36,39 +29,6 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-/// Deploys the provider as `s3` with Garage's bucket, endpoint and key
-/// (`secret` as the secret key) and the `extra` settings, and relates it.
-fn deploy_provider(m: &Model, g: &Garage, secret: &str, extra: &[(&str, &str)]) {
-    let endpoint = g.endpoint();
-    let mut settings = vec![
-        ("bucket", g.bucket.as_str()),
-        ("endpoint", endpoint.as_str()),
-        ("region", "garage"),
-        ("s3-uri-style", "path"),
-        ("access-key", g.key_id.as_str()),
-        ("secret-key", secret),
-    ];
-    settings.extend_from_slice(extra);
-    let config: Vec<String> = settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let provider = provider();
-    let mut args = vec!["deploy", &provider, "s3"];
-    for c in &config {
-        args.extend(["--config", c]);
-    }
-    m.sim(&args).ok();
-    m.sim(&["integrate", "etcd", "s3"]).ok();
-}
-
-/// Deploys the provider with Garage's settings under `path` and relates it.
-fn relate_garage(m: &Model, g: &Garage, path: &str, secret: &str) {
-    deploy_provider(
-        m,
-        g,
-        secret,
-        &[("path", path), ("storage-class", "STANDARD")],
-    );
 }
 
 /// The object `key` of the bucket, downloaded into the scratch directory

@@ -4,7 +4,9 @@
 //! that must see no failed write. A flipped byte and a db that does not
 //! match its recorded hashkv fail, with the reason; nothing is left behind.
 //! Backups in the store (`backup-id=`) are marked in their sidecars, only
-//! when proven, and the timer verifies what it takes.
+//! when proven, and the timer verifies what it takes. A flipped byte in a
+//! stored archive fails the same way in the local store and in S3
+//! (Garage, on loopback).
 
 mod util;
 
@@ -18,6 +20,7 @@ use util::act::{
     bump_manifest_hashkv, completed, etcdctl_snapshot_save, failure, flip_middle_byte, host_path,
     result, run_action, sim_here,
 };
+use util::garage::{relate_garage, Garage};
 use util::kv;
 use util::Model;
 
@@ -214,11 +217,121 @@ fn damaged_backups_fail_with_the_reason() {
 }
 
 fn sidecar(m: &Model, id: &str) -> serde_json::Value {
-    let p = m
-        .unit_root("etcd/0")
-        .join("var/lib/etcd-charm/backups")
-        .join(format!("{id}.json"));
-    serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
+    Stored::Local(m).sidecar(id)
+}
+
+/// A store's objects, reached behind the charm's back: the unit's local
+/// store, or Garage's bucket under the relation's `path`.
+enum Stored<'a> {
+    Local(&'a Model),
+    S3(&'a Garage, &'a str),
+}
+
+impl Stored<'_> {
+    fn read(&self, name: &str) -> Vec<u8> {
+        match self {
+            Stored::Local(m) => fs::read(
+                m.unit_root("etcd/0")
+                    .join("var/lib/etcd-charm/backups")
+                    .join(name),
+            )
+            .unwrap(),
+            Stored::S3(g, path) => g.get(&format!("{path}/{name}")),
+        }
+    }
+
+    /// Overwrites the object `name` with `body`.
+    fn write(&self, name: &str, body: &[u8]) {
+        match self {
+            Stored::Local(m) => fs::write(
+                m.unit_root("etcd/0")
+                    .join("var/lib/etcd-charm/backups")
+                    .join(name),
+                body,
+            )
+            .unwrap(),
+            Stored::S3(g, path) => g.put(&format!("{path}/{name}"), body),
+        }
+    }
+
+    fn sidecar(&self, id: &str) -> serde_json::Value {
+        serde_json::from_slice(&self.read(&format!("{id}.json"))).unwrap()
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// `list-backups`' rows (JSON) and table.
+fn list_backups(m: &Model) -> (Vec<serde_json::Value>, String) {
+    let out = run_action(m, "etcd/0", "list-backups", &[], &[]);
+    completed(&out);
+    (
+        serde_json::from_str(result(&out, "backups-json")).unwrap(),
+        result(&out, "backups").to_string(),
+    )
+}
+
+/// One bit flipped in the middle of the stored archive `flipped`:
+/// `verify-backup backup-id=` fails naming the backup and the damage, its
+/// sidecar records the failure (never `ok: true`), list-backups shows it
+/// FAILED, the unit's etcd serves exactly what it did, and nothing is
+/// left. The untouched backup `good` in the same store still verifies and
+/// is marked, so the check tells one from the other.
+fn flipped_byte_fails_and_is_never_marked(m: &Model, store: &Stored, good: &str, flipped: &str) {
+    let ep = kv::Conn::to(m, "etcd/0");
+    let before = kv::digest(&ep);
+    let recorded = store.sidecar(flipped)["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut bytes = store.read(flipped);
+    assert_eq!(sha256_hex(&bytes), recorded);
+    flip_middle_byte(&mut bytes);
+    store.write(flipped, &bytes);
+    assert_eq!(sha256_hex(&store.read(flipped)), sha256_hex(&bytes));
+    assert_ne!(sha256_hex(&bytes), recorded, "the flip did not land");
+
+    let out = verify_backup(m, &format!("backup-id={flipped}"));
+    let msg = failure(&out);
+    assert!(
+        msg.contains(flipped) && msg.contains("failed verification"),
+        "{msg}"
+    );
+    assert!(msg.contains("damaged") || msg.contains("sha256"), "{msg}");
+    let sc = store.sidecar(flipped);
+    assert_eq!(sc["verified"]["ok"], false, "{sc}");
+    assert!(
+        sc["verified"]["result"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("failed")),
+        "{sc}"
+    );
+    // The sidecar still describes the archive as it was written.
+    assert_eq!(sc["sha256"], recorded.as_str(), "{sc}");
+    no_scratch_left(m);
+    assert_eq!(kv::digest(&ep), before, "the unit's etcd changed");
+
+    let (rows, table) = list_backups(m);
+    let row = |id: &str| rows.iter().find(|r| r["id"] == id).unwrap().clone();
+    assert_eq!(row(flipped)["verified"]["ok"], false, "{rows:?}");
+    let line = table.lines().find(|l| l.contains(flipped)).unwrap();
+    assert!(line.contains("FAILED"), "{table}");
+    assert!(!line.contains("verified"), "{table}");
+
+    // The untouched backup beside it is proven and marked.
+    let out = verify_backup(m, &format!("backup-id={good}"));
+    completed(&out);
+    assert_eq!(result(&out, "verify.backup-id"), good);
+    assert_eq!(result(&out, "verify.result"), "verified");
+    assert_eq!(result(&out, "verify.marked"), "true");
+    assert_eq!(result(&out, "verify.hashkv-matched"), "true");
+    assert_eq!(store.sidecar(good)["verified"]["ok"], true);
+    assert_eq!(store.sidecar(flipped)["verified"]["ok"], false);
+    no_scratch_left(m);
+    assert_eq!(kv::digest(&ep), before, "the unit's etcd changed");
 }
 
 fn create_backup(m: &Model) -> (String, serde_yaml::Value) {
@@ -280,16 +393,7 @@ fn stored_backups_are_verified_and_marked_only_when_proven() {
 
     // One flipped byte in the stored archive.
     let (flipped, _) = create_backup(&m);
-    let archive = dir.join(&flipped);
-    let mut bytes = fs::read(&archive).unwrap();
-    flip_middle_byte(&mut bytes);
-    fs::write(&archive, &bytes).unwrap();
-    let out = verify_backup(&m, &format!("backup-id={flipped}"));
-    let msg = failure(&out);
-    assert!(msg.contains("failed verification"), "{msg}");
-    assert!(msg.contains("damaged") || msg.contains("sha256"), "{msg}");
-    let sc = sidecar(&m, &flipped);
-    assert_ne!(sc["verified"]["ok"], true, "{sc}");
+    flipped_byte_fails_and_is_never_marked(&m, &Stored::Local(&m), &good, &flipped);
 
     // An intact db under a manifest whose hashkv is not the source's, and
     // a sidecar that describes the archive as it now is: only the scratch
@@ -348,6 +452,39 @@ fn stored_backups_are_verified_and_marked_only_when_proven() {
     let taken = st["last-location"].as_str().unwrap();
     let id = taken.rsplit('/').next().unwrap();
     assert_eq!(sidecar(&m, id)["verified"]["ok"], true);
+}
+
+/// The flipped byte of the local store's test, in an S3 bucket (Garage):
+/// the archive object is rewritten behind the charm's back, and the
+/// verification streamed from the bucket must catch it.
+#[test]
+fn a_flipped_byte_in_an_s3_backup_fails_and_is_never_marked() {
+    let Some(g) = Garage::start("etcd-verify") else {
+        return;
+    };
+    let m = Model::new();
+    sim_here(&m, &["deploy", &charm(), "--config", "backup-schedule=off"]).ok();
+    let ep = kv::Conn::to(&m, "etcd/0");
+    kv::fill(&ep, 200, 5_000);
+    for i in 0..30 {
+        kv::put(&ep, &format!("hist/{}", i % 3), &format!("v{i}"));
+    }
+    relate_garage(&m, &g, "etcd/verify", &g.secret);
+    let (good, made) = create_backup(&m);
+    assert_eq!(
+        result(&made, "backup.location"),
+        format!("s3://etcd-verify/etcd/verify/{good}")
+    );
+    let (flipped, _) = create_backup(&m);
+    // Both are in the bucket, and not on the unit.
+    let keys: Vec<String> = g.list("etcd/verify").into_iter().map(|(k, _)| k).collect();
+    for id in [&good, &flipped] {
+        assert!(keys.contains(&format!("etcd/verify/{id}")), "{keys:?}");
+        assert!(keys.contains(&format!("etcd/verify/{id}.json")), "{keys:?}");
+    }
+    let local = m.unit_root("etcd/0").join("var/lib/etcd-charm/backups");
+    assert!(!local.join(&good).exists());
+    flipped_byte_fails_and_is_never_marked(&m, &Stored::S3(&g, "etcd/verify"), &good, &flipped);
 }
 
 /// Another tool's backup (Gardener's `.Z` here) has no manifest: it is

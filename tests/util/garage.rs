@@ -3,6 +3,8 @@
 //! a bucket, SigV4 enforced (Garage refuses unsigned requests). `Drop`
 //! kills it. [`Garage::start`] returns `None` (after a loud message) when
 //! the binary is missing and `CI` is unset; under CI that is a failure.
+//! [`relate_garage`] deploys the test s3 provider with its settings and
+//! relates it to `etcd`.
 
 use std::fs;
 use std::net::TcpListener;
@@ -289,4 +291,46 @@ impl Drop for Garage {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The test charm that stands in for s3-integrator.
+fn provider() -> String {
+    super::repo()
+        .join("tests/charms/s3-provider")
+        .display()
+        .to_string()
+}
+
+/// Deploys the provider as `s3` with Garage's bucket, endpoint and key
+/// (`secret` as the secret key) and the `extra` settings, and relates it
+/// to `etcd`.
+pub fn deploy_provider(m: &super::Model, g: &Garage, secret: &str, extra: &[(&str, &str)]) {
+    let endpoint = g.endpoint();
+    let mut settings = vec![
+        ("bucket", g.bucket.as_str()),
+        ("endpoint", endpoint.as_str()),
+        ("region", "garage"),
+        ("s3-uri-style", "path"),
+        ("access-key", g.key_id.as_str()),
+        ("secret-key", secret),
+    ];
+    settings.extend_from_slice(extra);
+    let config: Vec<String> = settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let provider = provider();
+    let mut args = vec!["deploy", &provider, "s3"];
+    for c in &config {
+        args.extend(["--config", c]);
+    }
+    m.sim(&args).ok();
+    m.sim(&["integrate", "etcd", "s3"]).ok();
+}
+
+/// Deploys the provider with Garage's settings under `path` and relates it.
+pub fn relate_garage(m: &super::Model, g: &Garage, path: &str, secret: &str) {
+    deploy_provider(
+        m,
+        g,
+        secret,
+        &[("path", path), ("storage-class", "STANDARD")],
+    );
 }
