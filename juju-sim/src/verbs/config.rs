@@ -148,22 +148,7 @@ pub(super) fn attach(agent: &Agent, app: &str, resources: &[String]) -> Result<i
             super::deploy::store_resource(&agent.store, app, name, &filename, Path::new(path))?,
         ));
     }
-    agent.store.update(|m| -> Result<()> {
-        let a = m
-            .applications
-            .get_mut(app)
-            .ok_or_else(|| anyhow!("application \"{app}\" not found"))?;
-        for (n, p) in stored {
-            a.resources.insert(n, p);
-        }
-        let since = m.next_op;
-        for u in m.live_units(app) {
-            m.push(Op::hook(&u, "upgrade-charm"));
-            m.push(Op::hook(&u, "config-changed"));
-        }
-        tag_env(m, since);
-        Ok(())
-    })?;
+    super::deploy::upgrade_units(&agent.store, app, None, stored)?;
     kick(agent)?;
     Ok(0)
 }

@@ -222,14 +222,35 @@ pub(super) fn refresh(
             store_resource(store, app, name, &filename, Path::new(path))?,
         ));
     }
+    upgrade_units(store, app, new_dir.clone(), stored)?;
+    if let Some((_, revision)) = new_dir {
+        eprintln!(
+            "Added local charm \"{}\", revision {revision}, to the model",
+            charm.name()
+        );
+    }
+    kick(agent)?;
+    Ok(0)
+}
+
+/// Moves the application to `new_charm` (its directory and revision), if
+/// any, and to the `stored` resources, then queues `upgrade-charm` and
+/// `config-changed` on every live unit: what `refresh` and
+/// `attach-resource` share.
+pub(super) fn upgrade_units(
+    store: &Store,
+    app: &str,
+    new_charm: Option<(PathBuf, u64)>,
+    stored: Vec<(String, PathBuf)>,
+) -> Result<()> {
     store.update(|m| -> Result<()> {
         let a = m
             .applications
             .get_mut(app)
             .ok_or_else(|| anyhow!("application \"{app}\" not found"))?;
-        if let Some((dir, revision)) = &new_dir {
-            a.charm_dir = dir.clone();
-            a.revision = *revision;
+        if let Some((dir, revision)) = new_charm {
+            a.charm_dir = dir;
+            a.revision = revision;
         }
         for (n, p) in stored {
             a.resources.insert(n, p);
@@ -241,15 +262,7 @@ pub(super) fn refresh(
         }
         tag_env(m, since);
         Ok(())
-    })?;
-    if let Some((_, revision)) = new_dir {
-        eprintln!(
-            "Added local charm \"{}\", revision {revision}, to the model",
-            charm.name()
-        );
-    }
-    kick(agent)?;
-    Ok(0)
+    })
 }
 
 /// Creates the model when there is none yet (`add-model`, or the first
